@@ -1,0 +1,288 @@
+"""Data: fetching archives (local copies first), parsing them with torchvision, splits and tensors.
+
+Raw archives live under ``<data_root>/<dataset>/``; torchvision's own dataset classes parse them.
+Processed data are compact uint8 tensors ``[N, C, H, W]`` with int64 labels, decoded once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import shutil
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+from torchvision import datasets as tv
+
+log = logging.getLogger("dmbn")
+
+TORCHVISION_CLASSES = {"MNIST": tv.MNIST, "FashionMNIST": tv.FashionMNIST,
+                       "CIFAR10": tv.CIFAR10, "CIFAR100": tv.CIFAR100}
+
+# md5 of the *uncompressed* IDX files. Debian's dataset-fashion-mnist re-gzips the original
+# archives (new gzip headers, so other archive md5s) around byte-identical payloads.
+IDX_PAYLOAD_MD5 = {
+    "FashionMNIST": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
+
+DEFAULT_LOCAL_SOURCES = ("/usr/share/datasets/fashion-mnist",)
+
+
+class DataError(RuntimeError):
+    """A data set is missing, corrupt or of the wrong shape; the message names the file."""
+
+
+def md5sum(path: str | Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# -- which files a data set needs ----------------------------------------------------------------
+
+def dataset_class(spec: dict[str, Any]) -> type:
+    """The torchvision class for a data set's config ``spec``, with its mirrors and checksums
+    overridden where the spec gives them (same class name, so the same folder layout)."""
+    base = TORCHVISION_CLASSES[spec["torchvision"]]
+    overrides: dict[str, Any] = {}
+    md5 = spec.get("md5")
+    if issubclass(base, tv.MNIST):
+        if "mirrors" in spec:
+            overrides["mirrors"] = [m if m.endswith("/") else m + "/" for m in spec["mirrors"]]
+        if md5:
+            overrides["resources"] = [(name, md5[name]) for name, _ in base.resources]
+    else:
+        if "mirrors" in spec:
+            overrides["url"] = spec["mirrors"][0].rstrip("/") + "/" + base.filename
+        if md5:
+            overrides["tgz_md5"] = md5[base.filename]
+            overrides["train_list"] = [[name, md5[name]] for name, _ in base.train_list]
+            overrides["test_list"] = [[name, md5[name]] for name, _ in base.test_list]
+    return type(base.__name__, (base,), overrides) if overrides else base
+
+
+def archives(cls: type) -> list[tuple[str, str]]:
+    """(file name, md5) of the archives a torchvision class downloads."""
+    if issubclass(cls, tv.MNIST):
+        return [(name, md5) for name, md5 in cls.resources]
+    return [(cls.filename, cls.tgz_md5)]
+
+
+def raw_dir(cls: type, root: Path) -> Path:
+    return root / cls.__name__ / "raw" if issubclass(cls, tv.MNIST) else root
+
+
+def _installed(cls: type, root: Path, archive: str, md5: str) -> bool:
+    folder = raw_dir(cls, root)
+    if issubclass(cls, tv.MNIST):
+        return (folder / archive.removesuffix(".gz")).exists()
+    return (folder / archive).exists() and md5sum(folder / archive) == md5
+
+
+def _install_local_copy(cls: type, root: Path, archive: str, md5: str, sources: list[str]) -> bool:
+    """Copy ``archive`` from a local source whose md5 matches, or (IDX) whose payload matches."""
+    folder = raw_dir(cls, root)
+    payload_md5 = IDX_PAYLOAD_MD5.get(cls.__name__, {}).get(archive.removesuffix(".gz"))
+    for source in sources:
+        candidate = Path(source) / archive
+        if not candidate.is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        if md5sum(candidate) == md5:
+            shutil.copyfile(candidate, folder / archive)
+            log.info("copied %s (md5 ok) from %s", archive, source)
+            return True
+        if payload_md5 and archive.endswith(".gz"):
+            target = folder / archive.removesuffix(".gz")
+            _gunzip(candidate, target)
+            if md5sum(target) == payload_md5:
+                log.info("unpacked %s (payload md5 ok) from %s", archive, source)
+                return True
+            target.unlink()
+        log.warning("ignored %s: its checksum matches neither the archive nor its payload", candidate)
+    return False
+
+
+def _gunzip(source: Path, target: Path) -> None:
+    partial = target.with_suffix(target.suffix + ".part")
+    with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    partial.replace(target)
+
+
+def fetch(name: str, spec: dict[str, Any], root: str | Path, sources: list[str],
+          download: bool = True) -> Path:
+    """Put data set ``name``'s archives under ``root``: local copies first, then the network.
+
+    Raises ``DataError`` listing every missing file, and how to provide it, when neither works.
+    """
+    root = Path(root)
+    if spec.get("torchvision") is None:
+        return root  # digits ships with scikit-learn
+    cls = dataset_class(spec)
+    missing = [(a, m) for a, m in archives(cls)
+               if not _installed(cls, root, a, m) and not _install_local_copy(cls, root, a, m, sources)]
+    if missing and download:
+        try:
+            for train in (True, False):
+                cls(str(root), train=train, download=True)
+            missing = []
+        except (urllib.error.URLError, OSError, RuntimeError) as error:
+            log.warning("download of %s failed: %s", name, error)
+    if missing:
+        folder = raw_dir(cls, root)
+        listing = "\n".join(f"  {a}  (md5 {m})" for a, m in missing)
+        raise DataError(
+            f"data set {name!r}: these files are missing and could not be downloaded:\n{listing}\n"
+            f"Copy them into {folder}/ or into a folder listed under `local_sources` in the config, "
+            f"or run the download rule where the internet is reachable.")
+    return root
+
+
+# -- parsing to tensors --------------------------------------------------------------------------
+
+@dataclass
+class Processed:
+    """A whole data set as uint8 images ``[N, C, H, W]`` and int64 labels, train and test parts."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+
+    def save(self, path: str | Path) -> None:
+        partial = Path(str(path) + ".part")
+        torch.save({"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test,
+                    "y_test": self.y_test, "num_classes": self.num_classes}, partial)
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Processed":
+        return cls(**torch.load(path, weights_only=True))
+
+
+def parse(name: str, spec: dict[str, Any], root: str | Path) -> Processed:
+    """Decode a fetched data set with torchvision (or scikit-learn for ``digits``)."""
+    if spec.get("torchvision") is None:
+        return _digits(spec.get("test_fraction", 0.3))
+    cls = dataset_class(spec)
+    try:
+        parts = [cls(str(root), train=train, download=False) for train in (True, False)]
+    except Exception as error:  # torchvision raises assorted types for bad files
+        raise DataError(f"data set {name!r} under {raw_dir(cls, Path(root))}: {error}") from error
+    tensors = [_images(part, name) for part in parts]
+    num_classes = len(parts[0].classes)
+    return Processed(*tensors[0], *tensors[1], num_classes=num_classes)
+
+
+def _images(dataset: Any, name: str) -> tuple[Tensor, Tensor]:
+    data = dataset.data
+    if isinstance(data, np.ndarray):  # CIFAR: [N, H, W, C]
+        if data.ndim != 4 or data.shape[3] != 3:
+            raise DataError(f"data set {name!r}: CIFAR images of shape {data.shape}, expected [N, 32, 32, 3]")
+        images = torch.from_numpy(data).permute(0, 3, 1, 2).contiguous()
+    else:  # MNIST family: [N, H, W]
+        images = data.unsqueeze(1)
+    labels = torch.as_tensor(np.asarray(dataset.targets), dtype=torch.int64)
+    if len(labels) != len(images):
+        raise DataError(f"data set {name!r}: {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def _digits(test_fraction: float) -> Processed:
+    """scikit-learn's 8x8 digits (values 0..16) with a fixed stratified 'official' test part."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(np.rint(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target.astype(np.int64))
+    train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction,
+                                   stratify=bunch.target, random_state=0)
+    return Processed(images[train], labels[train], images[test], labels[test], num_classes=10)
+
+
+# -- splits, regimes and what a run trains on ----------------------------------------------------------
+
+def stratified_split(labels: Tensor, validation_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Seeded stratified (train, validation) indices; validation is the mini-batch ESM set."""
+    index = np.arange(len(labels))
+    train, val = train_test_split(index, test_size=validation_fraction, stratify=labels.numpy(),
+                                  random_state=seed)
+    return torch.from_numpy(np.sort(train)), torch.from_numpy(np.sort(val))
+
+
+@dataclass
+class RunData:
+    """Float tensors a run needs, already standardised: train, ESM set and test set."""
+
+    x_train: Tensor
+    y_train: Tensor
+    x_esm: Tensor
+    y_esm: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device: str | torch.device) -> "RunData":
+        fields = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.__dict__.items()}
+        return RunData(**fields)
+
+
+def regime_data(data: Processed, regime: str, train_index: Tensor, esm_index: Tensor) -> RunData:
+    """The thesis's regimes: ``mini`` trains on the 80 % split, measures ESM on the 20 % and
+    tests on the official test set; ``full`` trains, measures ESM and tests on the test set."""
+    if regime == "mini":
+        x_train, y_train = data.x_train[train_index], data.y_train[train_index]
+        x_esm, y_esm = data.x_train[esm_index], data.y_train[esm_index]
+    elif regime == "full":
+        x_train, y_train, x_esm, y_esm = data.x_test, data.y_test, data.x_test, data.y_test
+    else:
+        raise ValueError(f"unknown regime {regime!r}; choose 'mini' or 'full'")
+    mean, std = channel_moments(x_train)
+    x_train, x_esm, x_test = (standardise(x, mean, std) for x in (x_train, x_esm, data.x_test))
+    return RunData(x_train, y_train, x_esm, y_esm, x_test, data.y_test, data.num_classes)
+
+
+def channel_moments(images: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std of uint8 images scaled to [0, 1]."""
+    x = images.double() / 255
+    dims = [0, 2, 3]
+    return x.mean(dims).float(), x.std(dims).clamp_min(1e-6).float()
+
+
+def standardise(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    return (images.float() / 255 - mean[:, None, None]) / std[:, None, None]
+
+
+def augment(x: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
+    """Random crop with zero padding and random horizontal flip, vectorised on x's device."""
+    n, c, h, w = x.shape
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
+    flips = torch.rand(n, generator=generator).to(x.device) < 0.5
+    padded = F.pad(x, (padding,) * 4)
+    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))
+    cols = torch.where(flips[:, None], cols.flip(1), cols)[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]

@@ -1,0 +1,128 @@
+"""Estimation Shift Magnitude (Huang et al., CVPR 2022).
+
+The *expected* statistics μ̃, σ̃² of a BN layer are the per-channel mean and variance of its input
+(over samples and spatial positions) when the ESM set flows through the model in eval mode, every
+BN layer normalising with the estimator under study. Then, per layer,
+
+    ESM_μ = ‖μ̂ − μ̃‖₂        ESM_σ = ‖√σ̂² − √σ̃²‖₂
+
+The variance is the unbiased one, the convention PyTorch's ``running_var`` uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, using_statistics
+
+
+@dataclass
+class ExpectedStatistics:
+    """One eval pass over a data set: flat float64 μ̃, σ̃² and the model's predictions."""
+
+    mean: Tensor
+    var: Tensor
+    predictions: Tensor
+
+
+class _ChannelMoments:
+    """Float64 running sums of a BN layer's input, per channel."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.total: Tensor | None = None
+        self.squares: Tensor | None = None
+
+    def __call__(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        x = inputs[0].detach().double()
+        dims = [d for d in range(x.dim()) if d != 1]
+        total, squares = x.sum(dims), x.square().sum(dims)
+        self.count += x.numel() // x.shape[1]
+        self.total = total if self.total is None else self.total + total
+        self.squares = squares if self.squares is None else self.squares + squares
+
+    def mean_var(self) -> tuple[Tensor, Tensor]:
+        mean = self.total / self.count
+        var = (self.squares - self.total * mean) / max(self.count - 1, 1)
+        return mean, var.clamp_min(0.0)
+
+
+@torch.no_grad()
+def expected_statistics(model: nn.Module, x: Tensor, chunk: int = 4096,
+                        layers: list[int] | None = None) -> ExpectedStatistics:
+    """μ̃, σ̃² of every BN layer's input (or only ``layers``, 0-based) over ``x`` in eval mode."""
+    bns = [bn for _, bn in batchnorm_layers(model)]
+    chosen = range(len(bns)) if layers is None else layers
+    moments = {i: _ChannelMoments() for i in chosen}
+    hooks = [bns[i].register_forward_pre_hook(moments[i]) for i in chosen]
+    was_training = model.training
+    model.eval()
+    try:
+        predictions = torch.cat([model(part).argmax(dim=1) for part in x.split(chunk)])
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    stats = [moments[i].mean_var() for i in chosen]
+    return ExpectedStatistics(torch.cat([m for m, _ in stats]), torch.cat([v for _, v in stats]),
+                              predictions)
+
+
+def esm(est_mean: Tensor, est_var: Tensor, exp_mean: Tensor, exp_var: Tensor,
+        layout: LayerLayout) -> tuple[Tensor, Tensor]:
+    """ESM_μ and ESM_σ per layer for flat estimated and expected statistics."""
+    est_mean, est_var = est_mean.double(), est_var.double().clamp_min(0.0)
+    esm_mu = layout.layer_norms(est_mean - exp_mean.to(est_mean.device))
+    esm_sigma = layout.layer_norms(est_var.sqrt() - exp_var.to(est_var.device).sqrt())
+    return esm_mu, esm_sigma
+
+
+@dataclass
+class EsmMeasurement:
+    """ESM of several estimators on one ESM set: ``esm_mu``/``esm_sigma`` are ``[estimators, layers]``."""
+
+    names: list[str]
+    esm_mu: Tensor
+    esm_sigma: Tensor
+    accuracy: Tensor
+
+    def rows(self, epoch: int) -> list[dict]:
+        """Long-format rows ``epoch, layer, estimator, esm_mu, esm_sigma`` (layers 1-based)."""
+        mu, sigma = self.esm_mu.tolist(), self.esm_sigma.tolist()
+        return [{"epoch": epoch, "layer": layer + 1, "estimator": name,
+                 "esm_mu": mu[e][layer], "esm_sigma": sigma[e][layer]}
+                for e, name in enumerate(self.names) for layer in range(len(mu[e]))]
+
+
+def measure_esm(model: nn.Module, estimators: Mapping[str, tuple[Tensor, Tensor]], x: Tensor,
+                y: Tensor, chunk: int = 4096) -> EsmMeasurement:
+    """ESM_μ, ESM_σ and ESM-set accuracy for each estimator (name -> flat (mean, var))."""
+    layout = LayerLayout.of(model)
+    mus, sigmas, accuracies = [], [], []
+    for mean, var in estimators.values():
+        with using_statistics(model, mean, var):
+            expected = expected_statistics(model, x, chunk)
+        esm_mu, esm_sigma = esm(mean, var, expected.mean, expected.var, layout)
+        mus.append(esm_mu)
+        sigmas.append(esm_sigma)
+        accuracies.append((expected.predictions == y).double().mean())
+    return EsmMeasurement(list(estimators), torch.stack(mus).cpu(), torch.stack(sigmas).cpu(),
+                          torch.stack(accuracies).cpu())
+
+
+@torch.no_grad()
+def recalibrated_statistics(model: nn.Module, x: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    """Expected statistics set layer by layer, each measured with every upstream layer already
+    recalibrated: the estimator whose ESM on ``x`` is zero by construction."""
+    bns = [bn for _, bn in batchnorm_layers(model)]
+    with preserved_statistics(model):
+        for i, bn in enumerate(bns):
+            expected = expected_statistics(model, x, chunk, layers=[i])
+            bn.running_mean.copy_(expected.mean)
+            bn.running_var.copy_(expected.var)
+        return (torch.cat([bn.running_mean for bn in bns]).clone(),
+                torch.cat([bn.running_var for bn in bns]).clone())

@@ -1,0 +1,129 @@
+"""BatchNorm running statistics as flat per-channel vectors, and loading them into a model.
+
+Every estimator in this project is a pair of flat vectors (mean, variance) over all channels of
+all BN layers, concatenated in forward order. ``LayerLayout`` splits them back per layer.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+BatchNorm = nn.modules.batchnorm._BatchNorm
+
+
+def batchnorm_layers(model: nn.Module) -> list[tuple[str, BatchNorm]]:
+    """The model's BatchNorm layers with their names, in registration (= forward) order."""
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, BatchNorm)]
+    for name, bn in layers:
+        if not bn.track_running_stats:
+            raise ValueError(f"BatchNorm layer {name!r} does not track running statistics")
+    return layers
+
+
+@dataclass(frozen=True)
+class LayerLayout:
+    """Where each BN layer's channels sit in a flat statistics vector (layers are 1-based in logs)."""
+
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> "LayerLayout":
+        layers = batchnorm_layers(model)
+        return cls(tuple(n for n, _ in layers), tuple(bn.num_features for _, bn in layers))
+
+    @property
+    def channels(self) -> int:
+        return sum(self.sizes)
+
+    def split(self, flat: Tensor) -> tuple[Tensor, ...]:
+        """Per-layer slices of ``flat`` along its last axis."""
+        return flat.split(list(self.sizes), dim=-1)
+
+    def per_channel(self, per_layer: Tensor) -> Tensor:
+        """Repeat one value per layer (last axis) over that layer's channels."""
+        repeats = torch.tensor(self.sizes, device=per_layer.device)
+        return per_layer.repeat_interleave(repeats, dim=-1)
+
+    def layer_norms(self, flat: Tensor) -> Tensor:
+        """L2 norm of each layer's slice: ``[..., channels] -> [..., layers]``."""
+        return torch.stack([part.norm(dim=-1) for part in self.split(flat)], dim=-1)
+
+
+def read_buffers(model: nn.Module) -> tuple[Tensor, Tensor]:
+    """The model's current BN running statistics as flat (mean, var) copies."""
+    layers = [bn for _, bn in batchnorm_layers(model)]
+    return (torch.cat([bn.running_mean for bn in layers]).clone(),
+            torch.cat([bn.running_var for bn in layers]).clone())
+
+
+def write_buffers(model: nn.Module, mean: Tensor, var: Tensor) -> None:
+    """Copy flat statistics into the BN buffers in place (views into shared storage stay views)."""
+    layout = LayerLayout.of(model)
+    if mean.shape[-1] != layout.channels or var.shape[-1] != layout.channels:
+        raise ValueError(f"statistics have {mean.shape[-1]} channels, the model's BN layers {layout.channels}")
+    layers = [bn for _, bn in batchnorm_layers(model)]
+    with torch.no_grad():
+        for bn, m, v in zip(layers, layout.split(mean), layout.split(var)):
+            bn.running_mean.copy_(m)
+            bn.running_var.copy_(v)
+
+
+@contextmanager
+def preserved_statistics(model: nn.Module) -> Iterator[nn.Module]:
+    """Whatever happens to the BN buffers inside the block is undone when it ends."""
+    saved = read_buffers(model)
+    try:
+        yield model
+    finally:
+        write_buffers(model, *saved)
+
+
+@contextmanager
+def using_statistics(model: nn.Module, mean: Tensor, var: Tensor) -> Iterator[nn.Module]:
+    """Evaluate ``model`` as if it had learnt these running statistics; restore them afterwards."""
+    with preserved_statistics(model):
+        write_buffers(model, mean, var)
+        yield model
+
+
+@dataclass
+class EstimatorStatistics:
+    """The final statistics of named estimators: ``mean``/``var`` are ``[estimators, channels]``."""
+
+    names: list[str]
+    mean: Tensor
+    var: Tensor
+    layout: LayerLayout
+
+    def index(self, name: str) -> int:
+        if name not in self.names:
+            raise KeyError(f"no estimator {name!r}; this run has {self.names}")
+        return self.names.index(name)
+
+    def of(self, name: str) -> tuple[Tensor, Tensor]:
+        i = self.index(name)
+        return self.mean[i], self.var[i]
+
+    def use(self, model: nn.Module, name: str):
+        """Context manager: ``model`` normalises with estimator ``name``'s statistics."""
+        return using_statistics(model, *self.of(name))
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically (a partial file is renamed into place)."""
+        partial = Path(str(path) + ".part")
+        torch.save({"names": list(self.names), "mean": self.mean.cpu(), "var": self.var.cpu(),
+                    "layer_names": list(self.layout.names), "layer_sizes": list(self.layout.sizes)}, partial)
+        partial.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "EstimatorStatistics":
+        state = torch.load(path, map_location=device, weights_only=True)
+        layout = LayerLayout(tuple(state["layer_names"]), tuple(state["layer_sizes"]))
+        return cls(list(state["names"]), state["mean"], state["var"], layout)

@@ -1,0 +1,307 @@
+"""One training run: SGD over one trajectory, the estimator bank riding along, ESM logged per epoch.
+
+A run checkpoints after every epoch (atomically) and resumes from the last complete epoch with
+bitwise-identical results. Its files (see ``write_run``):
+
+* ``esm.csv``      epoch, layer, estimator, esm_mu, esm_sigma  (layers: 1-based BN index)
+* ``betas.csv``    epoch, layer, beta                           (DMBN's β* per layer and epoch)
+* ``history.csv``  epoch, train_loss, train_accuracy, esm_accuracy_<estimator>...  (wide: one
+                   ESM-set accuracy column per estimator; precise/recalibrated exist only at the
+                   last epoch)
+* ``layers.csv``   layer, name, channels, position  (position: 1-based index among all norm
+                   layers, batch-free ones included, i.e. the hidden layer of an MLP)
+* ``statistics.pt`` final statistics of every estimator, ``model.pt`` final weights
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .data import RunData, augment
+from .esm import measure_esm, recalibrated_statistics
+from .estimators import STATIC_BETAS, EstimatorBank, precise_statistics, static_name
+from .models import norm_layers
+from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers
+
+log = logging.getLogger("dmbn")
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one run. ``batch_size=None`` trains full-batch."""
+
+    epochs: int = 50
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int | None = 100
+    seed: int = 1
+    betas: tuple[float, ...] = STATIC_BETAS
+    estimators: tuple[str, ...] = ("static", "dmbn", "cma", "precise", "recalibrated")
+    precise_batches: int = 200
+    esm_chunk: int = 4096
+    augment: bool = False
+    device: str = "cpu"
+    separate_beta: float | None = None  # the thesis's protocol: BN momentum β, no bank
+
+    def fingerprint(self) -> str:
+        """What a checkpoint must match to be resumed (everything that shapes the results)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass
+class RunResult:
+    esm: pd.DataFrame
+    betas: pd.DataFrame
+    history: pd.DataFrame
+    statistics: EstimatorStatistics
+    model: nn.Module
+    layers: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def make_deterministic() -> None:
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def epoch_batches(n: int, batch_size: int | None, generator: torch.Generator,
+                  device: torch.device) -> list[Tensor]:
+    """A shuffled epoch as index batches; a trailing batch of one sample (BN cannot train on it)
+    is dropped."""
+    order = torch.randperm(n, generator=generator).to(device)
+    batches = list(order.split(batch_size or n))
+    return batches[:-1] if len(batches) > 1 and len(batches[-1]) < 2 else batches
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    partial = path.with_name(path.name + ".part")
+    torch.save(obj, partial)
+    partial.replace(path)
+
+
+def layer_table(model: nn.Module) -> pd.DataFrame:
+    """BN layers (1-based, as in the logs) with their module names and norm-layer positions."""
+    positions = {name: i + 1 for i, (name, _) in enumerate(norm_layers(model))}
+    return pd.DataFrame([{"layer": i + 1, "name": name, "channels": bn.num_features,
+                          "position": positions[name]}
+                         for i, (name, bn) in enumerate(batchnorm_layers(model))])
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+class Run:
+    """State of one training run: model, optimiser, bank, RNG and the logs so far."""
+
+    def __init__(self, model: nn.Module, data: RunData, cfg: TrainConfig) -> None:
+        self.cfg, self.data = cfg, data
+        self.device = torch.device(cfg.device)
+        self.model = model.to(self.device)
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.bank = None if cfg.separate_beta is not None else EstimatorBank(
+            model, cfg.betas, dmbn="dmbn" in cfg.estimators, cma="cma" in cfg.estimators)
+        if cfg.separate_beta is not None:
+            for _, bn in batchnorm_layers(model):
+                bn.momentum = cfg.separate_beta
+        self.epoch = 0
+        self.esm_rows: list[dict] = []
+        self.beta_rows: list[dict] = []
+        self.history_rows: list[dict] = []
+
+    # checkpoints
+    def state_dict(self) -> dict:
+        return {"fingerprint": self.cfg.fingerprint(), "epoch": self.epoch,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "bank": self.bank.state_dict() if self.bank else None,
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "esm": self.esm_rows, "betas": self.beta_rows, "history": self.history_rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.bank:
+            self.bank.load_state_dict(state["bank"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch = state["epoch"]
+        self.esm_rows, self.beta_rows, self.history_rows = state["esm"], state["betas"], state["history"]
+
+    def resume(self, checkpoint: Path) -> bool:
+        """Load ``checkpoint`` if it belongs to this configuration; True when resumed."""
+        if not checkpoint.exists():
+            return False
+        state = torch.load(checkpoint, map_location=self.device, weights_only=True)
+        if state["fingerprint"] != self.cfg.fingerprint():
+            log.warning("ignoring checkpoint %s: it was written with other settings", checkpoint)
+            return False
+        self.load_state_dict(state)
+        log.info("resumed from %s after epoch %d", checkpoint, self.epoch)
+        return True
+
+    # training
+    def train_epoch(self) -> tuple[float, float]:
+        """One pass over the training set; returns mean loss and accuracy."""
+        data, model = self.data, self.model
+        batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.generator, self.device)
+        losses = torch.zeros(len(batches), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        model.train()
+        if self.bank:
+            self.bank.start_epoch()
+        for step, index in enumerate(batches):
+            x, y = data.x_train[index], data.y_train[index]
+            if self.cfg.augment:
+                x = augment(x, self.generator)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if self.bank:
+                self.bank.observe()
+            losses[step] = loss.detach()
+            correct += (logits.argmax(dim=1) == y).sum()
+        self._check_finite(losses)
+        seen = sum(len(b) for b in batches)
+        return float(losses.mean()), float(correct) / seen
+
+    def _check_finite(self, losses: Tensor) -> None:
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            step = int(bad[0])
+            raise DivergenceError(f"training diverged at epoch {self.epoch + 1}, step {step + 1}: "
+                                  f"loss = {float(losses[step])}")
+
+    # estimators and ESM
+    def estimator_statistics(self, names: list[str]) -> dict[str, tuple[Tensor, Tensor]]:
+        if self.bank is None:
+            return {static_name(self.cfg.separate_beta): read_buffers(self.model)}
+        return {name: self.bank.statistics(name) for name in names}
+
+    def measure(self, estimators: dict[str, tuple[Tensor, Tensor]]):
+        return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk)
+
+    def log_epoch_estimators(self) -> dict[str, float]:
+        """ESM of every estimator at this epoch's end; DMBN's β* from its candidates' ESM_μ."""
+        if self.bank is None:
+            measurements = [self.measure(self.estimator_statistics([]))]
+        else:
+            first = self.measure(self.estimator_statistics(self.bank.candidates + ["cma"] * self.bank.has_cma))
+            measurements = [first]
+            if self.bank.has_dmbn:
+                beta_star = self.bank.finish_epoch(first.esm_mu[: len(self.bank.candidates)])
+                self.beta_rows += [{"epoch": self.epoch, "layer": layer + 1, "beta": beta}
+                                   for layer, beta in enumerate(beta_star.tolist())]
+                measurements.append(self.measure(self.estimator_statistics(["dmbn"])))
+            if self.epoch == self.cfg.epochs:
+                measurements.append(self.measure(self.final_estimators()))
+        accuracy = {}
+        for m in measurements:
+            self.esm_rows += m.rows(self.epoch)
+            accuracy.update({f"esm_accuracy_{n}": a for n, a in zip(m.names, m.accuracy.tolist())})
+        return accuracy
+
+    def final_estimators(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """PreciseBN and recalibrated statistics of the final weights, kept in the bank."""
+        if "precise" in self.cfg.estimators:
+            generator = torch.Generator().manual_seed(self.cfg.seed + 1)
+            self.bank.extra["precise"] = precise_statistics(self.model, self._precise_batches(generator))
+        if "recalibrated" in self.cfg.estimators:
+            self.bank.extra["recalibrated"] = recalibrated_statistics(
+                self.model, self.data.x_esm, self.cfg.esm_chunk)
+        return {name: self.bank.extra[name] for name in self.bank.extra}
+
+    def _precise_batches(self, generator: torch.Generator):
+        remaining = self.cfg.precise_batches
+        while remaining > 0:
+            for index in epoch_batches(len(self.data.y_train), self.cfg.batch_size, generator, self.device):
+                if remaining == 0:
+                    return
+                remaining -= 1
+                yield self.data.x_train[index]
+
+    def final_statistics(self) -> EstimatorStatistics:
+        if self.bank is not None:
+            return self.bank.export()
+        mean, var = read_buffers(self.model)
+        return EstimatorStatistics([static_name(self.cfg.separate_beta)], mean[None].cpu(),
+                                   var[None].cpu(), LayerLayout.of(self.model))
+
+    def result(self) -> RunResult:
+        return RunResult(pd.DataFrame(self.esm_rows), pd.DataFrame(self.beta_rows, columns=["epoch", "layer", "beta"]),
+                         pd.DataFrame(self.history_rows), self.final_statistics(), self.model,
+                         layer_table(self.model))
+
+
+def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Path | None = None,
+              on_epoch: Callable[[int], None] | None = None) -> RunResult:
+    """Train ``model`` on ``data`` for ``cfg.epochs``, resuming from ``checkpoint`` if it exists.
+
+    ``on_epoch(epoch)`` is called after each epoch's checkpoint is written (tests use it to
+    interrupt a run at a known point).
+    """
+    make_deterministic()
+    run = Run(model, data.to(cfg.device), cfg)
+    if checkpoint is not None:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        run.resume(checkpoint)
+    started = time.perf_counter()
+    first_epoch = run.epoch
+    while run.epoch < cfg.epochs:
+        train_loss, train_accuracy = run.train_epoch()
+        run.epoch += 1
+        row = {"epoch": run.epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
+        row.update(run.log_epoch_estimators())
+        run.history_rows.append(row)
+        if checkpoint is not None:
+            save_atomic(run.state_dict(), checkpoint)
+        _progress(run.epoch, cfg.epochs, first_epoch, started, row)
+        if on_epoch is not None:
+            on_epoch(run.epoch)
+    return run.result()
+
+
+def _progress(epoch: int, epochs: int, first_epoch: int, started: float, row: dict) -> None:
+    elapsed = time.perf_counter() - started
+    eta = elapsed / (epoch - first_epoch) * (epochs - epoch)
+    log.info("epoch %d/%d  loss %.4f  train acc %.4f  elapsed %s  ETA %s", epoch, epochs,
+             row["train_loss"], row["train_accuracy"], _clock(elapsed), _clock(eta))
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60:d}:{minutes % 60:02d}:{secs:02d}"
+
+
+def write_run(result: RunResult, out_dir: str | Path) -> None:
+    """The run's files (module docstring); each written atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("esm", result.esm), ("betas", result.betas), ("history", result.history),
+                        ("layers", result.layers)):
+        partial = out / f"{name}.csv.part"
+        frame.to_csv(partial, index=False)
+        partial.replace(out / f"{name}.csv")
+    save_atomic(result.model.state_dict(), out / "model.pt")
+    result.statistics.save(out / "statistics.pt")
