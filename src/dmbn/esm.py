@@ -30,25 +30,32 @@ class ExpectedStatistics:
 
 
 class _ChannelMoments:
-    """Float64 running sums of a BN layer's input, per channel."""
+    """Per-channel count, mean and centred sum of squares of a BN layer's input, in float64,
+    merged chunk by chunk (Chan et al.) so that large means do not cancel the variance."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.total: Tensor | None = None
-        self.squares: Tensor | None = None
+        self.mean: Tensor | None = None
+        self.m2: Tensor | None = None
 
     def __call__(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         x = inputs[0].detach().double()
         dims = [d for d in range(x.dim()) if d != 1]
-        total, squares = x.sum(dims), x.square().sum(dims)
-        self.count += x.numel() // x.shape[1]
-        self.total = total if self.total is None else self.total + total
-        self.squares = squares if self.squares is None else self.squares + squares
+        count = x.numel() // x.shape[1]
+        mean = x.mean(dims)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        m2 = (x - mean.view(shape)).square().sum(dims)
+        if self.mean is None:
+            self.count, self.mean, self.m2 = count, mean, m2
+            return
+        total = self.count + count
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (count / total)
+        self.m2 = self.m2 + m2 + delta.square() * (self.count * count / total)
+        self.count = total
 
     def mean_var(self) -> tuple[Tensor, Tensor]:
-        mean = self.total / self.count
-        var = (self.squares - self.total * mean) / max(self.count - 1, 1)
-        return mean, var.clamp_min(0.0)
+        return self.mean, self.m2 / max(self.count - 1, 1)
 
 
 @torch.no_grad()

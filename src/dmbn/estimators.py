@@ -141,11 +141,11 @@ class EstimatorBank:
             raise ValueError(f"expected ESM_μ of shape ({n_candidates}, {len(self.layout.sizes)}), "
                              f"got {tuple(candidate_esm_mu.shape)}")
         choice = candidate_esm_mu.to(self.ema_mean.device).argmin(dim=0)  # [layers]
-        betas = torch.tensor(self.betas, device=self.ema_mean.device)
+        betas = torch.tensor(self.betas, dtype=torch.float64, device=self.ema_mean.device)
         self.beta_star = betas[choice]
         row = self.layout.per_channel(choice)
         channel = torch.arange(self.layout.channels, device=row.device)
-        decay = (1.0 - self.layout.per_channel(self.beta_star)) ** self.epoch_steps
+        decay = ((1.0 - self.layout.per_channel(self.beta_star)) ** self.epoch_steps).to(self.ema_mean.dtype)
         start_mean, start_var = self._epoch_start
         self.dmbn_mean = self.ema_mean[row, channel] + decay * (self.dmbn_mean - start_mean[row, channel])
         self.dmbn_var = self.ema_var[row, channel] + decay * (self.dmbn_var - start_var[row, channel])

@@ -1,0 +1,93 @@
+"""Shared fixtures: small models, small data, and writers for the real on-disk formats."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dmbn.data import RunData
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def write_idx_images(path: Path, images: np.ndarray) -> None:
+    """An IDX3 file (big-endian magic 0x00000803, dims), gzipped as the MNIST archives are."""
+    header = struct.pack(">IIII", 0x803, *images.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + images.astype(np.uint8).tobytes())
+
+
+def write_idx_labels(path: Path, labels: np.ndarray) -> None:
+    with gzip.open(path, "wb") as handle:
+        handle.write(struct.pack(">II", 0x801, len(labels)) + labels.astype(np.uint8).tobytes())
+
+
+MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+def write_mnist_like(folder: Path, n_train: int = 400, n_test: int = 100, seed: int = 0) -> dict[str, str]:
+    """Four MNIST-format archives of class-dependent noise images; returns file -> md5."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 60, size=(n, 28, 28)) + labels[:, None, None] * 19
+        write_idx_images(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx_labels(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return {name: md5(folder / name) for name in MNIST_FILES}
+
+
+def write_cifar_like(folder: Path, per_batch: int = 60, n_test: int = 60, classes: int = 10,
+                     seed: int = 0) -> dict[str, str]:
+    """A cifar-10-python.tar.gz in the real layout (pickled batches); returns file -> md5 for the
+    archive and every batch."""
+    rng = np.random.default_rng(seed)
+    base = folder / "cifar-10-batches-py"
+    base.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = n_test if name == "test_batch" else per_batch
+        labels = (np.arange(n) % classes).tolist()
+        data = (rng.integers(0, 80, size=(n, 3072)) + np.repeat(labels, 3072).reshape(n, 3072) * 17)
+        with open(base / name, "wb") as handle:
+            pickle.dump({"data": data.astype(np.uint8), "labels": labels}, handle)
+    with open(base / "batches.meta", "wb") as handle:
+        pickle.dump({"label_names": [f"class{i}" for i in range(classes)]}, handle)
+    archive = folder / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(base, arcname="cifar-10-batches-py")
+    sums = {name: md5(base / name) for name in names}
+    sums["cifar-10-python.tar.gz"] = md5(archive)
+    return sums
+
+
+def tiny_data(n_train: int = 240, n_esm: int = 80, n_test: int = 80, features: int = 12,
+              classes: int = 3, seed: int = 0) -> RunData:
+    """Gaussian blobs shaped as 1-channel images [N, 1, 1, features]."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, features, generator=g) * 2
+
+    def sample(n: int):
+        y = torch.arange(n) % classes
+        x = centres[y] + torch.randn(n, features, generator=g)
+        return x.view(n, 1, 1, features), y
+
+    return RunData(*sample(n_train), *sample(n_esm), *sample(n_test), num_classes=classes)
+
+
+@pytest.fixture
+def data() -> RunData:
+    return tiny_data()

@@ -1,0 +1,68 @@
+import torch
+from torch import nn
+
+from dmbn.esm import esm, expected_statistics, measure_esm, recalibrated_statistics
+from dmbn.models import build_model
+from dmbn.statistics import LayerLayout, batchnorm_layers, using_statistics
+
+
+def bn_inputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Every BN layer's input in eval mode, captured directly."""
+    captured = []
+    hooks = [bn.register_forward_pre_hook(lambda m, inp: captured.append(inp[0].detach().double()))
+             for _, bn in batchnorm_layers(model)]
+    model.eval()
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return captured
+
+
+def test_esm_matches_a_direct_computation_on_a_tiny_mlp():
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 1, 6), 3, depth=3, width=5)
+    x = torch.randn(50, 1, 1, 6)
+    est_mean, est_var = torch.randn(15), torch.rand(15) + 0.5
+    with using_statistics(model, est_mean, est_var):
+        inputs = bn_inputs(model, x)
+        measured = measure_esm(model, {"e": (est_mean, est_var)}, x, torch.zeros(50, dtype=torch.long))
+    for layer, h in enumerate(inputs):
+        mu, var = h.mean(0), h.var(0)  # unbiased, as PyTorch's running_var
+        sl = slice(5 * layer, 5 * layer + 5)
+        assert torch.isclose(measured.esm_mu[0, layer], (est_mean[sl].double() - mu).norm(), rtol=1e-9)
+        assert torch.isclose(measured.esm_sigma[0, layer],
+                             (est_var[sl].double().sqrt() - var.sqrt()).norm(), rtol=1e-9)
+
+
+def test_expected_statistics_of_conv_layers_average_over_samples_and_positions():
+    torch.manual_seed(0)
+    model = build_model("resnet50", (3, 8, 8), 4, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
+    x = torch.randn(10, 3, 8, 8)
+    inputs = bn_inputs(model, x)
+    expected = expected_statistics(model, x, chunk=3)  # chunking must not change the result
+    layout = LayerLayout.of(model)
+    for h, mean, var in zip(inputs, layout.split(expected.mean), layout.split(expected.var)):
+        flat = h.transpose(0, 1).reshape(h.shape[1], -1)
+        # float32 convolutions may round differently for other batch sizes: float32 tolerance
+        torch.testing.assert_close(mean, flat.mean(1), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(var, flat.var(1), rtol=1e-5, atol=1e-6)
+
+
+def test_esm_of_recalibrated_statistics_is_zero(data):
+    torch.manual_seed(0)
+    model = build_model("mlp", data.input_shape, 3, depth=6, width=16)
+    model.train()(data.x_train)  # some non-trivial running statistics first
+    mean, var = recalibrated_statistics(model, data.x_esm)
+    measured = measure_esm(model, {"recalibrated": (mean, var)}, data.x_esm, data.y_esm)
+    assert measured.esm_mu.max() < 1e-4 and measured.esm_sigma.max() < 1e-4
+    default = measure_esm(model, {"initial": (torch.zeros(96), torch.ones(96))}, data.x_esm, data.y_esm)
+    assert default.esm_mu.max() > 0.1  # so the check above can fail
+
+
+def test_esm_is_l2_norm_per_layer():
+    layout = LayerLayout(("a", "b"), (2, 1))
+    esm_mu, esm_sigma = esm(torch.tensor([3.0, 4.0, 1.0]), torch.tensor([4.0, 9.0, 1.0]),
+                            torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), layout)
+    assert esm_mu.tolist() == [5.0, 1.0]
+    assert esm_sigma.tolist() == [(1.0 + 4.0) ** 0.5, 0.0]

@@ -1,0 +1,146 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dmbn.estimators import STATIC_BETAS, EstimatorBank, precise_statistics, static_name
+from dmbn.models import build_model
+from dmbn.statistics import read_buffers, using_statistics
+
+from conftest import tiny_data
+
+
+def small_mlp(seed: int = 0, arch: str = "mlp") -> nn.Module:
+    torch.manual_seed(seed)
+    return build_model(arch, (1, 1, 12), 3, depth=4, width=16)
+
+
+def sgd_steps(model: nn.Module, data, steps: int, bank: EstimatorBank | None = None, batch: int = 20):
+    """A few plain SGD steps in a fixed order; the bank observes each."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.train()
+    for step in range(steps):
+        index = torch.arange(step * batch, (step + 1) * batch) % len(data.y_train)
+        loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if bank is not None:
+            bank.observe()
+
+
+@pytest.mark.parametrize("beta", [0.1, 0.3, 0.9])
+def test_static_estimator_equals_batchnorm_with_that_momentum(data, beta):
+    banked, plain = small_mlp(), small_mlp()
+    for m in plain.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.momentum = beta
+    bank = EstimatorBank(banked)
+    bank.start_epoch()
+    sgd_steps(banked, data, 15, bank)
+    sgd_steps(plain, data, 15)
+    # the bank never changes the trajectory: identical weights, to the bit
+    for p, q in zip(banked.parameters(), plain.parameters()):
+        assert torch.equal(p, q)
+    mean, var = bank.statistics(static_name(beta))
+    plain_mean, plain_var = read_buffers(plain)
+    torch.testing.assert_close(mean, plain_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(var, plain_var, rtol=1e-5, atol=1e-6)
+
+
+def test_cma_equals_batchnorm_with_momentum_none(data):
+    banked, plain = small_mlp(), small_mlp()
+    for m in plain.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.momentum = None
+    bank = EstimatorBank(banked)
+    bank.start_epoch()
+    sgd_steps(banked, data, 12, bank)
+    sgd_steps(plain, data, 12)
+    torch.testing.assert_close(bank.statistics("cma"), read_buffers(plain), rtol=1e-5, atol=1e-6)
+
+
+def test_dmbn_equals_an_ema_replayed_with_each_layers_beta_star(data):
+    model = small_mlp()
+    bank = EstimatorBank(model)
+    replay_mean, replay_var = bank.dmbn_mean.clone(), bank.dmbn_var.clone()
+    generator = torch.Generator().manual_seed(0)
+    for epoch in range(3):
+        bank.start_epoch()
+        batch_stats = []
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        for step in range(7):
+            index = torch.randint(0, len(data.y_train), (20,), generator=generator)
+            loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            bank.observe()
+            batch_stats.append(read_buffers(model))
+        esm_mu = torch.rand(len(STATIC_BETAS), 4, generator=generator)
+        beta_star = bank.finish_epoch(esm_mu)
+        assert beta_star.tolist() == [STATIC_BETAS[i] for i in esm_mu.argmin(0).tolist()]
+        per_channel = bank.layout.per_channel(beta_star).float()
+        for mean, var in batch_stats:  # the EMA DMBN describes, step by step
+            replay_mean = (1 - per_channel) * replay_mean + per_channel * mean
+            replay_var = (1 - per_channel) * replay_var + per_channel * var
+        torch.testing.assert_close(bank.dmbn_mean, replay_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(bank.dmbn_var, replay_var, rtol=1e-5, atol=1e-6)
+
+
+def test_beta_star_ties_go_to_the_smaller_beta():
+    bank = EstimatorBank(small_mlp())
+    bank.start_epoch()
+    esm_mu = torch.ones(9, 4)
+    esm_mu[[2, 5], 1] = 0.0  # β = 0.3 and 0.6 tie on layer 2
+    assert bank.finish_epoch(esm_mu).tolist() == [0.1, 0.3, 0.1, 0.1]
+
+
+def test_precise_statistics_average_batch_moments_of_the_final_weights(data):
+    model = small_mlp()
+    batches = [data.x_train[i * 40:(i + 1) * 40] for i in range(4)]
+    before = read_buffers(model)
+    mean, var = precise_statistics(model, batches)
+    # direct: the first BN layer's input is the first Linear's output
+    first = model[1].linear
+    with torch.no_grad():
+        inputs = [first(b.flatten(1)) for b in batches]
+    torch.testing.assert_close(mean[:16], torch.stack([h.mean(0) for h in inputs]).mean(0))
+    torch.testing.assert_close(var[:16], torch.stack([h.var(0) for h in inputs]).mean(0))
+    torch.testing.assert_close(read_buffers(model), before)  # buffers untouched
+
+
+def test_using_statistics_loads_and_restores(data):
+    model = small_mlp().eval()
+    bank = EstimatorBank(model)
+    bank.start_epoch()
+    sgd_steps(model, data, 5, bank)
+    model.eval()
+    before = read_buffers(model)
+    with bank.use("static-0.5"):
+        torch.testing.assert_close(read_buffers(model), bank.statistics("static-0.5"))
+    torch.testing.assert_close(read_buffers(model), before)
+    with pytest.raises(KeyError, match="static-0.55"):
+        bank.statistics("static-0.55")
+
+
+def test_bank_works_on_a_conv_model_with_batchnorm2d():
+    torch.manual_seed(0)
+    model = build_model("resnet50", (3, 8, 8), 4, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
+    reference = copy.deepcopy(model)
+    for m in reference.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.2
+    bank = EstimatorBank(model, betas=[0.2, 0.7])
+    x = torch.randn(6, 3, 8, 8)
+    for net in (model, reference):
+        net.train()(x)
+    bank.observe()
+    torch.testing.assert_close(bank.statistics("static-0.2"), read_buffers(reference), rtol=1e-5, atol=1e-6)
+
+
+def test_model_without_batchnorm_is_refused():
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        EstimatorBank(nn.Sequential(nn.Linear(2, 2)))
