@@ -5,10 +5,19 @@ after each training forward, and evaluate with ``bank.use(name)``; ``dmbn.esm`` 
 estimation shift of any estimator.
 """
 
-from .estimators import STATIC_BETAS, EstimatorBank, precise_statistics, static_name
-from .esm import expected_statistics, measure_esm, recalibrated_statistics
-from .statistics import EstimatorStatistics, LayerLayout, using_statistics
+from importlib import import_module
 
-__all__ = ["STATIC_BETAS", "EstimatorBank", "EstimatorStatistics", "LayerLayout", "expected_statistics",
-           "measure_esm", "precise_statistics", "recalibrated_statistics", "static_name",
-           "using_statistics"]
+# Public names, loaded on first use so that torch-free modules (dmbn.config) import fast.
+_EXPORTS = {
+    "EstimatorBank": "estimators", "precise_statistics": "estimators",
+    "STATIC_BETAS": "names", "static_name": "names",
+    "expected_statistics": "esm", "measure_esm": "esm", "recalibrated_statistics": "esm",
+    "EstimatorStatistics": "statistics", "LayerLayout": "statistics", "using_statistics": "statistics",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'dmbn' has no attribute {name!r}")

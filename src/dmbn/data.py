@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import train_test_split
 from torch import Tensor
-from torchvision import datasets as tv
 
 log = logging.getLogger("dmbn")
 
-TORCHVISION_CLASSES = {"MNIST": tv.MNIST, "FashionMNIST": tv.FashionMNIST,
-                       "CIFAR10": tv.CIFAR10, "CIFAR100": tv.CIFAR100}
+# torchvision and scikit-learn are imported where they are needed: training jobs need neither,
+# and each costs seconds of start-up in every job.
+TORCHVISION_CLASSES = ("MNIST", "FashionMNIST", "CIFAR10", "CIFAR100")
 
 # md5 of the *uncompressed* IDX files. Debian's dataset-fashion-mnist re-gzips the original
 # archives (new gzip headers, so other archive md5s) around byte-identical payloads.
@@ -58,10 +57,12 @@ def md5sum(path: str | Path) -> str:
 def dataset_class(spec: dict[str, Any]) -> type:
     """The torchvision class for a data set's config ``spec``, with its mirrors and checksums
     overridden where the spec gives them (same class name, so the same folder layout)."""
-    base = TORCHVISION_CLASSES[spec["torchvision"]]
+    from torchvision import datasets as tv
+
+    base = getattr(tv, spec["torchvision"])
     overrides: dict[str, Any] = {}
     md5 = spec.get("md5")
-    if issubclass(base, tv.MNIST):
+    if _is_mnist_family(base):
         if "mirrors" in spec:
             overrides["mirrors"] = [m if m.endswith("/") else m + "/" for m in spec["mirrors"]]
         if md5:
@@ -76,20 +77,26 @@ def dataset_class(spec: dict[str, Any]) -> type:
     return type(base.__name__, (base,), overrides) if overrides else base
 
 
+def _is_mnist_family(cls: type) -> bool:
+    from torchvision.datasets import MNIST
+
+    return issubclass(cls, MNIST)
+
+
 def archives(cls: type) -> list[tuple[str, str]]:
     """(file name, md5) of the archives a torchvision class downloads."""
-    if issubclass(cls, tv.MNIST):
+    if _is_mnist_family(cls):
         return [(name, md5) for name, md5 in cls.resources]
     return [(cls.filename, cls.tgz_md5)]
 
 
 def raw_dir(cls: type, root: Path) -> Path:
-    return root / cls.__name__ / "raw" if issubclass(cls, tv.MNIST) else root
+    return root / cls.__name__ / "raw" if _is_mnist_family(cls) else root
 
 
 def _installed(cls: type, root: Path, archive: str, md5: str) -> bool:
     folder = raw_dir(cls, root)
-    if issubclass(cls, tv.MNIST):
+    if _is_mnist_family(cls):
         return (folder / archive.removesuffix(".gz")).exists()
     return (folder / archive).exists() and md5sum(folder / archive) == md5
 
@@ -208,6 +215,7 @@ def _images(dataset: Any, name: str) -> tuple[Tensor, Tensor]:
 def _digits(test_fraction: float) -> Processed:
     """scikit-learn's 8x8 digits (values 0..16) with a fixed stratified 'official' test part."""
     from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
 
     bunch = load_digits()
     images = torch.from_numpy(np.rint(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
@@ -221,6 +229,8 @@ def _digits(test_fraction: float) -> Processed:
 
 def stratified_split(labels: Tensor, validation_fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """Seeded stratified (train, validation) indices; validation is the mini-batch ESM set."""
+    from sklearn.model_selection import train_test_split
+
     index = np.arange(len(labels))
     train, val = train_test_split(index, test_size=validation_fraction, stratify=labels.numpy(),
                                   random_state=seed)
@@ -261,6 +271,12 @@ def regime_data(data: Processed, regime: str, train_index: Tensor, esm_index: Te
     mean, std = channel_moments(x_train)
     x_train, x_esm, x_test = (standardise(x, mean, std) for x in (x_train, x_esm, data.x_test))
     return RunData(x_train, y_train, x_esm, y_esm, x_test, data.y_test, data.num_classes)
+
+
+def load_run_data(tensors: str | Path, split: str | Path, regime: str) -> RunData:
+    """A run's data from the workflow's files: processed tensors and split indices."""
+    indices = torch.load(split, weights_only=True)
+    return regime_data(Processed.load(tensors), regime, indices["train"], indices["validation"])
 
 
 def channel_moments(images: Tensor) -> tuple[Tensor, Tensor]:

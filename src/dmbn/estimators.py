@@ -23,15 +23,11 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
+from .names import STATIC_BETAS, static_name
 from .statistics import (EstimatorStatistics, LayerLayout, batchnorm_layers, preserved_statistics,
                          using_statistics)
 
-STATIC_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ESTIMATOR_KINDS = ("static", "dmbn", "cma", "precise", "recalibrated")
-
-
-def static_name(beta: float) -> str:
-    return f"static-{beta:g}"
 
 
 class EstimatorBank:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, multilabel_confusion_matrix, recall_score
 
-METRICS = ("accuracy", "sensitivity", "specificity", "f1")
+from .names import METRICS
+
+__all__ = ["METRICS", "classification_metrics"]
 
 
 def classification_metrics(y_true, y_pred, num_classes: int) -> dict[str, float]:

@@ -6,11 +6,13 @@ estimator bank (``dmbn.estimators``) works on them exactly as on any user model.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
-from torchvision.models.resnet import Bottleneck, ResNet
+
+if TYPE_CHECKING:  # torchvision costs seconds to import: only the ResNet builders load it
+    from torchvision.models.resnet import ResNet
 
 ARCHITECTURES = ("mlp", "mlp-bnbfn", "resnet50", "resnet50-xbnblock-p2")
 BATCH_FREE_NORMS = ("layernorm", "groupnorm")
@@ -67,8 +69,10 @@ def resnet50_32x32(
     blocks: tuple[int, ...] = RESNET50_BLOCKS,
     width_per_group: int = 64,
     norm_layer: Callable[[int], nn.Module] | None = None,
-) -> ResNet:
+) -> "ResNet":
     """torchvision's ResNet-50 with a CIFAR stem: 3x3 stride-1 conv, no max-pool."""
+    from torchvision.models.resnet import Bottleneck, ResNet
+
     model = ResNet(Bottleneck, list(blocks), num_classes=num_classes,
                    width_per_group=width_per_group, norm_layer=norm_layer)
     stem_channels = model.bn1.num_features
@@ -77,8 +81,10 @@ def resnet50_32x32(
     return model
 
 
-def xbnblock_p2(model: ResNet, groups: int = 64) -> ResNet:
+def xbnblock_p2(model: "ResNet", groups: int = 64) -> "ResNet":
     """Huang et al.'s XBNBlock-P2: GroupNorm replaces the stem BN and every bottleneck's ``bn2``."""
+    from torchvision.models.resnet import Bottleneck
+
     model.bn1 = batch_free_norm("groupnorm", model.bn1.num_features, groups)
     for module in model.modules():
         if isinstance(module, Bottleneck):

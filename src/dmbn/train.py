@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 from .data import RunData, augment
 from .esm import measure_esm, recalibrated_statistics
-from .estimators import STATIC_BETAS, EstimatorBank, precise_statistics, static_name
+from .estimators import EstimatorBank, precise_statistics
+from .names import STATIC_BETAS, static_name
 from .models import norm_layers
 from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers
 

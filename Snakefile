@@ -1,0 +1,46 @@
+# dmbn: BatchNorm's inference-time statistics — DMBN, ESM, static-momentum sweeps, BN-BFN.
+#
+#   snakemake --cores all             the default study (quickstart: offline, minutes)
+#   snakemake --cores all mlp         Tables 5.1, 5.2 and Figures 5.1-5.3 (MNIST, FashionMNIST)
+#   snakemake --profile profiles/slurm resnet    Tables 5.3, 5.4 on a SLURM cluster
+#
+# Data flow: download -> prepare (tensors) -> split -> train (one trajectory, every estimator)
+#            -> evaluate (test metrics per estimator) -> aggregate -> tables, figures, report.
+
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
+
+
+rule all:
+    input:
+        study_targets(config["default_study"]),
+    default_target: True
+    localrule: True
+
+
+# One target per study, named after it: `snakemake mlp`, `snakemake resnet`, ...
+for _study in config["studies"]:
+
+    rule:
+        name:
+            _study
+        input:
+            study_targets(_study),
+        localrule: True

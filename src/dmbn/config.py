@@ -1,0 +1,135 @@
+"""The study configuration: checks the JSON schema cannot express, and settings per run.
+
+The workflow validates ``config.yaml`` against its schema first, then calls ``check``; both run
+before any job. Every error names the offending key and value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from typing import TYPE_CHECKING
+
+import yaml
+
+from .names import BATCH_NORM_ARCHS, static_name
+
+if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
+    from .train import TrainConfig
+
+MODEL_KEYS = ("depth", "width", "batch_free", "groups", "resnet_blocks", "resnet_width")
+# Training-set sizes before the validation split (digits: after its fixed 30 % test part).
+TRAIN_SIZES = {"MNIST": 60000, "FashionMNIST": 60000, "CIFAR10": 50000, "CIFAR100": 50000, None: 1257}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and the value."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_strict(path: str | Path) -> dict:
+    """Read a YAML config, refusing duplicate keys (two studies of the same name, say)."""
+    try:
+        with open(path) as handle:
+            return yaml.load(handle, Loader=_UniqueKeyLoader) or {}
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def study_train(config: dict, study: str) -> dict[str, Any]:
+    """The study's training settings: the global ``train`` block updated by the study's own."""
+    return {**config["train"], **config["studies"][study].get("train", {})}
+
+
+def model_kwargs(train: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {k: train[k] for k in MODEL_KEYS}
+    kwargs["resnet_blocks"] = tuple(kwargs["resnet_blocks"])
+    return kwargs
+
+
+def train_config(train: dict[str, Any], regime: str, seed: int, device: str,
+                 member: str = "bank") -> "TrainConfig":
+    """The ``TrainConfig`` of one run; ``member`` is ``bank`` or ``static-β`` (separate runs)."""
+    from .train import TrainConfig
+
+    fields = {k: v for k, v in train.items() if k not in MODEL_KEYS}
+    fields["betas"] = tuple(fields["betas"])
+    fields["estimators"] = tuple(fields["estimators"])
+    if regime == "full":
+        fields["batch_size"] = None
+    separate = None if member == "bank" else float(member.removeprefix("static-"))
+    return TrainConfig(**fields, seed=seed, device=device, separate_beta=separate)
+
+
+def members(config: dict, study: str) -> list[str]:
+    """Training jobs per (dataset, regime, arch, seed): the bank, plus one per static β when the
+    study follows the thesis's separate-runs protocol."""
+    if config["studies"][study].get("protocol", "bank") == "bank":
+        return ["bank"]
+    return ["bank"] + [static_name(b) for b in study_train(config, study)["betas"]]
+
+
+def batchnorm_count(arch: str, train: dict[str, Any]) -> int:
+    """How many BN layers an architecture has (the layers ESM is logged for)."""
+    if arch == "mlp":
+        return train["depth"]
+    if arch == "mlp-bnbfn":
+        return (train["depth"] + 1) // 2
+    blocks = sum(train["resnet_blocks"])
+    downsample = len(train["resnet_blocks"])  # the first block of every stage projects
+    return 1 + 3 * blocks + downsample if arch == "resnet50" else 2 * blocks + downsample
+
+
+def check(config: dict) -> None:
+    """Everything the schema cannot say; raises ``ConfigError`` naming key and value."""
+    studies = config["studies"]
+    if config["default_study"] not in studies:
+        raise ConfigError(f"default_study: {config['default_study']!r} is not a study "
+                          f"(studies: {sorted(studies)})")
+    for name, study in studies.items():
+        key = f"studies.{name}"
+        for dataset in study["datasets"]:
+            if dataset not in config["datasets"]:
+                raise ConfigError(f"{key}.datasets: unknown data set {dataset!r} "
+                                  f"(known: {sorted(config['datasets'])})")
+        train = study_train(config, name)
+        _check_batch_size(config, key, study, train)
+        _check_layers(config["report"], key, study, train)
+        if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
+            raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
+
+
+def _check_batch_size(config: dict, key: str, study: dict, train: dict) -> None:
+    if "mini" not in study["regimes"]:
+        return
+    for dataset in study["datasets"]:
+        spec = config["datasets"][dataset]
+        if "mirrors" in spec or "md5" in spec:
+            continue  # a custom data set of unknown size
+        size = int(TRAIN_SIZES[spec.get("torchvision")] * (1 - config["split"]["validation_fraction"]))
+        if train["batch_size"] > size:
+            raise ConfigError(f"{key}.train.batch_size: {train['batch_size']} is larger than the "
+                              f"{size} training samples of {dataset!r}")
+
+
+def _check_layers(report: dict, key: str, study: dict, train: dict) -> None:
+    bn_archs = [a for a in study["archs"] if a in BATCH_NORM_ARCHS]
+    for arch in bn_archs:
+        count = batchnorm_count(arch, train)
+        for name, layers in (("beta_layer", [report.get("beta_layer", 1)]),
+                             ("esm_layers", report.get("esm_layers", []))):
+            for layer in layers:
+                if layer > count:
+                    raise ConfigError(f"report.{name}: layer {layer} does not exist in {key}'s "
+                                      f"{arch!r}, which has {count} BN layers")

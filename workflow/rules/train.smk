@@ -1,0 +1,28 @@
+# One training job per (study, dataset, regime, arch, seed): one trajectory carries every
+# estimator. Its per-epoch checkpoint lives outside the declared outputs, so a killed or
+# preempted job that Snakemake cleans up resumes where it stopped.
+
+
+rule train:
+    input:
+        data="results/data/{dataset}/tensors.pt",
+        split="results/data/{dataset}/split.pt",
+    output:
+        esm=RUN + "/esm.csv",
+        betas=RUN + "/betas.csv",
+        history=RUN + "/history.csv",
+        layers=RUN + "/layers.csv",
+        model=RUN + "/model.pt",
+        statistics=RUN + "/statistics.pt",
+    params:
+        settings=train_settings,
+        checkpoint="results/{study}/checkpoints/{dataset}/{regime}/{arch}/seed{seed}/{member}.ckpt",
+    threads: config.get("threads", 1)
+    resources:
+        gpu=gpus,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
+    log:
+        f"results/logs/{RUN_NAME}_train.log",
+    script:
+        "../scripts/train.py"

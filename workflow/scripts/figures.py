@@ -1,0 +1,19 @@
+"""Figures 5.1-5.3 and three more for one data set and regime (PNG and PDF)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from dmbn.logs import logging_to
+from dmbn.plots import save, study_figures
+from dmbn.runs import read_runs
+
+p = snakemake.params
+w = snakemake.wildcards
+with logging_to(snakemake.log[0]):
+    esm, betas, layers = (read_runs(snakemake.input[name], p.runs) for name in ("esm", "betas", "layers"))
+    metrics = pd.read_csv(snakemake.input.metrics)
+    metrics = metrics[(metrics.dataset == w.dataset) & (metrics.regime == w.regime)]
+    figures = study_figures(esm, betas, layers, metrics, p.beta_layer, list(p.esm_layers))
+    for png, pdf in zip(snakemake.output.png, snakemake.output.pdf):
+        save(figures[Path(png).stem], png, pdf, p.dpi)

@@ -1,0 +1,23 @@
+"""Train one run (resuming from its checkpoint) and write its files."""
+
+from pathlib import Path
+
+import torch
+
+from dmbn.config import model_kwargs, train_config
+from dmbn.data import load_run_data
+from dmbn.logs import logging_to
+from dmbn.models import build_model
+from dmbn.train import train_run, write_run
+
+w = snakemake.wildcards
+settings = snakemake.params.settings
+with logging_to(snakemake.log[0]) as log:
+    torch.set_num_threads(snakemake.threads)
+    cfg = train_config(settings["train"], w.regime, int(w.seed), settings["device"], w.member)
+    data = load_run_data(snakemake.input.data, snakemake.input.split, w.regime)
+    torch.manual_seed(cfg.seed)
+    model = build_model(w.arch, data.input_shape, data.num_classes, **model_kwargs(settings["train"]))
+    log.info("run %s/%s/%s seed %s (%s): %s", w.dataset, w.regime, w.arch, w.seed, w.member, cfg)
+    result = train_run(model, data, cfg, Path(snakemake.params.checkpoint))
+    write_run(result, Path(snakemake.output.esm).parent)
