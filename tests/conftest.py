@@ -69,7 +69,7 @@ def write_cifar_like(folder: Path, per_batch: int = 60, n_test: int = 60, classe
     archive = folder / "cifar-10-python.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(base, arcname="cifar-10-batches-py")
-    sums = {name: md5(base / name) for name in names}
+    sums = {name: md5(base / name) for name in names + ["batches.meta"]}
     sums["cifar-10-python.tar.gz"] = md5(archive)
     return sums
 
@@ -91,3 +91,91 @@ def tiny_data(n_train: int = 240, n_esm: int = 80, n_test: int = 80, features: i
 @pytest.fixture
 def data() -> RunData:
     return tiny_data()
+
+
+# -- running the real workflow ----------------------------------------------------------------------
+
+import copy  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import yaml  # noqa: E402
+
+SNAKEFILE = ROOT / "Snakefile"
+
+
+def base_config() -> dict:
+    with open(ROOT / "config.yaml") as handle:
+        return yaml.safe_load(handle)
+
+
+def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True,
+              timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` with ``config`` (output captured)."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
+               "--configfile", str(config), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
+    return result
+
+
+def planned_rules(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from a dry run's 'Job stats' table."""
+    counts: dict[str, int] = {}
+    lines = (result.stdout + result.stderr).splitlines()
+    if "Job stats:" not in lines:
+        return counts
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def quickstart_config(workdir: Path, epochs: int = 2) -> dict:
+    config = copy.deepcopy(base_config())
+    config["data_root"] = str(workdir / "resources" / "data")
+    config["studies"]["quickstart"]["train"].update(epochs=epochs, precise_batches=3)
+    return config
+
+
+# -- a real HTTP mirror on loopback, for torchvision's downloader ------------------------------------
+
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+import threading  # noqa: E402
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_mirror(folder: Path):
+    """Serve ``folder`` on 127.0.0.1 (an ephemeral port); yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    with http_mirror(folder) as url:
+        yield folder, url

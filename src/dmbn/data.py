@@ -74,6 +74,7 @@ def dataset_class(spec: dict[str, Any]) -> type:
             overrides["tgz_md5"] = md5[base.filename]
             overrides["train_list"] = [[name, md5[name]] for name, _ in base.train_list]
             overrides["test_list"] = [[name, md5[name]] for name, _ in base.test_list]
+            overrides["meta"] = {**base.meta, "md5": md5[base.meta["filename"]]}
     return type(base.__name__, (base,), overrides) if overrides else base
 
 
@@ -94,11 +95,23 @@ def raw_dir(cls: type, root: Path) -> Path:
     return root / cls.__name__ / "raw" if _is_mnist_family(cls) else root
 
 
-def _installed(cls: type, root: Path, archive: str, md5: str) -> bool:
-    folder = raw_dir(cls, root)
+def _unpacked(cls: type, root: Path, archive: str) -> bool:
+    """Whether the files torchvision parses are already there."""
     if _is_mnist_family(cls):
-        return (folder / archive.removesuffix(".gz")).exists()
-    return (folder / archive).exists() and md5sum(folder / archive) == md5
+        return (raw_dir(cls, root) / archive.removesuffix(".gz")).exists()
+    batches = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    return all((root / cls.base_folder / name).exists() for name in batches)
+
+
+def _unpack(cls: type, root: Path, archive: str) -> None:
+    from torchvision.datasets.utils import extract_archive
+
+    folder = raw_dir(cls, root)
+    extract_archive(str(folder / archive), str(folder))
+
+
+def _archive_ok(path: Path, md5: str) -> bool:
+    return path.is_file() and md5sum(path) == md5
 
 
 def _install_local_copy(cls: type, root: Path, archive: str, md5: str, sources: list[str]) -> bool:
@@ -110,7 +123,7 @@ def _install_local_copy(cls: type, root: Path, archive: str, md5: str, sources: 
         if not candidate.is_file():
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        if md5sum(candidate) == md5:
+        if _archive_ok(candidate, md5):
             shutil.copyfile(candidate, folder / archive)
             log.info("copied %s (md5 ok) from %s", archive, source)
             return True
@@ -142,8 +155,15 @@ def fetch(name: str, spec: dict[str, Any], root: str | Path, sources: list[str],
     if spec.get("torchvision") is None:
         return root  # digits ships with scikit-learn
     cls = dataset_class(spec)
-    missing = [(a, m) for a, m in archives(cls)
-               if not _installed(cls, root, a, m) and not _install_local_copy(cls, root, a, m, sources)]
+    missing = []
+    for archive, md5 in archives(cls):
+        if _unpacked(cls, root, archive):
+            continue
+        if _archive_ok(raw_dir(cls, root) / archive, md5) or _install_local_copy(cls, root, archive, md5, sources):
+            if not _unpacked(cls, root, archive):
+                _unpack(cls, root, archive)
+            continue
+        missing.append((archive, md5))
     if missing and download:
         try:
             for train in (True, False):

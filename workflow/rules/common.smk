@@ -1,14 +1,6 @@
 # Target lists, input functions and wildcard constraints shared by every rule.
 
-import os
-import sys
-
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-# Scripts run in their own interpreter: let them find src/dmbn without an install too.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [os.path.join(workflow.basedir, "src"), os.environ.get("PYTHONPATH", "")]
-)
-
+# The core library is the installed package `dmbn` (pip install -e .; `make run` does it).
 from dmbn.config import (
     check,
     load_strict,
@@ -62,7 +54,7 @@ def runs(study_name, **fixed):
 
 
 def run_files(name, study_name, **fixed):
-    return [(RUN + "/" + name).format(**r) for r in runs(study_name, **fixed)]
+    return [f"{RUN}/{name}".format(**r) for r in runs(study_name, **fixed)]
 
 
 def run_metrics(wildcards):

@@ -14,6 +14,8 @@ rule download:
     log:
         "results/logs/data/{dataset}_download.log",
     localrule: True
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/download.py"
 
@@ -29,6 +31,8 @@ rule prepare:
         root=lambda w: f"{DATA_ROOT}/{w.dataset}",
     log:
         "results/logs/data/{dataset}_prepare.log",
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/prepare.py"
 
@@ -45,5 +49,7 @@ rule split:
     log:
         "results/logs/data/{dataset}_split.log",
     localrule: True
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/split.py"

@@ -5,10 +5,10 @@ rule evaluate:
     input:
         data="results/data/{dataset}/tensors.pt",
         split="results/data/{dataset}/split.pt",
-        model=RUN + "/model.pt",
-        statistics=RUN + "/statistics.pt",
+        model=f"{RUN}/model.pt",
+        statistics=f"{RUN}/statistics.pt",
     output:
-        RUN + "/metrics.csv",
+        f"{RUN}/metrics.csv",
     params:
         model=model_settings,
         device=config.get("device", "cpu"),
@@ -17,5 +17,7 @@ rule evaluate:
         gpu=gpus,
     log:
         f"results/logs/{RUN_NAME}_evaluate.log",
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/evaluate.py"

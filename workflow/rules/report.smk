@@ -16,6 +16,8 @@ rule aggregate:
     log:
         "results/logs/{study}/aggregate.log",
     localrule: True
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/aggregate.py"
 
@@ -37,6 +39,8 @@ rule table:
     log:
         "results/logs/{study}/table_{dataset}.log",
     localrule: True
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/table.py"
 
@@ -45,7 +49,7 @@ rule compare:
     """The thesis's numbers beside ours, and paired comparisons on the same weights and seeds."""
     input:
         metrics="results/{study}/metrics.csv",
-        paper="workflow/resources/paper_tables.csv",
+        paper=workflow.source_path("../resources/paper_tables.csv"),
     output:
         thesis=report(
             "results/{study}/comparisons/thesis.csv",
@@ -68,6 +72,8 @@ rule compare:
     log:
         "results/logs/{study}/compare.log",
     localrule: True
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/compare.py"
 
@@ -98,5 +104,7 @@ rule figures:
     log:
         "results/logs/{study}/figures_{dataset}_{regime}.log",
     localrule: True
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/figures.py"

@@ -8,12 +8,12 @@ rule train:
         data="results/data/{dataset}/tensors.pt",
         split="results/data/{dataset}/split.pt",
     output:
-        esm=RUN + "/esm.csv",
-        betas=RUN + "/betas.csv",
-        history=RUN + "/history.csv",
-        layers=RUN + "/layers.csv",
-        model=RUN + "/model.pt",
-        statistics=RUN + "/statistics.pt",
+        esm=f"{RUN}/esm.csv",
+        betas=f"{RUN}/betas.csv",
+        history=f"{RUN}/history.csv",
+        layers=f"{RUN}/layers.csv",
+        model=f"{RUN}/model.pt",
+        statistics=f"{RUN}/statistics.pt",
     params:
         settings=train_settings,
         checkpoint="results/{study}/checkpoints/{dataset}/{regime}/{arch}/seed{seed}/{member}.ckpt",
@@ -24,5 +24,7 @@ rule train:
         runtime=train_runtime,
     log:
         f"results/logs/{RUN_NAME}_train.log",
+    conda:
+        "../envs/dmbn.yaml"
     script:
         "../scripts/train.py"

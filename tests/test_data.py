@@ -1,0 +1,109 @@
+"""Real torchvision parsing of real file formats, written small by the tests."""
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from dmbn.data import DataError, Processed, fetch, parse, regime_data, stratified_split
+
+from conftest import MNIST_FILES, write_cifar_like, write_mnist_like
+
+
+NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing answers
+
+
+def idx_spec(url: str, md5: dict) -> dict:
+    return {"torchvision": "MNIST", "mirrors": [url], "md5": md5}
+
+
+def cifar_spec(url: str, md5: dict) -> dict:
+    return {"torchvision": "CIFAR10", "mirrors": [url], "md5": md5}
+
+
+def test_idx_archives_are_downloaded_checked_and_parsed(tmp_path, mirror):
+    md5 = write_mnist_like(mirror[0], n_train=300, n_test=50)
+    spec = idx_spec(mirror[1], md5)
+    fetch("tiny-idx", spec, tmp_path / "data", sources=[])
+    data = parse("tiny-idx", spec, tmp_path / "data")
+    assert data.x_train.shape == (300, 1, 28, 28) and data.x_train.dtype == torch.uint8
+    assert data.x_test.shape == (50, 1, 28, 28) and data.num_classes == 10
+    assert data.y_train[:12].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+
+
+def test_cifar_archive_is_downloaded_checked_and_parsed(tmp_path, mirror):
+    md5 = write_cifar_like(mirror[0], per_batch=20, n_test=30)
+    spec = cifar_spec(mirror[1], md5)
+    fetch("tiny-cifar", spec, tmp_path / "data", sources=[])
+    data = parse("tiny-cifar", spec, tmp_path / "data")
+    assert data.x_train.shape == (100, 3, 32, 32) and data.x_test.shape == (30, 3, 32, 32)
+    assert data.num_classes == 10
+
+
+def test_local_sources_come_first_and_need_no_network(tmp_path):
+    md5 = write_mnist_like(tmp_path / "local")
+    spec = idx_spec(NOWHERE, md5)
+    fetch("tiny-idx", spec, tmp_path / "data", sources=[str(tmp_path / "local")], download=False)
+    assert parse("tiny-idx", spec, tmp_path / "data").x_train.shape[0] == 400
+
+
+def test_missing_files_are_listed_with_how_to_provide_them(tmp_path):
+    md5 = write_mnist_like(tmp_path / "elsewhere")
+    (tmp_path / "partial").mkdir()
+    shutil.copy(tmp_path / "elsewhere" / MNIST_FILES[0], tmp_path / "partial")
+    spec = idx_spec(NOWHERE, md5)
+    with pytest.raises(DataError) as error:
+        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(tmp_path / "partial")])
+    message = str(error.value)
+    assert all(name in message for name in MNIST_FILES[1:]) and MNIST_FILES[0] not in message
+    assert "local_sources" in message
+
+
+def test_wrong_md5_archive_is_refused(tmp_path, mirror):
+    md5 = write_mnist_like(mirror[0])
+    md5["train-labels-idx1-ubyte.gz"] = "0" * 32
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz"):
+        fetch("tiny-idx", idx_spec(mirror[1], md5), tmp_path / "data", sources=[])
+
+
+def test_idx_file_with_a_bad_header_names_the_file(tmp_path, mirror):
+    md5 = write_mnist_like(mirror[0])
+    spec = idx_spec(mirror[1], md5)
+    fetch("tiny-idx", spec, tmp_path / "data", sources=[])
+    images = tmp_path / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    images.write_bytes(b"\x00\x00\x09\x03" + images.read_bytes()[4:])  # wrong type code
+    with pytest.raises(DataError, match="tiny-idx"):
+        parse("tiny-idx", spec, tmp_path / "data")
+
+
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_debian_fashion_mnist_is_recognised_by_its_payload(tmp_path):
+    spec = {"torchvision": "FashionMNIST"}
+    fetch("fashion-mnist", spec, tmp_path, sources=["/usr/share/datasets/fashion-mnist"], download=False)
+    data = parse("fashion-mnist", spec, tmp_path)
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
+    assert torch.bincount(data.y_test).tolist() == [1000] * 10
+
+
+def test_digits_and_the_regimes():
+    data = parse("digits", {}, "unused")
+    assert data.x_train.shape[1:] == (1, 8, 8) and data.num_classes == 10
+    train, val = stratified_split(data.y_train, 0.2, seed=0)
+    assert len(set(train.tolist()) & set(val.tolist())) == 0 and len(train) + len(val) == len(data.y_train)
+    assert torch.equal(stratified_split(data.y_train, 0.2, seed=0)[1], val)  # seeded
+    mini = regime_data(data, "mini", train, val)
+    assert len(mini.y_train) == len(train) and len(mini.y_esm) == len(val)
+    assert len(mini.y_test) == len(data.y_test)
+    full = regime_data(data, "full", train, val)  # trains, measures ESM and tests on the test set
+    assert torch.equal(full.y_train, data.y_test) and torch.equal(full.x_esm, full.x_test)
+    assert abs(float(mini.x_train.mean())) < 1e-4  # standardised on the training part
+
+
+def test_processed_round_trip(tmp_path):
+    data = parse("digits", {}, "unused")
+    data.save(tmp_path / "t.pt")
+    loaded = Processed.load(tmp_path / "t.pt")
+    assert torch.equal(loaded.x_train, data.x_train) and loaded.num_classes == 10
