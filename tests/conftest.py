@@ -115,12 +115,18 @@ def write_config(folder: Path, config: dict, name: str = "config.yaml") -> Path:
     return path
 
 
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True,
-              timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
+            "--configfile", str(config), *args]
+
+
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, timeout: int = 900,
+              env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the project's Snakefile in ``workdir`` with ``config`` (output captured)."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
-               "--configfile", str(config), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    import os
+
+    result = subprocess.run(snakemake_command(workdir, config, *args), capture_output=True, text=True,
+                            timeout=timeout, env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}")
     return result

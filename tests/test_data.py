@@ -10,6 +10,7 @@ import torch
 from dmbn.data import DataError, Processed, fetch, parse, regime_data, stratified_split
 
 from conftest import MNIST_FILES, write_cifar_like, write_mnist_like
+from conftest import md5 as md5_of
 
 
 NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing answers
@@ -74,8 +75,22 @@ def test_idx_file_with_a_bad_header_names_the_file(tmp_path, mirror):
     fetch("tiny-idx", spec, tmp_path / "data", sources=[])
     images = tmp_path / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     images.write_bytes(b"\x00\x00\x09\x03" + images.read_bytes()[4:])  # wrong type code
-    with pytest.raises(DataError, match="tiny-idx"):
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte is not a valid IDX file"):
         parse("tiny-idx", spec, tmp_path / "data")
+
+
+def test_cifar_batch_of_the_wrong_shape_names_the_file(tmp_path, mirror):
+    import pickle
+
+    md5 = write_cifar_like(mirror[0], per_batch=10, n_test=10)
+    spec = cifar_spec(mirror[1], md5)
+    fetch("tiny-cifar", spec, tmp_path / "data", sources=[])
+    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_3"
+    with open(batch, "wb") as handle:
+        pickle.dump({"data": torch.zeros(10, 1000, dtype=torch.uint8).numpy(), "labels": [0] * 10}, handle)
+    spec["md5"]["data_batch_3"] = md5_of(batch)
+    with pytest.raises(DataError, match=r"data_batch_3 holds images of shape \(10, 1000\)"):
+        parse("tiny-cifar", spec, tmp_path / "data")
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),

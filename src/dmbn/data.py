@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import pickle
 import shutil
 import urllib.error
 from dataclasses import dataclass
@@ -211,11 +212,38 @@ def parse(name: str, spec: dict[str, Any], root: str | Path) -> Processed:
     cls = dataset_class(spec)
     try:
         parts = [cls(str(root), train=train, download=False) for train in (True, False)]
-    except Exception as error:  # torchvision raises assorted types for bad files
-        raise DataError(f"data set {name!r} under {raw_dir(cls, Path(root))}: {error}") from error
+    except Exception as error:  # torchvision raises assorted types, naming no file
+        culprit = _bad_file(cls, Path(root)) or f"under {raw_dir(cls, Path(root))}: {error}"
+        raise DataError(f"data set {name!r}: {culprit}. Replace the file (or delete "
+                        f"{raw_dir(cls, Path(root))} to fetch fresh copies) and run again.") from error
     tensors = [_images(part, name) for part in parts]
     num_classes = len(parts[0].classes)
     return Processed(*tensors[0], *tensors[1], num_classes=num_classes)
+
+
+def _bad_file(cls: type, root: Path) -> str | None:
+    """Which parsed file is broken, and how: read each one alone (only after a failure)."""
+    if _is_mnist_family(cls):
+        from torchvision.datasets.mnist import read_image_file, read_label_file
+
+        for path in sorted(raw_dir(cls, root).glob("*-ubyte")):
+            reader = read_label_file if "labels" in path.name else read_image_file
+            try:
+                reader(str(path))
+            except Exception as error:
+                return f"{path} is not a valid IDX file ({error})"
+        return None
+    for name, _ in cls.train_list + cls.test_list:
+        path = root / cls.base_folder / name
+        try:
+            with open(path, "rb") as handle:
+                entry = pickle.load(handle, encoding="latin1")  # the CIFAR format is a pickle
+            shape = np.asarray(entry["data"]).shape
+        except Exception as error:
+            return f"{path} is not a readable CIFAR batch ({error})"
+        if len(shape) != 2 or shape[1] != 3 * 32 * 32:
+            return f"{path} holds images of shape {shape}, expected [N, 3072]"
+    return None
 
 
 def _images(dataset: Any, name: str) -> tuple[Tensor, Tensor]:

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import faults
 from .data import RunData, augment
 from .esm import measure_esm, recalibrated_statistics
 from .estimators import EstimatorBank, precise_statistics
@@ -181,6 +182,8 @@ class Run:
                 self.bank.observe()
             losses[step] = loss.detach()
             correct += (logits.argmax(dim=1) == y).sum()
+            if step == len(batches) // 2:
+                faults.reached("step", self.epoch + 1)
         self._check_finite(losses)
         seen = sum(len(b) for b in batches)
         return float(losses.mean()), float(correct) / seen
@@ -199,6 +202,7 @@ class Run:
         return {name: self.bank.statistics(name) for name in names}
 
     def measure(self, estimators: dict[str, tuple[Tensor, Tensor]]):
+        faults.reached("esm", self.epoch)
         return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk)
 
     def log_epoch_estimators(self) -> dict[str, float]:
@@ -275,6 +279,7 @@ def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Pat
         run.history_rows.append(row)
         if checkpoint is not None:
             save_atomic(run.state_dict(), checkpoint)
+            faults.reached("checkpoint", run.epoch)
         _progress(run.epoch, cfg.epochs, first_epoch, started, row)
         if on_epoch is not None:
             on_epoch(run.epoch)

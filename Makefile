@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine:
+#   make run    build .venv, run the default study (quickstart: offline), write the report
+#   make test   build .venv, run the test suite (what .ci/run calls)
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+CORES   ?= all
+TARGET  ?=
+
+.PHONY: run report test test-fast lint slurm-test clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[workflow,test]'
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete $(TARGET)
+	$(BIN)/snakemake --report results/report.html $(TARGET)
+	@echo "tables and figures: results/<study>/; report: results/report.html"
+
+report: $(BIN)/.installed
+	$(BIN)/snakemake --report results/report.html $(TARGET)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not slow and not slurm"
+
+lint: $(BIN)/.installed
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,269 @@
+"""Kills, corrupt data, bad configs, divergence, untrusted files, concurrency — tried for real."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from dmbn.config import ConfigError, check, load_strict
+from dmbn.statistics import EstimatorStatistics, LayerLayout
+
+from conftest import (ROOT, base_config, http_mirror, quickstart_config, snakemake, snakemake_command,
+                      write_config, write_mnist_like)
+
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+RUN = "results/quickstart/runs/digits/mini/mlp/seed1/bank"
+CHECKPOINT = "results/quickstart/checkpoints/digits/mini/mlp/seed1/bank.ckpt"
+TARGET = f"{RUN}/metrics.csv"
+
+
+def one_run_config(workdir: Path, epochs: int = 3) -> Path:
+    """The quickstart study cut to one training job (digits, mini-batch, BN MLP, seed 1)."""
+    config = quickstart_config(workdir, epochs=epochs)
+    config["studies"]["quickstart"].update(regimes=["mini"], archs=["mlp"], seeds=[1])
+    return write_config(workdir, config)
+
+
+def run_files(workdir: Path) -> dict[str, bytes]:
+    folder = workdir / RUN
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    snakemake(workdir, one_run_config(workdir), "--cores", "1", TARGET)
+    return workdir
+
+
+def with_prepared_data(source: Path, workdir: Path) -> None:
+    """Reuse the reference's downloaded and split data (files and their times)."""
+    for folder in ("resources", "results/data"):
+        shutil.copytree(source / folder, workdir / folder, copy_function=shutil.copy2)
+
+
+# -- 1. kill and resume ------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["step:2", "checkpoint:1", "esm:2"])
+def test_sigkilled_training_resumes_bitwise_identically(point, uninterrupted, tmp_path):
+    with_prepared_data(uninterrupted, tmp_path)
+    config = one_run_config(tmp_path)
+    killed = snakemake(tmp_path, config, "--cores", "1", TARGET, check=False, env={"DMBN_KILL_AT": point})
+    assert killed.returncode != 0
+    assert not (tmp_path / RUN / "esm.csv").exists()       # the killed job's outputs are cleaned ...
+    assert (tmp_path / CHECKPOINT).exists()                # ... its checkpoint is not
+    snakemake(tmp_path, config, "--cores", "1", "--rerun-incomplete", TARGET)
+    log = (tmp_path / "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log").read_text()
+    assert "resumed from" in log
+    assert run_files(tmp_path) == run_files(uninterrupted)
+
+
+@pytest.mark.slow
+def test_sigkilled_snakemake_resumes_after_unlock(uninterrupted, tmp_path):
+    """The whole process group (Snakemake and its job) dies, as on a crashed workstation."""
+    with_prepared_data(uninterrupted, tmp_path)
+    config = one_run_config(tmp_path)
+    process = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "1", TARGET),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (tmp_path / CHECKPOINT).exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        assert process.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    snakemake(tmp_path, config, "--unlock")
+    snakemake(tmp_path, config, "--cores", "1", "--rerun-incomplete", TARGET)
+    assert run_files(tmp_path) == run_files(uninterrupted)
+
+
+# -- 2. bad configs -----------------------------------------------------------------------------------
+
+def setting(config: dict, path: str, value) -> dict:
+    config = copy.deepcopy(config)
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[last] = value
+    return config
+
+
+BAD_CONFIGS = [  # (dotted key, bad value, words the message must contain)
+    ("colour", "blue", ["colour"]),
+    ("train.learning_rate", 0.1, ["learning_rate"]),
+    ("studies.quickstart.sedes", [1], ["sedes"]),
+    ("train.epochs", -5, ["epochs", "-5"]),
+    ("train.epochs", 0, ["epochs", "0"]),
+    ("train.epochs", "ten", ["epochs", "ten"]),
+    ("studies.quickstart.train.epochs", 2.5, ["epochs", "2.5"]),
+    ("train.lr", -0.1, ["lr", "-0.1"]),
+    ("train.betas", [0.0, 0.5], ["betas", "0.0"]),
+    ("train.betas", [0.5, 1.5], ["betas", "1.5"]),
+    ("train.betas", [-0.2], ["betas", "-0.2"]),
+    ("train.betas", [], ["betas", "[]"]),
+    ("train.betas", [0.3, 0.3], ["betas", "0.3"]),
+    ("studies.quickstart.seeds", [], ["seeds", "[]"]),
+    ("studies.quickstart.seeds", ["one"], ["seeds", "one"]),
+    ("studies.quickstart.datasets", ["imagenet"], ["datasets", "imagenet"]),
+    ("studies.quickstart.archs", ["vgg16"], ["archs", "vgg16"]),
+    ("studies.quickstart.regimes", ["micro"], ["regimes", "micro"]),
+    ("train.estimators", ["static", "swa"], ["estimators", "swa"]),
+    ("train.estimators", ["dmbn"], ["estimators", "dmbn"]),
+    ("studies.quickstart.train.batch_size", 5000, ["batch_size", "5000"]),
+    ("train.batch_size", 0, ["batch_size", "0"]),
+    ("report.beta_layer", 25, ["beta_layer", "25"]),
+    ("report.esm_layers", [2, 30], ["esm_layers", "30"]),
+    ("default_study", "imaginary", ["default_study", "imaginary"]),
+    ("device", "gpu", ["device", "gpu"]),
+    ("split.validation_fraction", 1.5, ["validation_fraction", "1.5"]),
+    ("train.batch_free", "instancenorm", ["batch_free", "instancenorm"]),
+    ("train.resnet_blocks", [3, 4, 6], ["resnet_blocks", "[3, 4, 6]"]),
+    ("datasets.mnist.torchvision", "SVHN", ["torchvision", "SVHN"]),
+    ("datasets.mnist.md5", {"train-images-idx3-ubyte.gz": "xyz"}, ["md5", "xyz"]),
+    ("studies.quickstart.protocol", "paired", ["protocol", "paired"]),
+    ("threads", 0, ["threads", "0"]),
+    ("studies.quickstart.train.groups", 5, ["groups", "5"]),
+]
+
+
+def rejection(config: dict) -> str:
+    """What the Snakefile does before any job: schema, then the semantic checks."""
+    try:
+        validate(config, str(SCHEMA))
+        check(config)
+    except (WorkflowError, ConfigError) as error:
+        return str(error)
+    pytest.fail("the config was accepted")
+
+
+@pytest.mark.parametrize("key, value, words", BAD_CONFIGS, ids=[f"{k}={v}" for k, v, _ in BAD_CONFIGS])
+def test_bad_config_is_rejected_naming_key_and_value(key, value, words):
+    config = setting(base_config(), key, value)
+    if key == "studies.quickstart.train.groups":
+        config = setting(config, "studies.quickstart.train.batch_free", "groupnorm")
+    message = rejection(config)
+    for word in words:
+        assert word in message, f"{word!r} not in: {message}"
+
+
+def test_the_shipped_config_is_valid():
+    config = base_config()
+    validate(config, str(SCHEMA))
+    check(config)
+
+
+def test_duplicate_study_names_are_rejected(tmp_path):
+    text = (ROOT / "config.yaml").read_text().replace(
+        "studies:\n", "studies:\n  quickstart:\n    datasets: [digits]\n    regimes: [mini]\n"
+                      "    archs: [mlp]\n    seeds: [9]\n", 1)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="duplicate key 'quickstart'"):
+        load_strict(path)
+    result = snakemake(tmp_path, path, "-n", check=False)
+    assert result.returncode != 0 and "duplicate key 'quickstart'" in result.stdout + result.stderr
+
+
+def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path):
+    config = setting(quickstart_config(tmp_path), "studies.quickstart.train.lr", "fast")
+    result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "lr" in output and "fast" in output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+# -- 3. corrupt data ----------------------------------------------------------------------------------
+
+def idx_study(workdir: Path, url: str, md5: dict) -> Path:
+    config = base_config()
+    config.update(data_root=str(workdir / "resources/data"), local_sources=[], default_study="idx")
+    config["datasets"] = {"tiny-idx": {"torchvision": "MNIST", "mirrors": [url], "md5": md5}}
+    config["studies"] = {"idx": {"datasets": ["tiny-idx"], "regimes": ["mini"], "archs": ["mlp"], "seeds": [1],
+                                 "train": {"epochs": 1, "depth": 2, "width": 8, "batch_size": 50,
+                                           "precise_batches": 2}}}
+    config["report"].update(beta_layer=1, esm_layers=[1])
+    return write_config(workdir, config)
+
+
+@pytest.mark.slow
+def test_truncated_archive_fails_naming_it_and_a_good_one_then_works(tmp_path):
+    mirror = tmp_path / "mirror"
+    md5 = write_mnist_like(mirror)
+    good = (mirror / "train-labels-idx1-ubyte.gz").read_bytes()
+    (mirror / "train-labels-idx1-ubyte.gz").write_bytes(good[: len(good) // 2])  # truncated
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    target = "results/idx/runs/tiny-idx/mini/mlp/seed1/bank/metrics.csv"
+    with http_mirror(mirror) as url:
+        config = idx_study(workdir, url, md5)
+        failed = snakemake(workdir, config, "--cores", "1", target, check=False)
+        assert failed.returncode != 0
+        log = (workdir / "results/logs/data/tiny-idx_download.log").read_text()
+        assert "train-labels-idx1-ubyte.gz" in log and "missing" in log
+        assert not (workdir / "results/data/tiny-idx").exists()  # no processed outputs
+        (mirror / "train-labels-idx1-ubyte.gz").write_bytes(good)
+        snakemake(workdir, config, "--cores", "1", target)
+    assert (workdir / target).exists()
+
+
+# -- 4. divergence --------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_diverging_run_fails_naming_epoch_step_and_loss(tmp_path):
+    config = quickstart_config(tmp_path)
+    config["studies"]["quickstart"].update(regimes=["mini"], archs=["mlp"], seeds=[1])
+    config["studies"]["quickstart"]["train"]["lr"] = 1e10
+    result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", TARGET, check=False)
+    assert result.returncode != 0
+    log = (tmp_path / "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log").read_text()
+    assert "DivergenceError: training diverged at epoch 1, step" in log and "loss = " in log
+    assert not (tmp_path / RUN / "esm.csv").exists() and not (tmp_path / CHECKPOINT).exists()
+
+
+# -- 5. untrusted files -----------------------------------------------------------------------------------
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+def test_tampered_statistics_file_is_refused(tmp_path):
+    stats = EstimatorStatistics(["static-0.1"], torch.zeros(1, 2), torch.ones(1, 2), LayerLayout(("a",), (2,)))
+    stats.save(tmp_path / "statistics.pt")
+    assert EstimatorStatistics.load(tmp_path / "statistics.pt").names == ["static-0.1"]
+    torch.save({"names": Payload(), "mean": stats.mean}, tmp_path / "statistics.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        EstimatorStatistics.load(tmp_path / "statistics.pt")
+
+
+# -- 6. concurrency ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_a_second_snakemake_on_the_same_directory_is_locked_out(tmp_path):
+    config = one_run_config(tmp_path, epochs=20)
+    first = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "1", TARGET),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while not list((tmp_path / ".snakemake" / "locks").glob("*")) and time.time() < deadline:
+            time.sleep(0.2)
+        second = snakemake(tmp_path, config, "--cores", "1", TARGET, check=False)
+        assert second.returncode != 0 and "LockException" in second.stdout + second.stderr
+    finally:
+        output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, output[-3000:]
+    assert (tmp_path / TARGET).exists()
