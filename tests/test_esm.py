@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -66,3 +67,18 @@ def test_esm_is_l2_norm_per_layer():
                             torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), layout)
     assert esm_mu.tolist() == [5.0, 1.0]
     assert esm_sigma.tolist() == [(1.0 + 4.0) ** 0.5, 0.0]
+
+
+@pytest.mark.parametrize("arch, shape", [("mlp", (1, 1, 12)), ("resnet50-xbnblock-p2", (3, 8, 8))])
+def test_stacked_pass_equals_one_pass_per_estimator(arch, shape):
+    torch.manual_seed(0)
+    model = build_model(arch, shape, 3, depth=4, width=8, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
+    x = torch.randn(40, *shape)
+    y = torch.arange(40) % 3
+    channels = LayerLayout.of(model).channels
+    estimators = {f"e{i}": (torch.randn(channels) * 0.1, torch.rand(channels) + 0.5) for i in range(3)}
+    one_by_one = measure_esm(model, estimators, x, y, chunk=16)
+    stacked = measure_esm(model, estimators, x, y, chunk=16, stacked=True)
+    torch.testing.assert_close(stacked.esm_mu, one_by_one.esm_mu, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stacked.esm_sigma, one_by_one.esm_sigma, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stacked.accuracy, one_by_one.accuracy)

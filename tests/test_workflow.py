@@ -122,3 +122,23 @@ def test_idx_and_cifar_formats_through_the_real_rules(tmp_path):
     assert len(layers) == 1 + 3 * 4 + 4  # stem, three per bottleneck, four projections
     assert (workdir / "results/cifar/tables/tiny-cifar.tex").exists()
     assert (workdir / "resources/data/tiny-idx/MNIST/raw/train-images-idx3-ubyte").exists()
+
+
+@pytest.mark.slow
+def test_separate_runs_protocol_agrees_with_the_bank(tmp_path):
+    """The thesis's protocol (one training per static β) through the workflow: its static rows
+    come from their own runs and match the bank's estimators on the same weights."""
+    config = quickstart_config(tmp_path)
+    study = config["studies"]["quickstart"]
+    study.update(regimes=["mini"], archs=["mlp"], seeds=[1], protocol="separate")
+    study["train"].update(betas=[0.1, 0.3])
+    snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2", "results/quickstart/metrics.csv")
+    runs = tmp_path / "results/quickstart/runs/digits/mini/mlp/seed1"
+    assert sorted(p.name for p in runs.iterdir()) == ["bank", "static-0.1", "static-0.3"]
+    bank = pd.read_csv(runs / "bank/metrics.csv").set_index("estimator")
+    for beta in ("0.1", "0.3"):
+        alone = pd.read_csv(runs / f"static-{beta}/metrics.csv").set_index("estimator")
+        assert alone.index.tolist() == [f"static-{beta}"]
+        pd.testing.assert_series_equal(alone.loc[f"static-{beta}"], bank.loc[f"static-{beta}"])
+    metrics = pd.read_csv(tmp_path / "results/quickstart/metrics.csv")
+    assert metrics.estimator.value_counts().max() == 1  # each estimator once: no double rows

@@ -29,22 +29,18 @@ class ExpectedStatistics:
     predictions: Tensor
 
 
-class _ChannelMoments:
-    """Per-channel count, mean and centred sum of squares of a BN layer's input, in float64,
-    merged chunk by chunk (Chan et al.) so that large means do not cancel the variance."""
+class Moments:
+    """Per-channel count, mean and centred sum of squares, merged chunk by chunk in float64
+    (Chan et al.), so that neither large means nor many chunks cost precision."""
 
     def __init__(self) -> None:
         self.count = 0
         self.mean: Tensor | None = None
         self.m2: Tensor | None = None
 
-    def __call__(self, module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        x = inputs[0].detach().double()
-        dims = [d for d in range(x.dim()) if d != 1]
-        count = x.numel() // x.shape[1]
-        mean = x.mean(dims)
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        m2 = (x - mean.view(shape)).square().sum(dims)
+    def add(self, count: int, mean: Tensor, var: Tensor) -> None:
+        """Merge a chunk of ``count`` values per channel with this (biased) mean and variance."""
+        mean, m2 = mean.double(), var.double() * count
         if self.mean is None:
             self.count, self.mean, self.m2 = count, mean, m2
             return
@@ -55,7 +51,15 @@ class _ChannelMoments:
         self.count = total
 
     def mean_var(self) -> tuple[Tensor, Tensor]:
+        """Mean and unbiased variance."""
         return self.mean, self.m2 / max(self.count - 1, 1)
+
+
+def _channel_moments(x: Tensor) -> tuple[int, Tensor, Tensor]:
+    """(values per channel, mean, biased variance) of a BN input over all axes but the channel."""
+    dims = [d for d in range(x.dim()) if d != 1]
+    var, mean = torch.var_mean(x.detach(), dims, correction=0)
+    return x.numel() // x.shape[1], mean, var
 
 
 @torch.no_grad()
@@ -64,8 +68,9 @@ def expected_statistics(model: nn.Module, x: Tensor, chunk: int = 4096,
     """μ̃, σ̃² of every BN layer's input (or only ``layers``, 0-based) over ``x`` in eval mode."""
     bns = [bn for _, bn in batchnorm_layers(model)]
     chosen = range(len(bns)) if layers is None else layers
-    moments = {i: _ChannelMoments() for i in chosen}
-    hooks = [bns[i].register_forward_pre_hook(moments[i]) for i in chosen]
+    moments = {i: Moments() for i in chosen}
+    hooks = [bns[i].register_forward_pre_hook(
+        lambda module, inputs, m=moments[i]: m.add(*_channel_moments(inputs[0]))) for i in chosen]
     was_training = model.training
     model.eval()
     try:
@@ -77,6 +82,67 @@ def expected_statistics(model: nn.Module, x: Tensor, chunk: int = 4096,
     stats = [moments[i].mean_var() for i in chosen]
     return ExpectedStatistics(torch.cat([m for m, _ in stats]), torch.cat([v for _, v in stats]),
                               predictions)
+
+
+@torch.no_grad()
+def stacked_expected_statistics(model: nn.Module, estimators: list[tuple[Tensor, Tensor]], x: Tensor,
+                                chunk: int = 4096) -> list[ExpectedStatistics]:
+    """``expected_statistics`` for many estimators in one batched pass: the estimators' statistics
+    are stacked along a new axis and ``torch.func.vmap`` runs the model once over all of them
+    (layers before the first BN, which no estimator changes, run once). ``chunk`` bounds the
+    samples times estimators evaluated at a time."""
+    from torch.func import functional_call, vmap
+
+    layout = LayerLayout.of(model)
+    bn_names = [name for name, _ in batchnorm_layers(model)]
+    stacked_mean = torch.stack([m for m, _ in estimators])
+    stacked_var = torch.stack([v for _, v in estimators])
+    buffers = dict(model.named_buffers())
+    in_dims = {name: None for name in buffers}
+    for name, mean, var in zip(bn_names, layout.split(stacked_mean), layout.split(stacked_var)):
+        buffers[f"{name}.running_mean"], buffers[f"{name}.running_var"] = mean, var
+        in_dims[f"{name}.running_mean"] = in_dims[f"{name}.running_var"] = 0
+    params = dict(model.named_parameters())
+    bns = [module for _, module in batchnorm_layers(model)]
+
+    counts: list[int] = []  # values per channel of each BN input (plain ints may leave vmap)
+
+    def capture(captured: list, inputs: tuple[Tensor, ...]) -> None:
+        count, mean, var = _channel_moments(inputs[0])
+        counts.append(count)
+        captured.append((mean, var))
+
+    def forward(buffers: dict, part: Tensor):
+        captured: list[tuple[Tensor, Tensor]] = []
+        hooks = [bn.register_forward_pre_hook(lambda module, inputs: capture(captured, inputs)) for bn in bns]
+        try:
+            logits = functional_call(model, (params, buffers), (part,))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return logits.argmax(dim=1), [m for m, _ in captured], [v for _, v in captured]
+
+    was_training = model.training
+    model.eval()
+    moments = [[Moments() for _ in bns] for _ in estimators]
+    predictions = []
+    try:
+        for part in x.split(max(1, chunk // len(estimators))):
+            counts.clear()
+            predicted, means, variances = vmap(forward, in_dims=(in_dims, None))(buffers, part)
+            predictions.append(predicted)
+            for layer, (mean, var, count) in enumerate(zip(means, variances, counts)):
+                for e in range(len(estimators)):
+                    moments[e][layer].add(count, mean[e], var[e])
+    finally:
+        model.train(was_training)
+    predictions = torch.cat(predictions, dim=1)
+    results = []
+    for e in range(len(estimators)):
+        stats = [m.mean_var() for m in moments[e]]
+        results.append(ExpectedStatistics(torch.cat([m for m, _ in stats]),
+                                          torch.cat([v for _, v in stats]), predictions[e]))
+    return results
 
 
 def esm(est_mean: Tensor, est_var: Tensor, exp_mean: Tensor, exp_var: Tensor,
@@ -106,13 +172,21 @@ class EsmMeasurement:
 
 
 def measure_esm(model: nn.Module, estimators: Mapping[str, tuple[Tensor, Tensor]], x: Tensor,
-                y: Tensor, chunk: int = 4096) -> EsmMeasurement:
-    """ESM_μ, ESM_σ and ESM-set accuracy for each estimator (name -> flat (mean, var))."""
+                y: Tensor, chunk: int = 4096, stacked: bool = False) -> EsmMeasurement:
+    """ESM_μ, ESM_σ and ESM-set accuracy for each estimator (name -> flat (mean, var)).
+
+    ``stacked`` evaluates all estimators in one batched pass (``stacked_expected_statistics``)
+    instead of one pass per estimator; the results agree to float rounding."""
     layout = LayerLayout.of(model)
+    if stacked:
+        passes = stacked_expected_statistics(model, list(estimators.values()), x, chunk)
+    else:
+        passes = []
+        for mean, var in estimators.values():
+            with using_statistics(model, mean, var):
+                passes.append(expected_statistics(model, x, chunk))
     mus, sigmas, accuracies = [], [], []
-    for mean, var in estimators.values():
-        with using_statistics(model, mean, var):
-            expected = expected_statistics(model, x, chunk)
+    for (mean, var), expected in zip(estimators.values(), passes):
         esm_mu, esm_sigma = esm(mean, var, expected.mean, expected.var, layout)
         mus.append(esm_mu)
         sigmas.append(esm_sigma)

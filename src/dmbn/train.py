@@ -58,6 +58,7 @@ class TrainConfig:
     estimators: tuple[str, ...] = ("static", "dmbn", "cma", "precise", "recalibrated")
     precise_batches: int = 200
     esm_chunk: int = 4096
+    esm_stacked: bool = False  # all estimators' ESM in one vmap pass (see dmbn.esm)
     augment: bool = False
     device: str = "cpu"
     separate_beta: float | None = None  # the thesis's protocol: BN momentum β, no bank
@@ -203,7 +204,8 @@ class Run:
 
     def measure(self, estimators: dict[str, tuple[Tensor, Tensor]]):
         faults.reached("esm", self.epoch)
-        return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk)
+        return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk,
+                           stacked=self.cfg.esm_stacked)
 
     def log_epoch_estimators(self) -> dict[str, float]:
         """ESM of every estimator at this epoch's end; DMBN's β* from its candidates' ESM_μ."""

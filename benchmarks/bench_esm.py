@@ -1,0 +1,44 @@
+"""Target 3: ESM for every estimator of a bank on a 12,000-sample ESM set, against one training
+epoch on 48,000 samples; one pass per estimator (before) and one stacked pass (after).
+
+    python benchmarks/bench_esm.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from common import machine, repeats_and_data
+from dmbn.esm import measure_esm
+from dmbn.models import build_model
+from dmbn.train import Run, TrainConfig
+
+
+def main() -> None:
+    repeats, data = repeats_and_data(__doc__)
+    run = Run(build_model("mlp", data.input_shape, 10), data, TrainConfig(batch_size=100, seed=0))
+    start = time.perf_counter()
+    run.train_epoch()
+    epoch = time.perf_counter() - start
+    estimators = {name: run.bank.statistics(name) for name in run.bank.candidates + ["cma", "dmbn"]}
+    times = {False: [], True: []}
+    for _ in range(repeats):
+        for stacked in (False, True):
+            start = time.perf_counter()
+            measure_esm(run.model, estimators, data.x_esm, data.y_esm, stacked=stacked)
+            times[stacked].append(time.perf_counter() - start)
+    loop, stacked = (statistics.median(times[k]) for k in (False, True))
+    print(f"machine: {machine()}")
+    print(f"one training epoch (48,000 samples)          {epoch:.3f} s")
+    print(f"ESM of {len(estimators)} estimators, one pass each (12,000)  {loop:.3f} s  "
+          f"= {loop / epoch:.3f} x epoch")
+    print(f"ESM of {len(estimators)} estimators, one stacked pass        {stacked:.3f} s  "
+          f"= {stacked / epoch:.3f} x epoch  (target <= 0.5)")
+    print(f"stacked speed-up {loop / stacked:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Target 2: the project's training loop (bank observing, no ESM) against a minimal hand-written
+PyTorch loop on the same model, data and batch order. Prints seconds per epoch and the ratio.
+
+    python benchmarks/bench_step_overhead.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from common import machine, repeats_and_data
+from dmbn.models import build_model
+from dmbn.train import Run, TrainConfig, epoch_batches
+
+
+def minimal_epoch(model, optimizer, data, batches) -> None:
+    """What anyone would write: forward, loss, backward, step."""
+    model.train()
+    for index in batches:
+        loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def main() -> None:
+    repeats, data = repeats_and_data(__doc__)
+    initial = build_model("mlp", data.input_shape, 10)
+    minimal_model = copy.deepcopy(initial)
+    optimizer = torch.optim.SGD(minimal_model.parameters(), lr=0.1, momentum=0.9)
+    run = Run(copy.deepcopy(initial), data, TrainConfig(batch_size=100, seed=0))
+    times = {"minimal": [], "project": []}
+    for _ in range(repeats):  # interleaved, so both see the same machine
+        state = run.generator.get_state()
+        batches = epoch_batches(len(data.y_train), 100, torch.Generator().set_state(state), torch.device("cpu"))
+        start = time.perf_counter()
+        minimal_epoch(minimal_model, optimizer, data, batches)
+        times["minimal"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        run.train_epoch()  # draws the same batch order from the same generator state
+        times["project"].append(time.perf_counter() - start)
+    minimal, project = (statistics.median(times[k]) for k in ("minimal", "project"))
+    print(f"machine: {machine()}")
+    print(f"minimal loop   {minimal:.3f} s/epoch (480 steps of 100)")
+    print(f"project loop   {project:.3f} s/epoch (bank of 11 estimators observing)")
+    print(f"ratio project/minimal = {project / minimal:.3f}  (target <= 1.10)")
+
+
+if __name__ == "__main__":
+    main()
