@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 CORES   ?= all
 TARGET  ?=
 
-.PHONY: run report test test-fast lint slurm-test clean
+.PHONY: run report test test-fast lint publish clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test-fast: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint
+
+# Copy a finished study's tables, figures (PNG) and metrics into docs/results/<study>/ (committed).
+publish:
+	@test -n "$(STUDY)" || (echo "usage: make publish STUDY=<study>" && exit 1)
+	rm -rf docs/results/$(STUDY) && mkdir -p docs/results/$(STUDY)
+	cp results/$(STUDY)/metrics.csv docs/results/$(STUDY)/
+	cp -r results/$(STUDY)/tables results/$(STUDY)/comparisons docs/results/$(STUDY)/
+	cd results/$(STUDY) && find figures -name '*.png' -exec cp --parents {} ../../docs/results/$(STUDY)/ \;
 
 clean:
 	rm -rf results .snakemake

@@ -238,7 +238,8 @@ class Run:
         return {name: self.bank.extra[name] for name in self.bank.extra}
 
     def _precise_batches(self, generator: torch.Generator):
-        remaining = self.cfg.precise_batches
+        # full batch: every batch is the whole training set, so one says all that N would
+        remaining = self.cfg.precise_batches if self.cfg.batch_size else 1
         while remaining > 0:
             for index in epoch_batches(len(self.data.y_train), self.cfg.batch_size, generator, self.device):
                 if remaining == 0:
