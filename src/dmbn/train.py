@@ -61,6 +61,8 @@ class TrainConfig:
     esm_stacked: bool = False  # all estimators' ESM in one vmap pass (see dmbn.esm)
     augment: bool = False
     device: str = "cpu"
+    amp: bool = False            # bf16 autocast for the training step (CUDA only; BN stays float32)
+    channels_last: bool = False  # NHWC memory format for convolutional models (CUDA only)
     separate_beta: float | None = None  # the thesis's protocol: BN momentum β, no bank
 
     def fingerprint(self) -> str:
@@ -116,7 +118,10 @@ class Run:
     def __init__(self, model: nn.Module, data: RunData, cfg: TrainConfig) -> None:
         self.cfg, self.data = cfg, data
         self.device = torch.device(cfg.device)
-        self.model = model.to(self.device)
+        on_gpu = self.device.type == "cuda"
+        self.memory_format = torch.channels_last if cfg.channels_last and on_gpu else torch.contiguous_format
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and on_gpu)
+        self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -174,8 +179,9 @@ class Run:
             x, y = data.x_train[index], data.y_train[index]
             if self.cfg.augment:
                 x = augment(x, self.generator)
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
+            with self.autocast:
+                logits = model(x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x)
+                loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
