@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 CORES   ?= all
 TARGET  ?=
 
-.PHONY: run report test test-fast lint publish clean
+.PHONY: run report test test-fast slurm-test lint publish clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(BIN)/.installed
 
 test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow and not slurm"
+
+# A real single-node SLURM cluster (root on Debian; skipped elsewhere): tests/slurm/setup.sh.
+slurm-test: $(BIN)/.installed
+	$(BIN)/python -m pytest -m slurm -s tests/test_slurm.py
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint
