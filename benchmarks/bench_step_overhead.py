@@ -13,7 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import machine, repeats_and_data
+from common import arguments, fashion_shaped, machine
 from dmbn.models import build_model
 from dmbn.train import Run, TrainConfig, epoch_batches
 
@@ -29,7 +29,8 @@ def minimal_epoch(model, optimizer, data, batches) -> None:
 
 
 def main() -> None:
-    repeats, data = repeats_and_data(__doc__)
+    repeats = arguments(__doc__, repeats=3).repeats
+    data = fashion_shaped()
     initial = build_model("mlp", data.input_shape, 10)
     minimal_model = copy.deepcopy(initial)
     optimizer = torch.optim.SGD(minimal_model.parameters(), lr=0.1, momentum=0.9)

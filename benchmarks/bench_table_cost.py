@@ -4,18 +4,17 @@ ESM), and against the thesis's protocol (one training per static β, a DMBN run 
 each logging its own ESM). Runs are measured at reduced epochs and scaled to the thesis's 50:
 cost(50) = 50 x (seconds per epoch) + (one-off end-of-training work).
 
-    python benchmarks/bench_table_cost.py [--epochs 2]
+    python benchmarks/bench_table_cost.py [--epochs 3] [--threads 1]
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 
 from bench_step_overhead import minimal_epoch
-from common import fashion_shaped, machine
+from common import arguments, fashion_shaped, machine
 from dmbn.models import build_model
 from dmbn.train import TrainConfig, epoch_batches, train_run
 
@@ -23,14 +22,15 @@ THESIS_EPOCHS = 50
 
 
 def scaled_run(arch: str, data, cfg: TrainConfig) -> float:
-    """Seconds for THESIS_EPOCHS epochs: per-epoch time of the first epoch times 50, plus what the
-    last epoch costs beyond it (PreciseBN and recalibration)."""
+    """Seconds for THESIS_EPOCHS epochs: the mean time of the epochs between the first (warm-up)
+    and the last, times 50, plus what the last epoch costs beyond that (PreciseBN and
+    recalibration)."""
     marks = [time.perf_counter()]
     torch.manual_seed(0)
     train_run(build_model(arch, data.input_shape, 10), data, cfg, on_epoch=lambda e: marks.append(time.perf_counter()))
-    per_epoch = marks[1] - marks[0]
-    one_off = (marks[-1] - marks[-2]) - per_epoch if len(marks) > 2 else 0.0
-    return THESIS_EPOCHS * per_epoch + max(one_off, 0.0)
+    durations = [b - a for a, b in zip(marks, marks[1:])]
+    per_epoch = sum(durations[1:-1]) / len(durations[1:-1])
+    return THESIS_EPOCHS * per_epoch + max(durations[-1] - per_epoch, 0.0)
 
 
 def plain_run(data, epochs: int) -> float:
@@ -41,13 +41,11 @@ def plain_run(data, epochs: int) -> float:
     start = time.perf_counter()
     for _ in range(epochs):
         minimal_epoch(model, optimizer, data, epoch_batches(len(data.y_train), 100, generator, torch.device("cpu")))
-    return (time.perf_counter() - start) / epochs * THESIS_EPOCHS
+    return (time.perf_counter() - start) / epochs * THESIS_EPOCHS  # no warm-up excluded: favours plain
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--epochs", type=int, default=2, help="epochs measured per run (>= 2)")
-    args = parser.parse_args()
+    args = arguments(__doc__, epochs=3)  # epochs measured per run (>= 3)
     data = fashion_shaped()
     base = TrainConfig(epochs=args.epochs, batch_size=100, seed=0, precise_batches=200)
     plain = plain_run(data, args.epochs)

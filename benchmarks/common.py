@@ -20,15 +20,19 @@ def fashion_shaped(n_train: int = 48000, n_esm: int = 12000, n_test: int = 1000,
     return RunData(*sample(n_train), *sample(n_esm), *sample(n_test), num_classes=10)
 
 
-def repeats_and_data(doc: str) -> tuple[int, RunData]:
-    """The ``--repeats`` argument and the data set every benchmark uses."""
+def arguments(doc: str, **extra: int):
+    """Parse ``--threads`` (torch threads, default 1 as in the workflow's jobs) and the integer
+    options in ``extra`` (name=default); sets the threads."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc)
-    parser.add_argument("--repeats", type=int, default=3)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--threads", type=int, default=1)
+    for name, default in extra.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    return repeats, fashion_shaped()
+    return args
 
 
 def machine() -> str:

@@ -31,9 +31,10 @@ def test_esm_matches_a_direct_computation_on_a_tiny_mlp():
     for layer, h in enumerate(inputs):
         mu, var = h.mean(0), h.var(0)  # unbiased, as PyTorch's running_var
         sl = slice(5 * layer, 5 * layer + 5)
-        assert torch.isclose(measured.esm_mu[0, layer], (est_mean[sl].double() - mu).norm(), rtol=1e-9)
+        # chunk moments are float32 (two-pass), merged in float64: float32 rounding at most
+        assert torch.isclose(measured.esm_mu[0, layer], (est_mean[sl].double() - mu).norm(), rtol=1e-6)
         assert torch.isclose(measured.esm_sigma[0, layer],
-                             (est_var[sl].double().sqrt() - var.sqrt()).norm(), rtol=1e-9)
+                             (est_var[sl].double().sqrt() - var.sqrt()).norm(), rtol=1e-6)
 
 
 def test_expected_statistics_of_conv_layers_average_over_samples_and_positions():

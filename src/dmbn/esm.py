@@ -6,7 +6,9 @@ BN layer normalising with the estimator under study. Then, per layer,
 
     ESM_μ = ‖μ̂ − μ̃‖₂        ESM_σ = ‖√σ̂² − √σ̃²‖₂
 
-The variance is the unbiased one, the convention PyTorch's ``running_var`` uses.
+The variance is the unbiased one, the convention PyTorch's ``running_var`` uses. Moments are
+computed per chunk in the activations' dtype (two passes: mean, then centred squares) and merged
+across chunks in float64.
 """
 
 from __future__ import annotations
@@ -56,10 +58,15 @@ class Moments:
 
 
 def _channel_moments(x: Tensor) -> tuple[int, Tensor, Tensor]:
-    """(values per channel, mean, biased variance) of a BN input over all axes but the channel."""
+    """(values per channel, mean, biased variance) of a BN input over all axes but the channel.
+
+    Two passes (mean, then centred squares): exact enough in float32 within a chunk, and on the
+    CPU an order of magnitude faster than ``torch.var_mean`` over the batch axis."""
     dims = [d for d in range(x.dim()) if d != 1]
-    var, mean = torch.var_mean(x.detach(), dims, correction=0)
-    return x.numel() // x.shape[1], mean, var
+    x = x.detach()
+    mean = x.mean(dims, keepdim=True)
+    var = (x - mean).square_().mean(dims)
+    return x.numel() // x.shape[1], mean.flatten(), var
 
 
 @torch.no_grad()

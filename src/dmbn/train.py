@@ -225,8 +225,9 @@ class Run:
                 self.beta_rows += [{"epoch": self.epoch, "layer": layer + 1, "beta": beta}
                                    for layer, beta in enumerate(beta_star.tolist())]
                 measurements.append(self.measure(self.estimator_statistics(["dmbn"])))
-            if self.epoch == self.cfg.epochs:
-                measurements.append(self.measure(self.final_estimators()))
+            final = self.final_estimators() if self.epoch == self.cfg.epochs else {}
+            if final:
+                measurements.append(self.measure(final))
         accuracy = {}
         for m in measurements:
             self.esm_rows += m.rows(self.epoch)
