@@ -105,3 +105,13 @@ def test_tampered_checkpoint_with_a_pickled_callable_is_refused(data, tmp_path):
     torch.save(state, checkpoint)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         train_run(fresh_model(), data, CONFIG, checkpoint)
+
+
+def test_checkpoint_from_before_a_new_setting_existed_is_resumed():
+    import json
+
+    old = json.loads(CONFIG.fingerprint())
+    del old["esm_stacked"]  # a checkpoint written before this setting was added
+    assert CONFIG.matches(json.dumps(old))
+    assert not TrainConfig(**{**CONFIG.__dict__, "esm_stacked": True}).matches(json.dumps(old))
+    assert not TrainConfig(**{**CONFIG.__dict__, "lr": 0.2}).matches(CONFIG.fingerprint())

@@ -69,6 +69,14 @@ class TrainConfig:
         """What a checkpoint must match to be resumed (everything that shapes the results)."""
         return json.dumps(asdict(self), sort_keys=True)
 
+    def matches(self, fingerprint: str) -> bool:
+        """Whether a checkpoint's fingerprint describes this configuration. A setting the
+        fingerprint lacks (added to dmbn after the checkpoint was written) counts as its default."""
+        stored = json.loads(fingerprint)
+        current = json.loads(self.fingerprint())
+        defaults = json.loads(TrainConfig().fingerprint())
+        return all(stored.get(key, defaults[key]) == value for key, value in current.items())
+
 
 @dataclass
 class RunResult:
@@ -158,7 +166,7 @@ class Run:
         if not checkpoint.exists():
             return False
         state = torch.load(checkpoint, map_location=self.device, weights_only=True)
-        if state["fingerprint"] != self.cfg.fingerprint():
+        if not self.cfg.matches(state["fingerprint"]):
             log.warning("ignoring checkpoint %s: it was written with other settings", checkpoint)
             return False
         self.load_state_dict(state)
