@@ -65,7 +65,7 @@ def _channel_moments(x: Tensor) -> tuple[int, Tensor, Tensor]:
     dims = [d for d in range(x.dim()) if d != 1]
     x = x.detach()
     mean = x.mean(dims, keepdim=True)
-    var = (x - mean).square_().mean(dims)
+    var = (x - mean).square().mean(dims)
     return x.numel() // x.shape[1], mean.flatten(), var
 
 
