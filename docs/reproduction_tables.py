@@ -31,6 +31,7 @@ def thesis_beside_ours(folder: Path) -> str:
             "thesis F1": [thesis.loc[v, "f1"] if v in thesis.index else None for v in rows.index],
             "ours F1": [f"{m:.3f} ± {s:.3f}" for m, s in zip(rows.f1_mean, rows.f1_std)],
         })
+        out = out.astype(object).where(out.notna(), None)  # no thesis number: shown as "–"
         parts.append(f"**{title}**\n\n" + out.to_markdown(index=False, floatfmt=".3f", missingval="–"))
     return "\n\n".join(parts)
 
