@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 import time
 
-import torch
 
 from common import arguments, fashion_shaped, machine
 from dmbn.esm import measure_esm

@@ -1,6 +1,5 @@
 """Real torchvision parsing of real file formats, written small by the tests."""
 
-import gzip
 import shutil
 from pathlib import Path
 

@@ -5,11 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmbn.estimators import STATIC_BETAS, EstimatorBank, precise_statistics, static_name
+from dmbn.estimators import STATIC_BETAS, EstimatorBank, precise_statistics
 from dmbn.models import build_model
-from dmbn.statistics import read_buffers, using_statistics
+from dmbn.statistics import read_buffers
 
-from conftest import tiny_data
 
 
 def small_mlp(seed: int = 0, arch: str = "mlp") -> nn.Module:

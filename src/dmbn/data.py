@@ -25,7 +25,6 @@ log = logging.getLogger("dmbn")
 
 # torchvision and scikit-learn are imported where they are needed: training jobs need neither,
 # and each costs seconds of start-up in every job.
-TORCHVISION_CLASSES = ("MNIST", "FashionMNIST", "CIFAR10", "CIFAR100")
 
 # md5 of the *uncompressed* IDX files. Debian's dataset-fashion-mnist re-gzips the original
 # archives (new gzip headers, so other archive md5s) around byte-identical payloads.
@@ -37,8 +36,6 @@ IDX_PAYLOAD_MD5 = {
         "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
     },
 }
-
-DEFAULT_LOCAL_SOURCES = ("/usr/share/datasets/fashion-mnist",)
 
 
 class DataError(RuntimeError):

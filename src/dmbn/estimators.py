@@ -27,7 +27,6 @@ from .names import STATIC_BETAS, static_name
 from .statistics import (EstimatorStatistics, LayerLayout, batchnorm_layers, preserved_statistics,
                          using_statistics)
 
-ESTIMATOR_KINDS = ("static", "dmbn", "cma", "precise", "recalibrated")
 
 
 class EstimatorBank:

@@ -33,7 +33,7 @@ from . import faults
 from .data import RunData, augment
 from .esm import measure_esm, recalibrated_statistics
 from .estimators import EstimatorBank, precise_statistics
-from .names import STATIC_BETAS, static_name
+from .names import ESTIMATOR_KINDS, STATIC_BETAS, static_name
 from .models import norm_layers
 from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers
 
@@ -55,7 +55,7 @@ class TrainConfig:
     batch_size: int | None = 100
     seed: int = 1
     betas: tuple[float, ...] = STATIC_BETAS
-    estimators: tuple[str, ...] = ("static", "dmbn", "cma", "precise", "recalibrated")
+    estimators: tuple[str, ...] = ESTIMATOR_KINDS
     precise_batches: int = 200
     esm_chunk: int = 4096
     esm_stacked: bool = False  # all estimators' ESM in one vmap pass (see dmbn.esm)
