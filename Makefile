@@ -46,4 +46,4 @@ publish:
 	cd results/$(STUDY) && find figures -name '*.png' -exec cp --parents {} ../../docs/results/$(STUDY)/ \;
 
 clean:
-	rm -rf results .snakemake
+	rm -rf .snakemake $(filter-out results/README.md,$(wildcard results/*))
