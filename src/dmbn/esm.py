@@ -19,7 +19,7 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, using_statistics
+from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, read_buffers, using_statistics
 
 
 @dataclass
@@ -69,6 +69,13 @@ def _channel_moments(x: Tensor) -> tuple[int, Tensor, Tensor]:
     return x.numel() // x.shape[1], mean.flatten(), var
 
 
+def _expected(moments: list[Moments], predictions: Tensor) -> ExpectedStatistics:
+    """Flat μ̃, σ̃² from per-layer moments (in layer order), with the pass's predictions."""
+    stats = [m.mean_var() for m in moments]
+    return ExpectedStatistics(torch.cat([m for m, _ in stats]), torch.cat([v for _, v in stats]),
+                              predictions)
+
+
 @torch.no_grad()
 def expected_statistics(model: nn.Module, x: Tensor, chunk: int = 4096,
                         layers: list[int] | None = None) -> ExpectedStatistics:
@@ -86,9 +93,7 @@ def expected_statistics(model: nn.Module, x: Tensor, chunk: int = 4096,
         for hook in hooks:
             hook.remove()
         model.train(was_training)
-    stats = [moments[i].mean_var() for i in chosen]
-    return ExpectedStatistics(torch.cat([m for m, _ in stats]), torch.cat([v for _, v in stats]),
-                              predictions)
+    return _expected([moments[i] for i in chosen], predictions)
 
 
 @torch.no_grad()
@@ -101,7 +106,7 @@ def stacked_expected_statistics(model: nn.Module, estimators: list[tuple[Tensor,
     from torch.func import functional_call, vmap
 
     layout = LayerLayout.of(model)
-    bn_names = [name for name, _ in batchnorm_layers(model)]
+    bn_names, bns = zip(*batchnorm_layers(model))
     stacked_mean = torch.stack([m for m, _ in estimators])
     stacked_var = torch.stack([v for _, v in estimators])
     buffers = dict(model.named_buffers())
@@ -110,7 +115,6 @@ def stacked_expected_statistics(model: nn.Module, estimators: list[tuple[Tensor,
         buffers[f"{name}.running_mean"], buffers[f"{name}.running_var"] = mean, var
         in_dims[f"{name}.running_mean"] = in_dims[f"{name}.running_var"] = 0
     params = dict(model.named_parameters())
-    bns = [module for _, module in batchnorm_layers(model)]
 
     counts: list[int] = []  # values per channel of each BN input (plain ints may leave vmap)
 
@@ -144,12 +148,7 @@ def stacked_expected_statistics(model: nn.Module, estimators: list[tuple[Tensor,
     finally:
         model.train(was_training)
     predictions = torch.cat(predictions, dim=1)
-    results = []
-    for e in range(len(estimators)):
-        stats = [m.mean_var() for m in moments[e]]
-        results.append(ExpectedStatistics(torch.cat([m for m, _ in stats]),
-                                          torch.cat([v for _, v in stats]), predictions[e]))
-    return results
+    return [_expected(moments[e], predictions[e]) for e in range(len(estimators))]
 
 
 def esm(est_mean: Tensor, est_var: Tensor, exp_mean: Tensor, exp_var: Tensor,
@@ -212,5 +211,4 @@ def recalibrated_statistics(model: nn.Module, x: Tensor, chunk: int = 4096) -> t
             expected = expected_statistics(model, x, chunk, layers=[i])
             bn.running_mean.copy_(expected.mean)
             bn.running_var.copy_(expected.var)
-        return (torch.cat([bn.running_mean for bn in bns]).clone(),
-                torch.cat([bn.running_var for bn in bns]).clone())
+        return read_buffers(model)

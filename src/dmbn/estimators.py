@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from .names import STATIC_BETAS, static_name
 from .statistics import (EstimatorStatistics, LayerLayout, batchnorm_layers, preserved_statistics,
-                         using_statistics)
+                         read_buffers, using_statistics)
 
 
 
@@ -190,8 +190,7 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
         try:
             for x in batches:
                 model(x)
-                batch_mean = torch.cat([bn.running_mean for bn in layers]).double()
-                batch_var = torch.cat([bn.running_var for bn in layers]).double()
+                batch_mean, batch_var = (t.double() for t in read_buffers(model))
                 mean_sum = batch_mean if mean_sum is None else mean_sum + batch_mean
                 var_sum = batch_var if var_sum is None else var_sum + batch_var
                 count += 1
