@@ -70,16 +70,40 @@ def test_esm_is_l2_norm_per_layer():
     assert esm_sigma.tolist() == [(1.0 + 4.0) ** 0.5, 0.0]
 
 
+@pytest.mark.parametrize("chunk", [16, 3, 1])  # 3 estimators: parts of 5, 1 and 1 samples
 @pytest.mark.parametrize("arch, shape", [("mlp", (1, 1, 12)), ("resnet50-xbnblock-p2", (3, 8, 8))])
-def test_stacked_pass_equals_one_pass_per_estimator(arch, shape):
+def test_stacked_pass_equals_a_direct_computation_per_estimator(arch, shape, chunk):
+    # XBNBlock-P2's first BN layers sit in two branches (main and downsample) after a GroupNorm
+    # stem: both expand the shared samples into per-estimator blocks
     torch.manual_seed(0)
     model = build_model(arch, shape, 3, depth=4, width=8, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
-    x = torch.randn(40, *shape)
-    y = torch.arange(40) % 3
-    channels = LayerLayout.of(model).channels
-    estimators = {f"e{i}": (torch.randn(channels) * 0.1, torch.rand(channels) + 0.5) for i in range(3)}
-    one_by_one = measure_esm(model, estimators, x, y, chunk=16)
-    stacked = measure_esm(model, estimators, x, y, chunk=16, stacked=True)
-    torch.testing.assert_close(stacked.esm_mu, one_by_one.esm_mu, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(stacked.esm_sigma, one_by_one.esm_sigma, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(stacked.accuracy, one_by_one.accuracy)
+    x = torch.randn(11, *shape)
+    y = torch.arange(11) % 3
+    layout = LayerLayout.of(model)
+    estimators = {f"e{i}": (torch.randn(layout.channels) * 0.1, torch.rand(layout.channels) + 0.5)
+                  for i in range(3)}
+    measured = measure_esm(model, estimators, x, y, chunk=chunk)
+    for e, (mean, var) in enumerate(estimators.values()):
+        with using_statistics(model, mean, var):
+            inputs = bn_inputs(model, x)
+            predictions = model(x).argmax(dim=1)
+        flat = [h.transpose(0, 1).reshape(h.shape[1], -1) for h in inputs]
+        direct_mu = layout.layer_norms(mean.double() - torch.cat([h.mean(1) for h in flat]))
+        direct_sigma = layout.layer_norms(var.double().sqrt() - torch.cat([h.var(1) for h in flat]).sqrt())
+        torch.testing.assert_close(measured.esm_mu[e], direct_mu, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(measured.esm_sigma[e], direct_sigma, rtol=1e-4, atol=1e-5)
+        assert measured.accuracy[e] == (predictions == y).double().mean()
+
+
+def test_stacked_pass_refuses_a_shortcut_around_the_first_batchnorm():
+    class Shortcut(nn.Module):  # x + BN(linear(x)): no prefix is shared by all estimators
+        def __init__(self):
+            super().__init__()
+            self.linear, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            return x + self.bn(self.linear(x))
+
+    estimators = {"a": (torch.zeros(4), torch.ones(4)), "b": (torch.ones(4), torch.ones(4))}
+    with pytest.raises(RuntimeError, match="before its first BN layer"):
+        measure_esm(Shortcut(), estimators, torch.randn(6, 4), torch.zeros(6, dtype=torch.long))

@@ -111,7 +111,8 @@ def test_checkpoint_from_before_a_new_setting_existed_is_resumed():
     import json
 
     old = json.loads(CONFIG.fingerprint())
-    del old["esm_stacked"]  # a checkpoint written before this setting was added
+    del old["channels_last"]  # a checkpoint written before this setting was added
+    old["esm_stacked"] = False  # and one with a setting dmbn no longer has
     assert CONFIG.matches(json.dumps(old))
-    assert not TrainConfig(**{**CONFIG.__dict__, "esm_stacked": True}).matches(json.dumps(old))
+    assert not TrainConfig(**{**CONFIG.__dict__, "channels_last": True}).matches(json.dumps(old))
     assert not TrainConfig(**{**CONFIG.__dict__, "lr": 0.2}).matches(CONFIG.fingerprint())

@@ -6,25 +6,42 @@ BN layer normalising with the estimator under study. Then, per layer,
 
     ESM_μ = ‖μ̂ − μ̃‖₂        ESM_σ = ‖√σ̂² − √σ̃²‖₂
 
-The variance is the unbiased one, the convention PyTorch's ``running_var`` uses. Moments are
-computed per chunk in the activations' dtype (two passes: mean, then centred squares) and merged
-across chunks in float64.
+The variance is the unbiased one, the convention PyTorch's ``running_var`` uses.
+
+All estimators are measured in one stacked pass: during the pass every BN layer is replaced by a
+``StackedBatchNorm`` whose input holds one block of samples per estimator and which normalises
+each block with its own estimator's statistics. Everything else in the model (linear and
+convolutional layers, batch-free norms) treats samples independently in eval mode, so each block
+flows exactly as in a pass of its own; the layers before the first BN, which no estimator
+changes, run once on the shared samples. Moments are computed per chunk in the activations' dtype
+(two passes: mean, then centred squares) and merged across chunks in float64.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, read_buffers, using_statistics
+from .statistics import (
+    BatchNorm,
+    LayerLayout,
+    batchnorm_layers,
+    preserved_statistics,
+    read_buffers,
+)
+
+# Samples x estimators per stacked forward: small enough that an MLP layer's [2048, 128]
+# activations stay in a CPU core's caches between its passes (benchmarks/RESULTS.md, target 3).
+ESM_CHUNK = 2048
 
 
 @dataclass
 class ExpectedStatistics:
-    """One eval pass over a data set: flat float64 μ̃, σ̃² and the model's predictions."""
+    """One estimator's eval pass over a data set: flat float64 μ̃, σ̃² and the predictions."""
 
     mean: Tensor
     var: Tensor
@@ -33,7 +50,8 @@ class ExpectedStatistics:
 
 class Moments:
     """Per-channel count, mean and centred sum of squares, merged chunk by chunk in float64
-    (Chan et al.), so that neither large means nor many chunks cost precision."""
+    (Chan et al.), so that neither large means nor many chunks cost precision. Means and
+    variances may carry leading axes (one row per estimator)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -57,98 +75,122 @@ class Moments:
         return self.mean, self.m2 / max(self.count - 1, 1)
 
 
-def _channel_moments(x: Tensor) -> tuple[int, Tensor, Tensor]:
-    """(values per channel, mean, biased variance) of a BN input over all axes but the channel.
+class StackedBatchNorm(nn.Module):
+    """Stands in for one BN layer during a stacked pass over ``E`` estimators.
 
-    Two passes (mean, then centred squares): exact enough in float32 within a chunk, and on the
-    CPU an order of magnitude faster than ``torch.var_mean`` over the batch axis."""
-    dims = [d for d in range(x.dim()) if d != 1]
-    x = x.detach()
-    mean = x.mean(dims, keepdim=True)
-    var = (x - mean).square().mean(dims)
-    return x.numel() // x.shape[1], mean.flatten(), var
+    Its input is ``[E * n, C, ...]``, estimator ``e``'s samples in block ``e``, or ``[n, C, ...]``
+    shared by all estimators (before the first BN layer), which it expands into the ``E`` blocks.
+    Each block is normalised with its estimator's statistics and, when ``moments`` is set, its
+    per-channel moments are accumulated there (``[E, C]``)."""
 
+    def __init__(self, bn: BatchNorm, mean: Tensor, var: Tensor, measured: bool) -> None:
+        super().__init__()
+        self.estimators = len(mean)
+        scale = (var + bn.eps).rsqrt()
+        if bn.weight is not None:
+            scale = scale * bn.weight
+        bias = bn.bias if bn.bias is not None else torch.zeros_like(scale[0])
+        # eval-mode BN as one multiply-add, x * scale + shift, the form PyTorch's own kernel uses
+        self.scale, self.shift = scale, bias - mean * scale
+        self.moments = Moments() if measured else None
+        self.samples = 0  # n: samples per block in the current chunk (set by the pass)
 
-def _expected(moments: list[Moments], predictions: Tensor) -> ExpectedStatistics:
-    """Flat μ̃, σ̃² from per-layer moments (in layer order), with the pass's predictions."""
-    stats = [m.mean_var() for m in moments]
-    return ExpectedStatistics(torch.cat([m for m, _ in stats]), torch.cat([v for _, v in stats]),
-                              predictions)
+    def forward(self, x: Tensor) -> Tensor:
+        blocks = self._blocks(x)
+        if self.moments is not None:
+            count, mean, var = _block_moments(blocks)
+            self.moments.add(count, mean.expand(self.estimators, -1), var.expand(self.estimators, -1))
+        broadcast = (self.estimators, 1, -1) + (1,) * (x.dim() - 2)
+        return torch.addcmul(self.shift.view(broadcast), blocks, self.scale.view(broadcast)).flatten(0, 1)
 
-
-@torch.no_grad()
-def expected_statistics(model: nn.Module, x: Tensor, chunk: int = 4096,
-                        layers: list[int] | None = None) -> ExpectedStatistics:
-    """μ̃, σ̃² of every BN layer's input (or only ``layers``, 0-based) over ``x`` in eval mode."""
-    bns = [bn for _, bn in batchnorm_layers(model)]
-    chosen = range(len(bns)) if layers is None else layers
-    moments = {i: Moments() for i in chosen}
-    hooks = [bns[i].register_forward_pre_hook(
-        lambda module, inputs, m=moments[i]: m.add(*_channel_moments(inputs[0]))) for i in chosen]
-    was_training = model.training
-    model.eval()
-    try:
-        predictions = torch.cat([model(part).argmax(dim=1) for part in x.split(chunk)])
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
-    return _expected([moments[i] for i in chosen], predictions)
+    def _blocks(self, x: Tensor) -> Tensor:
+        if x.shape[0] == self.estimators * self.samples:
+            return x.unflatten(0, (self.estimators, self.samples))
+        if x.shape[0] == self.samples:
+            return x.unsqueeze(0)
+        raise RuntimeError(f"a BN layer received {x.shape[0]} samples in a stacked pass of "
+                           f"{self.estimators} estimators x {self.samples} samples")
 
 
-@torch.no_grad()
-def stacked_expected_statistics(model: nn.Module, estimators: list[tuple[Tensor, Tensor]], x: Tensor,
-                                chunk: int = 4096) -> list[ExpectedStatistics]:
-    """``expected_statistics`` for many estimators in one batched pass: the estimators' statistics
-    are stacked along a new axis and ``torch.func.vmap`` runs the model once over all of them
-    (layers before the first BN, which no estimator changes, run once). ``chunk`` bounds the
-    samples times estimators evaluated at a time."""
-    from torch.func import functional_call, vmap
+def _block_moments(blocks: Tensor) -> tuple[int, Tensor, Tensor]:
+    """(values per channel, mean, biased variance) of each block ``[E, n, C, ...]`` over samples
+    and positions, as ``[E, C]``. Two passes (mean, then centred squares): exact enough in float32
+    within a chunk, and on the CPU far faster than ``torch.var_mean`` over a batch axis."""
+    dims = [1] + list(range(3, blocks.dim()))
+    mean = blocks.mean(dims, keepdim=True)
+    var = (blocks - mean).square_().mean(dims)
+    return blocks[0].numel() // blocks.shape[2], mean.flatten(1), var
 
+
+@contextmanager
+def _stacked_batchnorms(model: nn.Module, mean: Tensor, var: Tensor,
+                        layers: Sequence[int] | None) -> Iterator[list[StackedBatchNorm]]:
+    """Replace every BN layer by a ``StackedBatchNorm`` for ``[E, channels]`` statistics (moments
+    only at ``layers``, 0-based, if given); the original layers are back afterwards."""
+    named = batchnorm_layers(model)
     layout = LayerLayout.of(model)
-    bn_names, bns = zip(*batchnorm_layers(model))
-    stacked_mean = torch.stack([m for m, _ in estimators])
-    stacked_var = torch.stack([v for _, v in estimators])
-    buffers = dict(model.named_buffers())
-    in_dims = {name: None for name in buffers}
-    for name, mean, var in zip(bn_names, layout.split(stacked_mean), layout.split(stacked_var)):
-        buffers[f"{name}.running_mean"], buffers[f"{name}.running_var"] = mean, var
-        in_dims[f"{name}.running_mean"] = in_dims[f"{name}.running_var"] = 0
-    params = dict(model.named_parameters())
+    stand_ins = [StackedBatchNorm(bn, m, v, layers is None or i in layers)
+                 for i, ((_, bn), m, v) in enumerate(zip(named, layout.split(mean), layout.split(var)))]
+    try:
+        for (name, _), stand_in in zip(named, stand_ins):
+            _set_submodule(model, name, stand_in)
+        yield stand_ins
+    finally:
+        for name, bn in named:
+            _set_submodule(model, name, bn)
 
-    counts: list[int] = []  # values per channel of each BN input (plain ints may leave vmap)
 
-    def capture(captured: list, inputs: tuple[Tensor, ...]) -> None:
-        count, mean, var = _channel_moments(inputs[0])
-        counts.append(count)
-        captured.append((mean, var))
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, attribute = name.rpartition(".")
+    setattr(model.get_submodule(parent), attribute, module)
 
-    def forward(buffers: dict, part: Tensor):
-        captured: list[tuple[Tensor, Tensor]] = []
-        hooks = [bn.register_forward_pre_hook(lambda module, inputs: capture(captured, inputs)) for bn in bns]
-        try:
-            logits = functional_call(model, (params, buffers), (part,))
-        finally:
-            for hook in hooks:
-                hook.remove()
-        return logits.argmax(dim=1), [m for m, _ in captured], [v for _, v in captured]
 
+@torch.no_grad()
+def stacked_expected_statistics(model: nn.Module, estimators: Sequence[tuple[Tensor, Tensor]], x: Tensor,
+                                chunk: int = ESM_CHUNK, layers: Sequence[int] | None = None
+                                ) -> list[ExpectedStatistics]:
+    """μ̃, σ̃² of every BN layer's input (or only ``layers``, 0-based) over ``x`` in eval mode, for
+    each estimator (flat mean, var), in one stacked pass (module docstring). ``chunk`` bounds the
+    samples times estimators evaluated at a time.
+
+    A model that adds a tensor computed before its first BN layer to one computed after it has no
+    shared prefix; the pass then fails with an error that says so rather than mix estimators."""
+    mean = torch.stack([m for m, _ in estimators])
+    var = torch.stack([v for _, v in estimators])
+    count = len(estimators)
     was_training = model.training
     model.eval()
-    moments = [[Moments() for _ in bns] for _ in estimators]
     predictions = []
     try:
-        for part in x.split(max(1, chunk // len(estimators))):
-            counts.clear()
-            predicted, means, variances = vmap(forward, in_dims=(in_dims, None))(buffers, part)
-            predictions.append(predicted)
-            for layer, (mean, var, count) in enumerate(zip(means, variances, counts)):
-                for e in range(len(estimators)):
-                    moments[e][layer].add(count, mean[e], var[e])
+        with _stacked_batchnorms(model, mean, var, layers) as stand_ins:
+            for part in x.split(max(1, chunk // count)):
+                for stand_in in stand_ins:
+                    stand_in.samples = len(part)
+                if len(part) == 1:  # one sample cannot tell shared input from stacked blocks
+                    part = part.expand(count, *part.shape[1:])
+                predictions.append(_stacked_forward(model, part, count))
     finally:
         model.train(was_training)
     predictions = torch.cat(predictions, dim=1)
-    return [_expected(moments[e], predictions[e]) for e in range(len(estimators))]
+    moments = [s.moments.mean_var() for s in stand_ins if s.moments is not None]
+    return [ExpectedStatistics(torch.cat([m[e] for m, _ in moments]), torch.cat([v[e] for _, v in moments]),
+                               predictions[e]) for e in range(count)]
+
+
+def _stacked_forward(model: nn.Module, part: Tensor, estimators: int) -> Tensor:
+    """Predictions ``[estimators, n]`` of one stacked chunk."""
+    try:
+        return model(part).unflatten(0, (estimators, -1)).argmax(dim=-1)
+    except RuntimeError as error:
+        raise RuntimeError(f"the stacked ESM pass of {estimators} estimators failed: {error} (a model "
+                           "that combines a tensor computed before its first BN layer with one "
+                           "computed after it cannot share its first layers; see dmbn.esm)") from error
+
+
+def expected_statistics(model: nn.Module, x: Tensor, chunk: int = ESM_CHUNK,
+                        layers: Sequence[int] | None = None) -> ExpectedStatistics:
+    """``stacked_expected_statistics`` of the model's own running statistics."""
+    return stacked_expected_statistics(model, [read_buffers(model)], x, chunk, layers)[0]
 
 
 def esm(est_mean: Tensor, est_var: Tensor, exp_mean: Tensor, exp_var: Tensor,
@@ -178,19 +220,11 @@ class EsmMeasurement:
 
 
 def measure_esm(model: nn.Module, estimators: Mapping[str, tuple[Tensor, Tensor]], x: Tensor,
-                y: Tensor, chunk: int = 4096, stacked: bool = False) -> EsmMeasurement:
-    """ESM_μ, ESM_σ and ESM-set accuracy for each estimator (name -> flat (mean, var)).
-
-    ``stacked`` evaluates all estimators in one batched pass (``stacked_expected_statistics``)
-    instead of one pass per estimator; the results agree to float rounding."""
+                y: Tensor, chunk: int = ESM_CHUNK) -> EsmMeasurement:
+    """ESM_μ, ESM_σ and ESM-set accuracy for each estimator (name -> flat (mean, var)), all
+    estimators in one stacked pass."""
     layout = LayerLayout.of(model)
-    if stacked:
-        passes = stacked_expected_statistics(model, list(estimators.values()), x, chunk)
-    else:
-        passes = []
-        for mean, var in estimators.values():
-            with using_statistics(model, mean, var):
-                passes.append(expected_statistics(model, x, chunk))
+    passes = stacked_expected_statistics(model, list(estimators.values()), x, chunk)
     mus, sigmas, accuracies = [], [], []
     for (mean, var), expected in zip(estimators.values(), passes):
         esm_mu, esm_sigma = esm(mean, var, expected.mean, expected.var, layout)
@@ -202,7 +236,7 @@ def measure_esm(model: nn.Module, estimators: Mapping[str, tuple[Tensor, Tensor]
 
 
 @torch.no_grad()
-def recalibrated_statistics(model: nn.Module, x: Tensor, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+def recalibrated_statistics(model: nn.Module, x: Tensor, chunk: int = ESM_CHUNK) -> tuple[Tensor, Tensor]:
     """Expected statistics set layer by layer, each measured with every upstream layer already
     recalibrated: the estimator whose ESM on ``x`` is zero by construction."""
     bns = [bn for _, bn in batchnorm_layers(model)]

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from . import faults
 from .data import RunData, augment
-from .esm import measure_esm, recalibrated_statistics
+from .esm import ESM_CHUNK, measure_esm, recalibrated_statistics
 from .estimators import EstimatorBank, precise_statistics
 from .names import ESTIMATOR_KINDS, STATIC_BETAS, static_name
 from .models import norm_layers
@@ -57,8 +57,7 @@ class TrainConfig:
     betas: tuple[float, ...] = STATIC_BETAS
     estimators: tuple[str, ...] = ESTIMATOR_KINDS
     precise_batches: int = 200
-    esm_chunk: int = 4096
-    esm_stacked: bool = False  # all estimators' ESM in one vmap pass (see dmbn.esm)
+    esm_chunk: int = ESM_CHUNK
     augment: bool = False
     device: str = "cpu"
     amp: bool = False            # bf16 autocast for the training step (CUDA only; BN stays float32)
@@ -218,8 +217,7 @@ class Run:
 
     def measure(self, estimators: dict[str, tuple[Tensor, Tensor]]):
         faults.reached("esm", self.epoch)
-        return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk,
-                           stacked=self.cfg.esm_stacked)
+        return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk)
 
     def log_epoch_estimators(self) -> dict[str, float]:
         """ESM of every estimator at this epoch's end; DMBN's β* from its candidates' ESM_μ."""
