@@ -202,6 +202,15 @@ class Run:
         seen = sum(len(b) for b in batches)
         return float(losses.mean()), float(correct) / seen
 
+    def next_epoch(self) -> dict:
+        """Train one epoch, then log every estimator's ESM; returns the epoch's history row."""
+        train_loss, train_accuracy = self.train_epoch()
+        self.epoch += 1
+        row = {"epoch": self.epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
+        row.update(self.log_epoch_estimators())
+        self.history_rows.append(row)
+        return row
+
     def _check_finite(self, losses: Tensor) -> None:
         bad = (~torch.isfinite(losses)).nonzero()
         if len(bad):
@@ -288,11 +297,7 @@ def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Pat
     started = time.perf_counter()
     first_epoch = run.epoch
     while run.epoch < cfg.epochs:
-        train_loss, train_accuracy = run.train_epoch()
-        run.epoch += 1
-        row = {"epoch": run.epoch, "train_loss": train_loss, "train_accuracy": train_accuracy}
-        row.update(run.log_epoch_estimators())
-        run.history_rows.append(row)
+        row = run.next_epoch()
         if checkpoint is not None:
             save_atomic(run.state_dict(), checkpoint)
             faults.reached("checkpoint", run.epoch)
