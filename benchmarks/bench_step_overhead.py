@@ -1,7 +1,10 @@
 """Target 2: the project's training loop (bank observing, no ESM) against a minimal hand-written
 PyTorch loop on the same model, data and batch order. Prints seconds per epoch and the ratio.
 
-    python benchmarks/bench_step_overhead.py [--repeats 3]
+    python benchmarks/bench_step_overhead.py [--repeats 3] [--compile 1]
+
+``--compile 1`` also times the project's loop with ``train: {compile: true}`` (compiled in an
+untimed first epoch).
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ def minimal_epoch(model, optimizer, data, batches) -> None:
 
 
 def main() -> None:
-    repeats = arguments(__doc__, repeats=3).repeats
+    args = arguments(__doc__, repeats=3, compile=0)
     data = fashion_shaped()
     initial = build_model("mlp", data.input_shape, 10)
     minimal_model = copy.deepcopy(initial)
     optimizer = torch.optim.SGD(minimal_model.parameters(), lr=0.1, momentum=0.9)
     run = Run(copy.deepcopy(initial), data, TrainConfig(batch_size=100, seed=0))
-    times = {"minimal": [], "project": []}
-    for _ in range(repeats):  # interleaved, so both see the same machine
+    compiled = Run(copy.deepcopy(initial), data, TrainConfig(batch_size=100, seed=0, compile=True)) \
+        if args.compile else None
+    if compiled:
+        compiled.train_epoch()  # compiles
+    times = {"minimal": [], "project": [], "compiled": []}
+    for _ in range(args.repeats):  # interleaved, so all see the same machine
         state = run.generator.get_state()
         batches = epoch_batches(len(data.y_train), 100, torch.Generator().set_state(state), torch.device("cpu"))
         start = time.perf_counter()
@@ -45,11 +52,18 @@ def main() -> None:
         start = time.perf_counter()
         run.train_epoch()  # draws the same batch order from the same generator state
         times["project"].append(time.perf_counter() - start)
+        if compiled:
+            start = time.perf_counter()
+            compiled.train_epoch()
+            times["compiled"].append(time.perf_counter() - start)
     minimal, project = (statistics.median(times[k]) for k in ("minimal", "project"))
     print(f"machine: {machine()}")
     print(f"minimal loop   {minimal:.3f} s/epoch (480 steps of 100)")
     print(f"project loop   {project:.3f} s/epoch (bank of 11 estimators observing)")
     print(f"ratio project/minimal = {project / minimal:.3f}  (target <= 1.10)")
+    if compiled:
+        fast = statistics.median(times["compiled"])
+        print(f"project loop, compile: true   {fast:.3f} s/epoch = {fast / minimal:.3f} x minimal")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import torch
 
 from dmbn.evaluate import evaluate_estimators, predict
 from dmbn.models import build_model
-from dmbn.train import DivergenceError, TrainConfig, train_run, write_run
+from dmbn.train import DivergenceError, Run, TrainConfig, train_run, write_run
 
 CONFIG = TrainConfig(epochs=3, batch_size=40, precise_batches=4, seed=7)
 
@@ -116,3 +116,20 @@ def test_checkpoint_from_before_a_new_setting_existed_is_resumed():
     assert CONFIG.matches(json.dumps(old))
     assert not TrainConfig(**{**CONFIG.__dict__, "channels_last": True}).matches(json.dumps(old))
     assert not TrainConfig(**{**CONFIG.__dict__, "lr": 0.2}).matches(CONFIG.fingerprint())
+
+
+@pytest.mark.slow  # compiling the forward and backward graphs takes ~20 s on a CPU
+def test_compiled_training_step_feeds_the_bank_as_the_eager_one_does(data):
+    # full batch: one step per epoch, so epoch 1 compares one compiled step with one eager step
+    # (equal to float rounding; later steps amplify rounding like any change of kernels)
+    config = TrainConfig(epochs=2, batch_size=None, precise_batches=1, seed=7)
+    eager = Run(fresh_model(), data, config)
+    compiled = Run(fresh_model(), data, TrainConfig(**{**config.__dict__, "compile": True}))
+    rows = [run.next_epoch() for run in (eager, compiled)]
+    assert rows[1]["train_loss"] == pytest.approx(rows[0]["train_loss"], rel=1e-6)
+    torch.testing.assert_close(compiled.bank.ema_mean, eager.bank.ema_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.bank.ema_var, eager.bank.ema_var, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.bank.dmbn_mean, eager.bank.dmbn_mean, rtol=1e-5, atol=1e-6)
+    compiled.next_epoch()  # the compiled model trains on after the ESM pass swapped its BN layers
+    assert sorted({row["epoch"] for row in compiled.esm_rows}) == [1, 2]
+    assert len(compiled.history_rows) == 2 and compiled.bank.cma_steps == 2

@@ -62,6 +62,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: bool = False            # bf16 autocast for the training step (CUDA only; BN stays float32)
     channels_last: bool = False  # NHWC memory format for convolutional models (CUDA only)
+    compile: bool = False        # torch.compile the training step's model (ESM runs eagerly)
     separate_beta: float | None = None  # the thesis's protocol: BN momentum β, no bank
 
     def fingerprint(self) -> str:
@@ -129,6 +130,7 @@ class Run:
         self.memory_format = torch.channels_last if cfg.channels_last and on_gpu else torch.contiguous_format
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and on_gpu)
         self.model = model.to(self.device, memory_format=self.memory_format)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -187,7 +189,7 @@ class Run:
             if self.cfg.augment:
                 x = augment(x, self.generator)
             with self.autocast:
-                logits = model(x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x)
+                logits = self.forward(x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x)
                 loss = F.cross_entropy(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
