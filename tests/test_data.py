@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dmbn.data import DataError, Processed, fetch, parse, regime_data, stratified_split
+from dmbn.data import (DataError, Processed, augment, augmentation_draws, fetch, parse, regime_data,
+                       stratified_split)
 
 from conftest import MNIST_FILES, write_cifar_like, write_mnist_like
 from conftest import md5 as md5_of
@@ -121,3 +122,22 @@ def test_processed_round_trip(tmp_path):
     data.save(tmp_path / "t.pt")
     loaded = Processed.load(tmp_path / "t.pt")
     assert torch.equal(loaded.x_train, data.x_train) and loaded.num_classes == 10
+
+
+def test_augment_crops_with_zero_padding_and_flips_per_sample():
+    x = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).view(2, 3, 5, 6)
+    centre, flip, down_left = [4, 4, 0], [4, 4, 1], [0, 6, 0]  # offsets into the 4-padded image
+    out = augment(x, torch.tensor([centre, flip]))
+    assert torch.equal(out[0], x[0])
+    assert torch.equal(out[1], x[1].flip(-1))
+    shifted = augment(x[:1], torch.tensor([down_left]))[0]
+    assert torch.equal(shifted[:, :4], torch.zeros(3, 4, 6))  # four padded rows on top
+    assert torch.equal(shifted[:, 4:, :4], x[0, :, :1, 2:])  # moved down 4, left 2
+    assert torch.equal(shifted[:, 4:, 4:], torch.zeros(3, 1, 2))
+
+
+def test_augmentation_draws_cover_every_offset_and_both_flips():
+    draws = augmentation_draws(2000, torch.Generator().manual_seed(0))
+    assert draws.shape == (2000, 3)
+    assert set(draws[:, :2].unique().tolist()) == set(range(9))
+    assert set(draws[:, 2].unique().tolist()) == {0, 1}

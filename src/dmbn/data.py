@@ -335,15 +335,24 @@ def standardise(images: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return (images.float() / 255 - mean[:, None, None]) / std[:, None, None]
 
 
-def augment(x: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
-    """Random crop with zero padding and random horizontal flip, vectorised on x's device."""
+def augmentation_draws(n: int, generator: torch.Generator, padding: int = 4) -> Tensor:
+    """An epoch's random crop offsets (row, column, each in ``[0, 2 * padding]``) and horizontal
+    flips (0 or 1) for ``n`` samples, as ``[n, 3]`` integers. Drawn on the CPU once per epoch (so
+    the run's generator is the only source of randomness) and moved to the device in one copy,
+    so that no training step waits on a host-to-device transfer."""
+    offsets = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator)
+    flips = (torch.rand(n, generator=generator) < 0.5).long()
+    return torch.cat([offsets, flips[:, None]], dim=1)
+
+
+def augment(x: Tensor, draws: Tensor, padding: int = 4) -> Tensor:
+    """Random crop with zero padding and random horizontal flip of ``x`` ``[n, C, H, W]``, one row
+    of ``augmentation_draws`` per sample, vectorised on x's device."""
     n, c, h, w = x.shape
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
-    flips = torch.rand(n, generator=generator).to(x.device) < 0.5
     padded = F.pad(x, (padding,) * 4)
-    rows = (offsets[0][:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (offsets[1][:, None] + torch.arange(w, device=x.device))
-    cols = torch.where(flips[:, None], cols.flip(1), cols)[:, None, None, :]
+    rows = (draws[:, 0, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = draws[:, 1, None] + torch.arange(w, device=x.device)
+    cols = torch.where(draws[:, 2, None].bool(), cols.flip(1), cols)[:, None, None, :]
     batch = torch.arange(n, device=x.device)[:, None, None, None]
     channel = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[batch, channel, rows, cols]

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import faults
-from .data import RunData, augment
+from .data import RunData, augment, augmentation_draws
 from .esm import ESM_CHUNK, measure_esm, recalibrated_statistics
 from .estimators import EstimatorBank, precise_statistics
 from .names import ESTIMATOR_KINDS, STATIC_BETAS, static_name
@@ -181,13 +181,14 @@ class Run:
         batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.generator, self.device)
         losses = torch.zeros(len(batches), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
+        draws = augmentation_draws(len(data.y_train), self.generator).to(self.device) if self.cfg.augment else None
         model.train()
         if self.bank:
             self.bank.start_epoch()
         for step, index in enumerate(batches):
             x, y = data.x_train[index], data.y_train[index]
-            if self.cfg.augment:
-                x = augment(x, self.generator)
+            if draws is not None:
+                x = augment(x, draws[index])
             with self.autocast:
                 logits = self.forward(x.contiguous(memory_format=self.memory_format) if x.dim() == 4 else x)
                 loss = F.cross_entropy(logits, y)
