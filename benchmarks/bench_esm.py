@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from common import arguments, fashion_shaped, machine
+from common import arguments, fashion_shaped, interleaved, machine
 
 from dmbn.esm import ESM_CHUNK, measure_esm, stacked_expected_statistics
 from dmbn.models import build_model
@@ -33,13 +33,8 @@ def main() -> None:
     def stacked() -> None:
         measure_esm(run.model, estimators, data.x_esm, data.y_esm, args.chunk)
 
-    times = {one_pass_each: [], stacked: []}
-    for _ in range(args.repeats):  # interleaved, so both see the same machine
-        for measure in times:
-            start = time.perf_counter()
-            measure()
-            times[measure].append(time.perf_counter() - start)
-    loop, together = (statistics.median(times[k]) for k in (one_pass_each, stacked))
+    times = interleaved({"each": one_pass_each, "stacked": stacked}, args.repeats)
+    loop, together = (statistics.median(times[k]) for k in ("each", "stacked"))
     print(f"machine: {machine()}; chunk {args.chunk}")
     print(f"one training epoch (48,000 samples)          {epoch:.3f} s")
     print(f"ESM of {len(estimators)} estimators, one pass each (12,000)  {loop:.3f} s  "

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import copy
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-from common import arguments, fashion_shaped, machine
+from common import arguments, fashion_shaped, interleaved, machine
 from dmbn.models import build_model
 from dmbn.train import Run, TrainConfig, epoch_batches
 
@@ -42,20 +41,15 @@ def main() -> None:
         if args.compile else None
     if compiled:
         compiled.train_epoch()  # compiles
-    times = {"minimal": [], "project": [], "compiled": []}
-    for _ in range(args.repeats):  # interleaved, so all see the same machine
+    def minimal() -> None:  # the batch order the project's loop is about to draw
         state = run.generator.get_state()
         batches = epoch_batches(len(data.y_train), 100, torch.Generator().set_state(state), torch.device("cpu"))
-        start = time.perf_counter()
         minimal_epoch(minimal_model, optimizer, data, batches)
-        times["minimal"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        run.train_epoch()  # draws the same batch order from the same generator state
-        times["project"].append(time.perf_counter() - start)
-        if compiled:
-            start = time.perf_counter()
-            compiled.train_epoch()
-            times["compiled"].append(time.perf_counter() - start)
+
+    work = {"minimal": minimal, "project": run.train_epoch}
+    if compiled:
+        work["compiled"] = compiled.train_epoch
+    times = interleaved(work, args.repeats)
     minimal, project = (statistics.median(times[k]) for k in ("minimal", "project"))
     print(f"machine: {machine()}")
     print(f"minimal loop   {minimal:.3f} s/epoch (480 steps of 100)")

@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 
 from bench_step_overhead import minimal_epoch
-from common import arguments, fashion_shaped, machine
+from common import arguments, fashion_shaped, interleaved, machine
 from dmbn.models import build_model
 from dmbn.train import Run, TrainConfig, epoch_batches
 
@@ -57,12 +57,7 @@ def main() -> None:
     runs = {name: Run(copy.deepcopy(initial[arch]), data, cfg) for name, (arch, cfg) in configs.items()}
     epochs: dict[str, Callable[[], object]] = {"plain": plain_epochs(data)}
     epochs.update({name: run.next_epoch for name, run in runs.items()})
-    times: dict[str, list[float]] = {name: [] for name in epochs}
-    for _ in range(args.epochs):
-        for name, epoch in epochs.items():
-            start = time.perf_counter()
-            epoch()
-            times[name].append(time.perf_counter() - start)
+    times = interleaved(epochs, args.epochs)
     epoch = {name: statistics.median(t[1:]) for name, t in times.items()}
     final = {name: final_work(run) for name, run in runs.items()}
     cost = {name: THESIS_EPOCHS * epoch[name] + final.get(name, 0.0) for name in epochs}

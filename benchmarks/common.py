@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import torch
 
 from dmbn.data import RunData
@@ -41,3 +44,15 @@ def machine() -> str:
 
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
            f"{torch.get_num_threads()} threads"
+
+
+def interleaved(work: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Seconds of each callable per round, calling them in turn every round (in ``work``'s
+    order), so that all see the same machine: this VM's speed drifts within minutes."""
+    times: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(rounds):
+        for name, call in work.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return times

@@ -28,7 +28,6 @@ from .statistics import (EstimatorStatistics, LayerLayout, batchnorm_layers, pre
                          read_buffers, using_statistics)
 
 
-
 class EstimatorBank:
     """Running-statistics estimators for every BN layer of ``model``.
 
