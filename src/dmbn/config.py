@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .names import BATCH_NORM_ARCHS, static_name
+from .names import BATCH_NORM_ARCHS, FULL_BATCH_REGIMES, static_name
 
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
     from .train import TrainConfig
@@ -66,7 +66,7 @@ def train_config(train: dict[str, Any], regime: str, seed: int, device: str,
     fields = {k: v for k, v in train.items() if k not in MODEL_KEYS}
     fields["betas"] = tuple(fields["betas"])
     fields["estimators"] = tuple(fields["estimators"])
-    if regime == "full":
+    if regime in FULL_BATCH_REGIMES:
         fields["batch_size"] = None
     separate = None if member == "bank" else float(member.removeprefix("static-"))
     return TrainConfig(**fields, seed=seed, device=device, separate_beta=separate)

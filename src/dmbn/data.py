@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .names import REGIMES
+
 log = logging.getLogger("dmbn")
 
 # torchvision and scikit-learn are imported where they are needed: training jobs need neither,
@@ -304,15 +306,17 @@ class RunData:
 
 
 def regime_data(data: Processed, regime: str, train_index: Tensor, esm_index: Tensor) -> RunData:
-    """The thesis's regimes: ``mini`` trains on the 80 % split, measures ESM on the 20 % and
-    tests on the official test set; ``full`` trains, measures ESM and tests on the test set."""
-    if regime == "mini":
+    """The regimes (``dmbn.names.REGIMES``): ``mini`` and ``full-heldout`` train on the 80 % split,
+    measure ESM on the 20 % and test on the official test set; the thesis's ``full`` trains,
+    measures ESM and tests on the official test set. Inputs are standardised with the moments of
+    the training part."""
+    if regime in ("mini", "full-heldout"):
         x_train, y_train = data.x_train[train_index], data.y_train[train_index]
         x_esm, y_esm = data.x_train[esm_index], data.y_train[esm_index]
     elif regime == "full":
         x_train, y_train, x_esm, y_esm = data.x_test, data.y_test, data.x_test, data.y_test
     else:
-        raise ValueError(f"unknown regime {regime!r}; choose 'mini' or 'full'")
+        raise ValueError(f"unknown regime {regime!r}; choose one of {list(REGIMES)}")
     mean, std = channel_moments(x_train)
     x_train, x_esm, x_test = (standardise(x, mean, std) for x in (x_train, x_esm, data.x_test))
     return RunData(x_train, y_train, x_esm, y_esm, x_test, data.y_test, data.num_classes)

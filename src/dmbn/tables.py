@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, METRICS
+from .names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, METRICS, REGIMES, regime_label
+
 EXTRA_VARIANTS = ("precise", "cma", "recalibrated")
 LABELS = {"dmbn": "DMBN", "bn-bfn": "BN-BFN", "precise": "PreciseBN", "cma": "Cumulative average",
           "recalibrated": "Recalibrated (ESM = 0)"}
-REGIMES = {"full": "Full batch", "mini": "Mini-batch"}
 PAIRS = (("dmbn", DEFAULT_ESTIMATOR), ("dmbn", "bn-bfn"), ("dmbn", "precise"))
 
 
@@ -62,7 +62,7 @@ def thesis_table(summary_rows: pd.DataFrame, decimals: int) -> tuple[pd.DataFram
     metrics as mean ± std; best mean per regime and metric in bold. Returns (CSV frame, LaTeX)."""
     order = variant_order(summary_rows.variant)
     rows = summary_rows.assign(
-        regime_order=summary_rows.regime.map({"full": 0, "mini": 1}),
+        regime_order=summary_rows.regime.map({r: i for i, r in enumerate(REGIMES)}),
         variant_order=summary_rows.variant.map({v: i for i, v in enumerate(order)}),
     ).sort_values(["regime_order", "variant_order"])
     cells = {}
@@ -73,7 +73,7 @@ def thesis_table(summary_rows: pd.DataFrame, decimals: int) -> tuple[pd.DataFram
             for m, s, b in zip(rows[f"{metric}_mean"], rows[f"{metric}_std"], best)
         ]
     latex_frame = pd.DataFrame(
-        {"Regime": rows.regime.map(REGIMES).values, "Variant": rows.variant.map(label).values,
+        {"Regime": rows.regime.map(regime_label).values, "Variant": rows.variant.map(label).values,
          **{m.capitalize() if m != "f1" else "F1": cells[m] for m in METRICS}})
     latex = latex_frame.set_index(["Regime", "Variant"]).to_latex(
         escape=False, multirow=True, column_format="ll" + "c" * len(METRICS))

@@ -8,6 +8,7 @@ from dmbn.config import (
     model_kwargs,
     study_train,
 )
+from dmbn.names import REGIMES
 
 for _configfile in workflow.configfiles:
     load_strict(_configfile)  # duplicate keys (e.g. two studies of one name) are errors
@@ -29,7 +30,7 @@ FIGURES = [
 wildcard_constraints:
     study=r"[A-Za-z0-9_]+",
     dataset=r"[a-z0-9][a-z0-9-]*",
-    regime=r"mini|full",
+    regime="|".join(REGIMES),
     arch=r"mlp|mlp-bnbfn|resnet50|resnet50-xbnblock-p2",
     seed=r"\d+",
     member=r"bank|static-[0-9.]+",
