@@ -84,18 +84,36 @@ def test_beta_star_ties_go_to_the_smaller_beta():
     assert bank.finish_epoch(esm_mu).tolist() == [0.1, 0.3, 0.1, 0.1]
 
 
-def test_precise_statistics_average_batch_moments_of_the_final_weights(data):
+def test_precise_statistics_are_population_statistics_of_batches_of_different_sizes(data):
     model = small_mlp()
-    batches = [data.x_train[i * 40:(i + 1) * 40] for i in range(4)]
+    # batches of different sizes and means: the population mixes them by size
+    sizes = [40, 7, 23, 2]
+    starts = [0, 40, 47, 70]
+    batches = [data.x_train[a:a + n] + shift for a, n, shift in zip(starts, sizes, (0.0, 3.0, -1.0, 5.0))]
     before = read_buffers(model)
     mean, var = precise_statistics(model, batches)
-    # direct: the first BN layer's input is the first Linear's output
+    # direct: the first BN layer's input is the first Linear's output, for all samples at once
     first = model[1].linear
     with torch.no_grad():
-        inputs = [first(b.flatten(1)) for b in batches]
-    torch.testing.assert_close(mean[:16], torch.stack([h.mean(0) for h in inputs]).mean(0))
-    torch.testing.assert_close(var[:16], torch.stack([h.var(0) for h in inputs]).mean(0))
+        everything = torch.cat([first(b.flatten(1)) for b in batches]).double()
+    torch.testing.assert_close(mean[:16].double(), everything.mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(var[:16].double(), everything.var(0, unbiased=True), rtol=1e-5, atol=1e-6)
+    # not the mean of batch variances (the older fvcore estimator): the batch means differ
+    mean_of_variances = torch.stack([first(b.flatten(1)).var(0) for b in batches]).mean(0).detach()
+    assert (var[:16] - mean_of_variances).abs().max() > 0.1
     torch.testing.assert_close(read_buffers(model), before)  # buffers untouched
+
+
+def test_precise_statistics_count_spatial_positions_of_conv_layers():
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)
+    model = nn.Sequential(conv, bn)
+    batches = [torch.randn(4, 2, 5, 5), torch.randn(1, 2, 5, 5) + 2.0]
+    mean, var = precise_statistics(model, batches)
+    with torch.no_grad():
+        h = torch.cat([conv(b) for b in batches]).double().transpose(0, 1).flatten(1)  # [C, all elements]
+    torch.testing.assert_close(mean.double(), h.mean(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(var.double(), h.var(1, unbiased=True), rtol=1e-5, atol=1e-6)
 
 
 def test_using_statistics_loads_and_restores(data):

@@ -1,5 +1,7 @@
+import dataclasses
+import json
 import os
-import pickle
+import re
 
 import pandas as pd
 import pytest
@@ -7,6 +9,7 @@ import torch
 
 from dmbn.evaluate import evaluate_estimators, predict
 from dmbn.models import build_model
+from dmbn.checkpoints import CheckpointError
 from dmbn.train import DivergenceError, Run, TrainConfig, train_run, write_run
 
 CONFIG = TrainConfig(epochs=3, batch_size=40, precise_batches=4, seed=7)
@@ -29,7 +32,12 @@ def stop_after(epoch: int):
 
 
 def run_files(folder) -> dict[str, bytes]:
-    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+    """A run's files, but the run card (times and segments differ between processes)."""
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder)) if name != "card.json"}
+
+
+def card(folder) -> dict:
+    return json.loads((folder / "card.json").read_text())
 
 
 def test_run_writes_the_documented_files(data, tmp_path):
@@ -56,15 +64,93 @@ def test_resumed_run_is_bitwise_identical_to_an_uninterrupted_one(data, tmp_path
     # the resumed process starts from another initialisation: the checkpoint must override it
     write_run(train_run(fresh_model(seed=99), data, CONFIG, tmp_path / "b.ckpt"), tmp_path / "resumed")
     assert run_files(tmp_path / "straight") == run_files(tmp_path / "resumed")
+    segments = [(s["first_epoch"], s["last_epoch"]) for s in card(tmp_path / "resumed")["segments"]]
+    assert segments == [(0, 1), (1, 2), (2, 3)]
+    assert [(s["first_epoch"], s["last_epoch"]) for s in card(tmp_path / "straight")["segments"]] == [(0, 3)]
 
 
-def test_checkpoint_of_other_settings_is_not_resumed(data, tmp_path):
+def test_run_card_says_what_produced_the_run(data, tmp_path):
+    import platform
+    import subprocess
+
+    write_run(train_run(fresh_model(), data, CONFIG), tmp_path)
+    written = card(tmp_path)
+    head = subprocess.run(["git", "-C", os.path.dirname(__file__), "rev-parse", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    assert written["commit"] == (head or "unknown")
+    assert written["python"] == platform.python_version() and written["torch"] == str(torch.__version__)
+    assert written["device"] == "cpu" and written["threads"] == torch.get_num_threads()
+    assert written["epochs_run"] == 3 and written["resumed_from_epoch"] == 0
+    assert written["wall_seconds"] == pytest.approx(written["segments"][0]["wall_seconds"])
+    assert written["started"] <= written["finished"]
+
+
+def interrupted(data, checkpoint, cfg=CONFIG, model=None, epoch: int = 1) -> None:
     with pytest.raises(Interrupt):
-        train_run(fresh_model(), data, CONFIG, tmp_path / "c.ckpt", on_epoch=stop_after(1))
-    other = TrainConfig(**{**CONFIG.__dict__, "lr": 0.05})
-    result = train_run(fresh_model(), data, other, tmp_path / "c.ckpt")
-    reference = train_run(fresh_model(), data, other)
+        train_run(model or fresh_model(), data, cfg, checkpoint, on_epoch=stop_after(epoch))
+
+
+def set_aside(checkpoint) -> list:
+    return sorted(checkpoint.parent.glob(checkpoint.name + ".stale-*"))
+
+
+@pytest.mark.parametrize("change", ["lr", "seed", "data", "width", "batch_free", "threads"])
+def test_checkpoint_of_another_run_is_set_aside_and_the_run_starts_over(data, tmp_path, change, caplog):
+    checkpoint = tmp_path / "c.ckpt"
+    interrupted(data, checkpoint)
+    cfg, model, run_data = CONFIG, fresh_model, data
+    if change in ("lr", "seed"):
+        cfg = dataclasses.replace(CONFIG, **{change: {"lr": 0.05, "seed": 8}[change]})
+    elif change == "data":  # another split or data set: same shapes, other samples
+        run_data = dataclasses.replace(data, x_train=data.x_train.flip(0), y_train=data.y_train.flip(0))
+    elif change == "width":
+        model = lambda: (torch.manual_seed(7), build_model("mlp", (1, 1, 12), 3, depth=4, width=8))[1]
+    elif change == "batch_free":
+        model = lambda: (torch.manual_seed(7), build_model("mlp-bnbfn", (1, 1, 12), 3, depth=4, width=16,
+                                                           batch_free="groupnorm", groups=2))[1]
+    threads = torch.get_num_threads()
+    try:
+        if change == "threads":
+            torch.set_num_threads(threads + 1)
+        result = train_run(model(), run_data, cfg, checkpoint)
+        reference = train_run(model(), run_data, cfg)
+    finally:
+        torch.set_num_threads(threads)
     pd.testing.assert_frame_equal(result.history, reference.history)
+    assert len(set_aside(checkpoint)) == 1  # kept, not deleted
+    assert any(str(set_aside(checkpoint)[0]) in r.message and "starting over" in r.message for r in caplog.records)
+
+
+def test_more_epochs_continue_a_finished_run_exactly(data, tmp_path):
+    short = dataclasses.replace(CONFIG, epochs=2)
+    train_run(fresh_model(), data, short, tmp_path / "e.ckpt")
+    write_run(train_run(fresh_model(), data, CONFIG, tmp_path / "e.ckpt"), tmp_path / "extended")
+    write_run(train_run(fresh_model(), data, CONFIG), tmp_path / "straight")
+    assert run_files(tmp_path / "extended") == run_files(tmp_path / "straight")
+    assert not set_aside(tmp_path / "e.ckpt")
+
+
+def test_fewer_epochs_than_the_checkpoint_start_over(data, tmp_path):
+    train_run(fresh_model(), data, CONFIG, tmp_path / "f.ckpt")
+    short = dataclasses.replace(CONFIG, epochs=2)
+    result = train_run(fresh_model(), data, short, tmp_path / "f.ckpt")
+    assert list(result.history.epoch) == [1, 2] and len(set_aside(tmp_path / "f.ckpt")) == 1
+
+
+def test_truncated_checkpoint_is_set_aside_named_in_the_log(data, tmp_path, caplog):
+    checkpoint = tmp_path / "t.ckpt"
+    interrupted(data, checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    result = train_run(fresh_model(), data, CONFIG, checkpoint)
+    assert list(result.history.epoch) == [1, 2, 3]
+    [aside] = set_aside(checkpoint)
+    assert len(aside.read_bytes()) == 1000
+    assert any(str(checkpoint) in r.message and "unreadable" in r.message for r in caplog.records)
+
+
+def test_checkpoint_writes_leave_no_temporary_files(data, tmp_path):
+    train_run(fresh_model(), data, CONFIG, tmp_path / "w.ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.ckpt"]
 
 
 def test_separate_run_with_beta_equals_the_banks_static_estimator(data):
@@ -103,19 +189,29 @@ def test_tampered_checkpoint_with_a_pickled_callable_is_refused(data, tmp_path):
     state = torch.load(checkpoint, weights_only=True)
     state["history"].append(Evil())
     torch.save(state, checkpoint)
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    with pytest.raises(CheckpointError) as error:
         train_run(fresh_model(), data, CONFIG, checkpoint)
+    message = str(error.value)
+    assert message.startswith(f"checkpoint {checkpoint} holds objects other than tensors")
+    assert f"rm {checkpoint}" in message and checkpoint.exists()  # the advice, and nothing deleted
 
 
-def test_checkpoint_from_before_a_new_setting_existed_is_resumed():
-    import json
-
-    old = json.loads(CONFIG.fingerprint())
-    del old["channels_last"]  # a checkpoint written before this setting was added
-    old["esm_stacked"] = False  # and one with a setting dmbn no longer has
-    assert CONFIG.matches(json.dumps(old))
-    assert not TrainConfig(**{**CONFIG.__dict__, "channels_last": True}).matches(json.dumps(old))
-    assert not TrainConfig(**{**CONFIG.__dict__, "lr": 0.2}).matches(CONFIG.fingerprint())
+def test_checkpoint_from_before_a_new_setting_existed_is_resumed(data, tmp_path):
+    checkpoint = tmp_path / "n.ckpt"
+    interrupted(data, checkpoint)
+    state = torch.load(checkpoint, weights_only=True)
+    del state["identity"]["train"]["channels_last"]  # written before this setting was added
+    torch.save(state, checkpoint)
+    result = train_run(fresh_model(), data, CONFIG, checkpoint)
+    assert not set_aside(checkpoint)
+    pd.testing.assert_frame_equal(result.history, train_run(fresh_model(), data, CONFIG).history)
+    checkpoint = tmp_path / "m.ckpt"
+    interrupted(data, checkpoint)  # ... but not by a run that changed it
+    state = torch.load(checkpoint, weights_only=True)
+    del state["identity"]["train"]["channels_last"]
+    torch.save(state, checkpoint)
+    train_run(fresh_model(), data, dataclasses.replace(CONFIG, channels_last=True), checkpoint)
+    assert len(set_aside(checkpoint)) == 1
 
 
 @pytest.mark.slow  # compiling the forward and backward graphs takes ~20 s on a CPU

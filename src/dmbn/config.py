@@ -47,9 +47,18 @@ def load_strict(path: str | Path) -> dict:
         raise ConfigError(f"{path}: {error}") from None
 
 
-def study_train(config: dict, study: str) -> dict[str, Any]:
-    """The study's training settings: the global ``train`` block updated by the study's own."""
-    return {**config["train"], **config["studies"][study].get("train", {})}
+def study_train(config: dict, study: str, regime: str | None = None) -> dict[str, Any]:
+    """The training settings of a study's runs in ``regime``: the global ``train`` block, updated
+    by the study's own, updated by the study's ``regime_overrides.<regime>.train``."""
+    spec = config["studies"][study]
+    override = spec.get("regime_overrides", {}).get(regime, {}) if regime else {}
+    return {**config["train"], **spec.get("train", {}), **override.get("train", {})}
+
+
+def study_seeds(config: dict, study: str, regime: str) -> list[int]:
+    """A study's seeds in ``regime``: ``regime_overrides.<regime>.seeds``, else the study's."""
+    spec = config["studies"][study]
+    return list(spec.get("regime_overrides", {}).get(regime, {}).get("seeds", spec["seeds"]))
 
 
 def model_kwargs(train: dict[str, Any]) -> dict[str, Any]:
@@ -103,16 +112,20 @@ def check(config: dict) -> None:
             if dataset not in config["datasets"]:
                 raise ConfigError(f"{key}.datasets: unknown data set {dataset!r} "
                                   f"(known: {sorted(config['datasets'])})")
-        train = study_train(config, name)
-        _check_batch_size(config, key, study, train)
-        _check_layers(config["report"], key, study, train)
-        if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
-            raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
+        for regime in study.get("regime_overrides", {}):
+            if regime not in study["regimes"]:
+                raise ConfigError(f"{key}.regime_overrides.{regime}: the study has no regime "
+                                  f"{regime!r} (regimes: {study['regimes']})")
+        for regime in study["regimes"]:
+            train = study_train(config, name, regime)
+            if regime == "mini":
+                _check_batch_size(config, key, study, train)
+            _check_layers(config["report"], key, study, train)
+            if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
+                raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
 
 
 def _check_batch_size(config: dict, key: str, study: dict, train: dict) -> None:
-    if "mini" not in study["regimes"]:
-        return
     for dataset in study["datasets"]:
         spec = config["datasets"][dataset]
         if "mirrors" in spec or "md5" in spec:

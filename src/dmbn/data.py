@@ -28,9 +28,16 @@ log = logging.getLogger("dmbn")
 # torchvision and scikit-learn are imported where they are needed: training jobs need neither,
 # and each costs seconds of start-up in every job.
 
-# md5 of the *uncompressed* IDX files. Debian's dataset-fashion-mnist re-gzips the original
-# archives (new gzip headers, so other archive md5s) around byte-identical payloads.
+# md5 of the *uncompressed* IDX files. Debian's dataset-fashion-mnist and the offline MNIST copy
+# re-gzip the original archives (new gzip headers, so other archive md5s) around byte-identical
+# payloads.
 IDX_PAYLOAD_MD5 = {
+    "MNIST": {  # ../shared/data/mnist holds these payloads re-gzipped (its README)
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
     "FashionMNIST": {
         "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
         "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
@@ -299,6 +306,18 @@ class RunData:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    def fingerprint(self) -> str:
+        """A content hash of every tensor (so of the data set, the split and the regime)."""
+        digest = hashlib.sha256()
+        for name, value in sorted(self.__dict__.items()):
+            digest.update(name.encode())
+            if isinstance(value, Tensor):
+                digest.update(str((value.dtype, tuple(value.shape))).encode())
+                digest.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            else:
+                digest.update(repr(value).encode())
+        return digest.hexdigest()
 
     def to(self, device: str | torch.device) -> "RunData":
         fields = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.__dict__.items()}

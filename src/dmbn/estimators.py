@@ -7,7 +7,8 @@ momentum β never changes the weights. One run can therefore carry every estimat
 * ``cma``          cumulative moving average (PyTorch's ``momentum=None``)
 * ``dmbn``         Dynamic Momentum BN: per layer and epoch, the β* whose static estimator has
                    the smallest ESM_μ at that epoch's end drives this layer's EMA over that epoch
-* ``precise``      PreciseBN: population statistics of the final weights over training batches
+* ``precise``      PreciseBN: population statistics (all samples of N training batches, Bessel-
+                   corrected once) of the final weights, as fvcore's ``update_bn_stats``
 * ``recalibrated`` expected statistics measured layer by layer on the ESM set (ESM = 0)
 
 How batch statistics are observed at no cost: every BN layer's buffers become views into one flat
@@ -170,18 +171,56 @@ class EstimatorBank:
         self.extra = dict(state["extra"])
 
 
+class PopulationStatistics:
+    """Per-channel mean and unbiased variance of *all* samples of many batches, merged batch by
+    batch from each batch's (count n_b, mean m_b, unbiased variance v_b) in float64 (Chan et al.):
+
+        N ← N + n_b,   μ ← μ + (m_b − μ)·n_b / N,
+        M₂ ← M₂ + (n_b − 1)·v_b + (m_b − μ_old)²·n_b·N_old / N,   σ² = M₂ / (N − 1).
+
+    Batches of different sizes weigh by their size, and the spread of the batch means enters the
+    variance: fvcore's ``_PopulationVarianceEstimator`` (``update_bn_stats`` since 2021), with
+    n_b counting every element of a channel (samples × spatial positions).
+    """
+
+    def __init__(self) -> None:
+        self.count: Tensor | None = None
+        self.mean: Tensor | None = None
+        self.m2: Tensor | None = None
+
+    def update(self, count: Tensor, batch_mean: Tensor, batch_var: Tensor) -> None:
+        count, batch_mean, batch_var = (t.double() for t in (count, batch_mean, batch_var))
+        if self.count is None:
+            self.count, self.mean, self.m2 = count, batch_mean, (count - 1) * batch_var
+            return
+        total = self.count + count
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * count / total
+        self.m2 = self.m2 + (count - 1) * batch_var + delta ** 2 * self.count * count / total
+        self.count = total
+
+    def statistics(self) -> tuple[Tensor, Tensor]:
+        if self.count is None:
+            raise ValueError("PreciseBN needs at least one batch")
+        return self.mean, self.m2 / (self.count - 1)
+
+
 @torch.no_grad()
 def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
-    """PreciseBN (Wu & Johnson 2021, fvcore's ``update_bn_stats``): the average over ``batches``
-    of the batch means and of the (unbiased) batch variances, all with the current weights.
+    """PreciseBN (Wu & Johnson 2021): population statistics of every BN layer's input over
+    ``batches`` with the current weights (``PopulationStatistics``, as fvcore's ``update_bn_stats``).
 
-    Runs forwards in train mode; the model's buffers, momenta and mode are restored afterwards.
+    Runs forwards in train mode, so each layer sees the batch-normalised outputs of the layers
+    before it, as in training; the model's buffers, momenta and mode are restored afterwards.
     """
     layers = [bn for _, bn in batchnorm_layers(model)]
+    layout = LayerLayout.of(model)
     saved_momenta = [bn.momentum for bn in layers]
+    saved_steps = [bn.num_batches_tracked.clone() for bn in layers]  # train forwards count them
     was_training = model.training
-    mean_sum = var_sum = None
-    count = 0
+    counts: list[int] = [0] * len(layers)
+    hooks = [bn.register_forward_pre_hook(_count_into(counts, i)) for i, bn in enumerate(layers)]
+    population = PopulationStatistics()
     with preserved_statistics(model):
         for bn in layers:
             bn.momentum = 1.0
@@ -189,15 +228,24 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
         try:
             for x in batches:
                 model(x)
-                batch_mean, batch_var = (t.double() for t in read_buffers(model))
-                mean_sum = batch_mean if mean_sum is None else mean_sum + batch_mean
-                var_sum = batch_var if var_sum is None else var_sum + batch_var
-                count += 1
+                per_channel = layout.per_channel(torch.tensor(counts, dtype=torch.float64,
+                                                              device=layers[0].running_mean.device))
+                population.update(per_channel, *read_buffers(model))
         finally:
-            for bn, momentum in zip(layers, saved_momenta):
+            for hook in hooks:
+                hook.remove()
+            for bn, momentum, steps in zip(layers, saved_momenta, saved_steps):
                 bn.momentum = momentum
+                bn.num_batches_tracked.copy_(steps)
             model.train(was_training)
-    if count == 0:
-        raise ValueError("PreciseBN needs at least one batch")
     dtype = layers[0].running_mean.dtype
-    return (mean_sum / count).to(dtype), (var_sum / count).to(dtype)
+    mean, var = population.statistics()
+    return mean.to(dtype), var.to(dtype)
+
+
+def _count_into(counts: list[int], index: int):
+    """A forward pre-hook recording how many elements per channel a BN layer's input holds."""
+    def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        x = inputs[0]
+        counts[index] = x.numel() // x.shape[1]
+    return hook

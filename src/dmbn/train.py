@@ -11,6 +11,10 @@ bitwise-identical results. Its files (see ``write_run``):
 * ``layers.csv``   layer, name, channels, position  (position: 1-based index among all norm
                    layers, batch-free ones included, i.e. the hidden layer of an MLP)
 * ``statistics.pt`` final statistics of every estimator, ``model.pt`` final weights
+* ``card.json``    the run card: code version, software, device, threads, times (``dmbn.cards``)
+
+Checkpoints carry the run's identity (``dmbn.checkpoints``): a changed setting, model or data
+never resumes an old trajectory.
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import faults
+from . import cards, checkpoints, faults
+from .checkpoints import save_atomic
 from .data import RunData, augment, augmentation_draws
 from .esm import ESM_CHUNK, measure_esm, recalibrated_statistics
 from .estimators import EstimatorBank, precise_statistics
-from .names import ESTIMATOR_KINDS, STATIC_BETAS, static_name
+from .names import ESTIMATOR_KINDS, RUN_CARD, STATIC_BETAS, static_name
 from .models import norm_layers
 from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers
 
@@ -65,17 +70,9 @@ class TrainConfig:
     compile: bool = False        # torch.compile the training step's model (ESM runs eagerly)
     separate_beta: float | None = None  # the thesis's protocol: BN momentum β, no bank
 
-    def fingerprint(self) -> str:
-        """What a checkpoint must match to be resumed (everything that shapes the results)."""
-        return json.dumps(asdict(self), sort_keys=True)
-
-    def matches(self, fingerprint: str) -> bool:
-        """Whether a checkpoint's fingerprint describes this configuration. A setting the
-        fingerprint lacks (added to dmbn after the checkpoint was written) counts as its default."""
-        stored = json.loads(fingerprint)
-        current = json.loads(self.fingerprint())
-        defaults = json.loads(TrainConfig().fingerprint())
-        return all(stored.get(key, defaults[key]) == value for key, value in current.items())
+    def settings(self) -> dict:
+        """The settings as plain data (tuples as lists), as checkpoints store them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -86,6 +83,7 @@ class RunResult:
     statistics: EstimatorStatistics
     model: nn.Module
     layers: pd.DataFrame = field(default_factory=pd.DataFrame)
+    card: dict = field(default_factory=dict)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -102,12 +100,6 @@ def epoch_batches(n: int, batch_size: int | None, generator: torch.Generator,
     order = torch.randperm(n, generator=generator).to(device)
     batches = list(order.split(batch_size or n))
     return batches[:-1] if len(batches) > 1 and len(batches[-1]) < 2 else batches
-
-
-def save_atomic(obj: object, path: Path) -> None:
-    partial = path.with_name(path.name + ".part")
-    torch.save(obj, partial)
-    partial.replace(path)
 
 
 def layer_table(model: nn.Module) -> pd.DataFrame:
@@ -139,6 +131,9 @@ class Run:
         if cfg.separate_beta is not None:
             for _, bn in batchnorm_layers(model):
                 bn.momentum = cfg.separate_beta
+        self.identity = checkpoints.identity(cfg.settings(), model, data.fingerprint())
+        self.segments: list[dict] = []  # earlier processes' stretches of this run (run card)
+        self._segment: tuple[int, str, float] | None = None  # this process's: first epoch, start
         self.epoch = 0
         self.esm_rows: list[dict] = []
         self.beta_rows: list[dict] = []
@@ -146,7 +141,7 @@ class Run:
 
     # checkpoints
     def state_dict(self) -> dict:
-        return {"fingerprint": self.cfg.fingerprint(), "epoch": self.epoch,
+        return {"identity": self.identity, "segments": self.all_segments(), "epoch": self.epoch,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "bank": self.bank.state_dict() if self.bank else None,
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
@@ -160,19 +155,58 @@ class Run:
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch = state["epoch"]
+        self.segments = list(state.get("segments", []))
         self.esm_rows, self.beta_rows, self.history_rows = state["esm"], state["betas"], state["history"]
+        if self.epoch < self.cfg.epochs:
+            self._reopen()
+
+    def begin_segment(self) -> None:
+        """This process starts training (after any resume): its stretch goes on the run card."""
+        self._segment = (self.epoch, cards.now(), time.perf_counter())
+
+    def all_segments(self) -> list[dict]:
+        if self._segment is None:
+            return list(self.segments)
+        first_epoch, started, clock = self._segment
+        return self.segments + [cards.segment(first_epoch, self.epoch, started, time.perf_counter() - clock)]
+
+    def _reopen(self) -> None:
+        """A finished run resumed for more epochs: its end-of-training estimators (PreciseBN,
+        recalibrated) belong to the old last epoch and are measured again at the new one."""
+        finals = list(self.bank.extra) if self.bank else []
+        self.esm_rows = [row for row in self.esm_rows if row["estimator"] not in finals]
+        for row in self.history_rows:
+            for name in finals:
+                row.pop(f"esm_accuracy_{name}", None)
+        if self.bank:
+            self.bank.extra = {}
 
     def resume(self, checkpoint: Path) -> bool:
-        """Load ``checkpoint`` if it belongs to this configuration; True when resumed."""
+        """Load ``checkpoint`` if it belongs to this run (``dmbn.checkpoints``); True when resumed.
+        A checkpoint of another run, or an unreadable one, is moved aside and the run starts over."""
         if not checkpoint.exists():
             return False
-        state = torch.load(checkpoint, map_location=self.device, weights_only=True)
-        if not self.cfg.matches(state["fingerprint"]):
-            log.warning("ignoring checkpoint %s: it was written with other settings", checkpoint)
+        state = checkpoints.load(checkpoint, self.device)
+        if state is None:
+            return False
+        reason = self._mismatch(state)
+        if reason:
+            checkpoints.set_aside(checkpoint, reason)
             return False
         self.load_state_dict(state)
         log.info("resumed from %s after epoch %d", checkpoint, self.epoch)
         return True
+
+    def _mismatch(self, state: dict) -> str | None:
+        """Why ``state`` must not be resumed by this run, or None."""
+        if "identity" not in state:
+            return "it was written by an older dmbn that did not record the run's identity"
+        diff = checkpoints.differences(state["identity"], self.identity, TrainConfig().settings())
+        if diff:
+            return f"it belongs to another run (different {', '.join(diff)})"
+        if state["epoch"] > self.cfg.epochs:
+            return f"it holds {state['epoch']} epochs, more than the {self.cfg.epochs} asked for"
+        return None
 
     # training
     def train_epoch(self) -> tuple[float, float]:
@@ -282,7 +316,7 @@ class Run:
     def result(self) -> RunResult:
         return RunResult(pd.DataFrame(self.esm_rows), pd.DataFrame(self.beta_rows, columns=["epoch", "layer", "beta"]),
                          pd.DataFrame(self.history_rows), self.final_statistics(), self.model,
-                         layer_table(self.model))
+                         layer_table(self.model), cards.run_card(self.all_segments(), self.cfg.device))
 
 
 def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Path | None = None,
@@ -297,6 +331,7 @@ def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Pat
     if checkpoint is not None:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         run.resume(checkpoint)
+    run.begin_segment()
     started = time.perf_counter()
     first_epoch = run.epoch
     while run.epoch < cfg.epochs:
@@ -335,3 +370,6 @@ def write_run(result: RunResult, out_dir: str | Path) -> None:
         partial.replace(out / f"{name}.csv")
     save_atomic(result.model.state_dict(), out / "model.pt")
     result.statistics.save(out / "statistics.pt")
+    partial = out / f"{RUN_CARD}.part"
+    partial.write_text(json.dumps(result.card, indent=2))
+    partial.replace(out / RUN_CARD)

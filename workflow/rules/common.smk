@@ -6,9 +6,10 @@ from dmbn.config import (
     load_strict,
     members,
     model_kwargs,
+    study_seeds,
     study_train,
 )
-from dmbn.names import REGIMES
+from dmbn.names import REGIMES, RUN_CARD
 
 for _configfile in workflow.configfiles:
     load_strict(_configfile)  # duplicate keys (e.g. two studies of one name) are errors
@@ -48,7 +49,7 @@ def runs(study_name, **fixed):
         for d in spec["datasets"]
         for r in spec["regimes"]
         for a in spec["archs"]
-        for s in spec["seeds"]
+        for s in study_seeds(config, study_name, r)
         for m in members(config, study_name)
         if all(str(dict(dataset=d, regime=r, arch=a)[k]) == str(v) for k, v in fixed.items())
     ]
@@ -82,12 +83,18 @@ def figure_labels(wildcards):
 
 def train_settings(wildcards):
     """Everything that shapes a run's results; a change re-runs exactly the affected runs."""
-    train = study_train(config, wildcards.study)
-    return dict(train=train, device=config.get("device", "cpu"))
+    train = study_train(config, wildcards.study, wildcards.regime)
+    return dict(train=train, device=config.get("device", "cpu"), threads=run_threads(wildcards))
+
+
+def run_threads(wildcards):
+    """Torch threads of a study's jobs: the study's ``threads``, else the global setting. Thread
+    count changes float summation order, so it is part of a run's identity."""
+    return study(wildcards).get("threads", config.get("threads", 1))
 
 
 def model_settings(wildcards):
-    return model_kwargs(study_train(config, wildcards.study))
+    return model_kwargs(study_train(config, wildcards.study, wildcards.regime))
 
 
 def gpus(wildcards):

@@ -12,7 +12,7 @@ rule evaluate:
     params:
         model=model_settings,
         device=config.get("device", "cpu"),
-    threads: config.get("threads", 1)
+    threads: run_threads
     resources:
         gpu=gpus,
     log:

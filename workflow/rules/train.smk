@@ -14,10 +14,11 @@ rule train:
         layers=f"{RUN}/layers.csv",
         model=f"{RUN}/model.pt",
         statistics=f"{RUN}/statistics.pt",
+        card=f"{RUN}/{RUN_CARD}",
     params:
         settings=train_settings,
         checkpoint="results/{study}/checkpoints/{dataset}/{regime}/{arch}/seed{seed}/{member}.ckpt",
-    threads: config.get("threads", 1)
+    threads: run_threads
     resources:
         gpu=gpus,
         mem_mb=train_mem_mb,
