@@ -112,6 +112,9 @@ def check(config: dict) -> None:
             if dataset not in config["datasets"]:
                 raise ConfigError(f"{key}.datasets: unknown data set {dataset!r} "
                                   f"(known: {sorted(config['datasets'])})")
+        if study.get("rounding_of", name) not in studies or study.get("rounding_of") == name:
+            raise ConfigError(f"{key}.rounding_of: {study['rounding_of']!r} is not another study "
+                              f"(studies: {sorted(studies)})")
         for regime in study.get("regime_overrides", {}):
             if regime not in study["regimes"]:
                 raise ConfigError(f"{key}.regime_overrides.{regime}: the study has no regime "

@@ -116,7 +116,10 @@ def study_targets(study_name):
         f"results/{study_name}/metrics.csv",
         f"results/{study_name}/comparisons/thesis.csv",
         f"results/{study_name}/comparisons/paired.csv",
+        f"results/{study_name}/summaries/beta_star.csv",
     ]
+    if "rounding_of" in spec:
+        targets.append(f"results/{study_name}/comparisons/rounding.csv")
     targets += expand(
         "results/{study}/tables/{dataset}.{ext}",
         study=study_name,

@@ -1,0 +1,24 @@
+import pandas as pd
+
+from dmbn.summaries import beta_star_summary, esm_last_epoch_summary
+
+
+def test_beta_star_summary_puts_each_epoch_of_a_layer_in_one_row():
+    betas = pd.DataFrame({"dataset": "d", "regime": "mini", "arch": "mlp", "seed": [1, 1, 1, 1, 2, 2],
+                          "epoch": [1, 1, 2, 2, 1, 2], "layer": [1, 2, 1, 2, 1, 1],
+                          "beta": [0.1, 0.2, 0.3, 0.4, 0.9, 0.8]})
+    wide = beta_star_summary(betas)
+    assert list(wide.columns) == ["dataset", "regime", "arch", "seed", "layer", "e1", "e2"]
+    row = wide[(wide.seed == 1) & (wide.layer == 2)].iloc[0]
+    assert (row.e1, row.e2) == (0.2, 0.4)
+    assert wide[wide.seed == 2][["e1", "e2"]].values.tolist() == [[0.9, 0.8]]
+
+
+def test_esm_last_epoch_summary_keeps_only_each_runs_last_epoch():
+    # run 1 ends at epoch 2, run 2 at epoch 1 (a shorter run): each keeps its own last epoch
+    esm = pd.DataFrame({"dataset": "d", "regime": "full", "arch": "mlp", "seed": [1] * 4 + [2] * 2,
+                        "epoch": [1, 1, 2, 2, 1, 1], "layer": [1, 2, 1, 2, 1, 2],
+                        "estimator": "dmbn", "esm_mu": [9.0, 9.0, 1.5, 2.5, 3.0, 4.0],
+                        "esm_sigma": 0.0})
+    wide = esm_last_epoch_summary(esm)
+    assert wide[["seed", "epoch", "l1", "l2"]].values.tolist() == [[1, 2, 1.5, 2.5], [2, 1, 3.0, 4.0]]

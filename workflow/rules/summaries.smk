@@ -1,0 +1,39 @@
+# Compact per-run summaries that `make publish` commits beside the tables.
+
+
+rule summarise:
+    """β* per layer and epoch, and last-epoch ESM_μ per estimator and layer, of every run."""
+    input:
+        betas=lambda w: run_files("betas.csv", w.study),
+        esm=lambda w: run_files("esm.csv", w.study),
+    output:
+        beta_star="results/{study}/summaries/beta_star.csv",
+        esm_last_epoch="results/{study}/summaries/esm_last_epoch.csv",
+    params:
+        runs=run_labels,
+    log:
+        "results/logs/{study}/summarise.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/summarise.py"
+
+
+rule rounding_noise:
+    """A study that reruns another's seeds under a change that alters only float rounding (e.g.
+    `threads`): per estimator, the same-seed differences beside the reference's seed spread."""
+    input:
+        perturbed="results/{study}/metrics.csv",
+        reference=lambda w: f"results/{study(w)['rounding_of']}/metrics.csv",
+    output:
+        "results/{study}/comparisons/rounding.csv",
+    params:
+        confidence=config["report"].get("confidence", 0.95),
+    log:
+        "results/logs/{study}/rounding_noise.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/rounding_noise.py"
