@@ -141,3 +141,46 @@ def test_augmentation_draws_cover_every_offset_and_both_flips():
     assert draws.shape == (2000, 3)
     assert set(draws[:, :2].unique().tolist()) == set(range(9))
     assert set(draws[:, 2].unique().tolist()) == {0, 1}
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.mark.skipif(not SHARED_MNIST.is_dir(), reason="no offline MNIST copy beside the checkout")
+def test_offline_mnist_copy_is_recognised_by_its_payload(tmp_path):
+    spec = {"torchvision": "MNIST"}
+    # the first source holds other archives of the same names (FashionMNIST-like): skipped
+    decoy = tmp_path / "decoy"
+    write_mnist_like(decoy, n_train=20, n_test=10)
+    fetch("mnist", spec, tmp_path / "data", sources=[str(decoy), str(SHARED_MNIST)], download=False)
+    data = parse("mnist", spec, tmp_path / "data")
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
+    # label counts of the real MNIST (its README; LeCun et al.)
+    assert torch.bincount(data.y_train).tolist()[:2] == [5923, 6742]
+    assert torch.bincount(data.y_test).tolist()[:2] == [980, 1135]
+
+
+def test_held_out_full_batch_trains_on_the_split_and_tests_on_the_test_set():
+    data = parse("digits", {}, "unused")
+    train, val = stratified_split(data.y_train, 0.2, seed=0)
+    held_out = regime_data(data, "full-heldout", train, val)
+    assert torch.equal(held_out.y_train, data.y_train[train]) and torch.equal(held_out.y_esm, data.y_train[val])
+    assert torch.equal(held_out.y_test, data.y_test)
+    # standardised with the moments of its training part (the 80 % split), computed here directly
+    pixels = data.x_train[train].double() / 255
+    expected = (data.x_test.double() / 255 - pixels.mean()) / pixels.std()
+    torch.testing.assert_close(held_out.x_test.double(), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown regime 'half'"):
+        regime_data(data, "half", train, val)
+
+
+def test_a_runs_data_fingerprint_changes_with_its_samples_only():
+    data = parse("digits", {}, "unused")
+    train, val = stratified_split(data.y_train, 0.2, seed=0)
+    base = regime_data(data, "mini", train, val).fingerprint()
+    assert regime_data(data, "mini", train, val).fingerprint() == base
+    other_split = stratified_split(data.y_train, 0.2, seed=7)
+    assert regime_data(data, "mini", *other_split).fingerprint() != base
+    assert regime_data(data, "full", train, val).fingerprint() != base  # trains on the test set
+    # the same samples in the held-out regime: its full batch is told apart by the batch size
+    assert regime_data(data, "full-heldout", train, val).fingerprint() == base
