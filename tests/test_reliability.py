@@ -10,12 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from dmbn.config import ConfigError, check, load_strict
+from dmbn.config import ConfigError, check, load_strict, validate
 from dmbn.statistics import EstimatorStatistics, LayerLayout
 
 from conftest import (ROOT, base_config, http_mirror, quickstart_config, snakemake, snakemake_command,
@@ -101,67 +100,129 @@ def setting(config: dict, path: str, value) -> dict:
     return config
 
 
-BAD_CONFIGS = [  # (dotted key, bad value, words the message must contain)
-    ("colour", "blue", ["colour"]),
-    ("train.learning_rate", 0.1, ["learning_rate"]),
-    ("studies.quickstart.sedes", [1], ["sedes"]),
-    ("train.epochs", -5, ["epochs", "-5"]),
-    ("train.epochs", 0, ["epochs", "0"]),
-    ("train.epochs", "ten", ["epochs", "ten"]),
-    ("studies.quickstart.train.epochs", 2.5, ["epochs", "2.5"]),
-    ("train.lr", -0.1, ["lr", "-0.1"]),
-    ("train.betas", [0.0, 0.5], ["betas", "0.0"]),
-    ("train.betas", [0.5, 1.5], ["betas", "1.5"]),
-    ("train.betas", [-0.2], ["betas", "-0.2"]),
-    ("train.betas", [], ["betas", "[]"]),
-    ("train.betas", [0.3, 0.3], ["betas", "0.3"]),
-    ("studies.quickstart.seeds", [], ["seeds", "[]"]),
-    ("studies.quickstart.seeds", ["one"], ["seeds", "one"]),
-    ("studies.quickstart.datasets", ["imagenet"], ["datasets", "imagenet"]),
-    ("studies.quickstart.archs", ["vgg16"], ["archs", "vgg16"]),
-    ("studies.quickstart.regimes", ["micro"], ["regimes", "micro"]),
-    ("train.estimators", ["static", "swa"], ["estimators", "swa"]),
-    ("train.estimators", ["dmbn"], ["estimators", "dmbn"]),
-    ("studies.quickstart.train.batch_size", 5000, ["batch_size", "5000"]),
-    ("train.batch_size", 0, ["batch_size", "0"]),
-    ("report.beta_layer", 25, ["beta_layer", "25"]),
-    ("report.esm_layers", [2, 30], ["esm_layers", "30"]),
+BAD_CONFIGS = [  # (dotted key, bad value, words the error's FIRST line must contain: key and value)
+    ("colour", "blue", ["colour", "blue"]),
+    ("train.learning_rate", 0.1, ["train.learning_rate", "0.1"]),
+    ("studies.quickstart.sedes", [1], ["studies.quickstart.sedes", "[1]"]),
+    ("train.epochs", -5, ["train.epochs", "-5"]),
+    ("train.epochs", 0, ["train.epochs", "0"]),
+    ("train.epochs", "ten", ["train.epochs", "ten"]),
+    ("train.epochs", True, ["train.epochs", "True"]),
+    ("studies.quickstart.train.epochs", 2.5, ["studies.quickstart.train.epochs", "2.5"]),
+    ("train.lr", -0.1, ["train.lr", "-0.1"]),
+    ("train.betas", [0.0, 0.5], ["train.betas[0]", "0.0"]),
+    ("train.betas", [0.5, 1.5], ["train.betas[1]", "1.5"]),
+    ("train.betas", [-0.2], ["train.betas[0]", "-0.2"]),
+    ("train.betas", [], ["train.betas", "[]"]),
+    ("train.betas", [0.3, 0.3], ["train.betas", "0.3"]),
+    ("studies.quickstart.seeds", [], ["studies.quickstart.seeds", "[]"]),
+    ("studies.quickstart.seeds", ["one"], ["studies.quickstart.seeds[0]", "one"]),
+    ("studies.quickstart.seeds", [1.0], ["studies.quickstart.seeds[0]", "1.0"]),
+    ("studies.quickstart.seeds", [-1], ["studies.quickstart.seeds[0]", "-1"]),
+    ("studies.quickstart.seeds", [2**63], ["studies.quickstart.seeds[0]", str(2**63)]),
+    ("studies.quickstart.seeds", [1, 2**64], ["studies.quickstart.seeds[1]", str(2**64)]),
+    ("split.seed", 2**32, ["split.seed", str(2**32)]),
+    ("split.seed", 0.0, ["split.seed", "0.0"]),
+    ("studies.quickstart.datasets", ["imagenet"], ["studies.quickstart.datasets", "imagenet"]),
+    ("studies.quickstart.archs", ["vgg16"], ["studies.quickstart.archs[0]", "vgg16"]),
+    ("studies.quickstart.regimes", ["micro"], ["studies.quickstart.regimes[0]", "micro"]),
+    ("train.estimators", ["static", "swa"], ["train.estimators[1]", "swa"]),
+    ("train.estimators", ["dmbn"], ["train.estimators", "dmbn"]),
+    ("studies.quickstart.train.batch_size", 5000, ["studies.quickstart.train.batch_size", "5000"]),
+    ("train.batch_size", 0, ["train.batch_size", "0"]),
+    ("train.batch_size", 1, ["train.batch_size", "1"]),
+    ("train.batch_size", 50.0, ["train.batch_size", "50.0"]),
+    ("studies.quickstart.train.batch_size", 1, ["studies.quickstart.train.batch_size", "1"]),
+    ("train.depth", 4.0, ["train.depth", "4.0"]),
+    ("train.resnet_blocks", [3, 4.0, 6, 3], ["train.resnet_blocks[1]", "4.0"]),
+    ("report.beta_layer", 25, ["report.beta_layer", "25"]),
+    ("report.esm_layers", [2, 30], ["report.esm_layers", "30"]),
+    ("report.decimals", 3.0, ["report.decimals", "3.0"]),
     ("default_study", "imaginary", ["default_study", "imaginary"]),
     ("device", "gpu", ["device", "gpu"]),
-    ("split.validation_fraction", 1.5, ["validation_fraction", "1.5"]),
-    ("train.batch_free", "instancenorm", ["batch_free", "instancenorm"]),
-    ("train.resnet_blocks", [3, 4, 6], ["resnet_blocks", "[3, 4, 6]"]),
-    ("datasets.mnist.torchvision", "SVHN", ["torchvision", "SVHN"]),
-    ("datasets.mnist.md5", {"train-images-idx3-ubyte.gz": "xyz"}, ["md5", "xyz"]),
-    ("studies.quickstart.protocol", "paired", ["protocol", "paired"]),
+    ("threads", 2.0, ["threads", "2.0"]),
+    ("split.validation_fraction", 1.5, ["split.validation_fraction", "1.5"]),
+    ("train.batch_free", "instancenorm", ["train.batch_free", "instancenorm"]),
+    ("train.resnet_blocks", [3, 4, 6], ["train.resnet_blocks", "[3, 4, 6]"]),
+    ("datasets.mnist.torchvision", "SVHN", ["datasets.mnist.torchvision", "SVHN"]),
+    ("datasets.mnist.md5", {"train-images-idx3-ubyte.gz": "xyz"}, ["datasets.mnist.md5.train-images-idx3-ubyte.gz", "xyz"]),
+    ("studies.quickstart.protocol", "paired", ["studies.quickstart.protocol", "paired"]),
     ("threads", 0, ["threads", "0"]),
-    ("studies.quickstart.train.groups", 5, ["groups", "5"]),
+    ("studies.quickstart.train.groups", 5, ["studies.quickstart.train.groups", "5"]),
+    # nested --config values arrive as strings (snakemake parses them with YAML's BaseLoader)
+    ("train", "{batch_size: 50}", ["train", "{batch_size: 50}"]),
+    ("train.batch_size", "50", ["train.batch_size", "'50'"]),
 ]
 
 
 def rejection(config: dict) -> str:
-    """What the Snakefile does before any job: schema, then the semantic checks."""
+    """What the Snakefile does before any job: the schema, then the semantic checks."""
     try:
-        validate(config, str(SCHEMA))
+        validate(config, SCHEMA)
         check(config)
-    except (WorkflowError, ConfigError) as error:
+    except ConfigError as error:
         return str(error)
     pytest.fail("the config was accepted")
 
 
 @pytest.mark.parametrize("key, value, words", BAD_CONFIGS, ids=[f"{k}={v}" for k, v, _ in BAD_CONFIGS])
-def test_bad_config_is_rejected_naming_key_and_value(key, value, words):
+def test_bad_config_is_rejected_naming_key_and_value_first(key, value, words):
     config = setting(base_config(), key, value)
     if key == "studies.quickstart.train.groups":
         config = setting(config, "studies.quickstart.train.batch_free", "groupnorm")
-    message = rejection(config)
+    first, *_ = rejection(config).splitlines()
+    assert first.startswith(words[0] + ":") or first.startswith(words[0] + "["), first
     for word in words:
-        assert word in message, f"{word!r} not in: {message}"
+        assert word in first, f"{word!r} not in the first line: {first}"
+    assert "{'" not in first and len(first) < 300, f"a config dump, not a message: {first}"
+
+
+@pytest.mark.parametrize("value", ["{batch_size: 50}", "50"])
+def test_a_nested_command_line_value_is_rejected_with_advice(value):
+    config = setting(base_config(), "train" if value.startswith("{") else "train.batch_size", value)
+    assert "--configfile" in rejection(config)
+
+
+def test_a_wrong_number_gets_no_command_line_advice():
+    assert "--configfile" not in rejection(setting(base_config(), "train.batch_size", 1))
+
+
+LIMITS = [  # (dotted key, the largest or smallest value that must pass, what must accept it)
+    ("train.batch_size", 2, lambda v: torch.nn.BatchNorm1d(3).train()(torch.randn(v, 3))),
+    ("studies.quickstart.seeds", [2**63 - 1], lambda v: torch.Generator().manual_seed(v[0] + 1)),
+    ("studies.quickstart.seeds", [0], lambda v: torch.Generator().manual_seed(v[0])),
+    ("split.seed", 2**32 - 1, lambda v: np.random.RandomState(v)),
+]
+
+
+@pytest.mark.parametrize("key, value, consumer", LIMITS, ids=[f"{k}={v}" for k, v, _ in LIMITS])
+def test_values_at_the_limits_pass_and_work(key, value, consumer):
+    config = setting(base_config(), key, value)
+    validate(config, SCHEMA)
+    check(config)
+    consumer(value)  # the library the value goes to takes it (one more would fail: BAD_CONFIGS)
+
+
+def test_integer_limits_match_what_the_libraries_take():
+    with pytest.raises(ValueError):
+        np.random.RandomState(2**32)  # split.seed's limit
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        torch.nn.BatchNorm1d(3).train()(torch.randn(1, 3))  # batch_size 1
+
+
+def test_validation_fills_in_the_schema_defaults():
+    config = base_config()
+    for key in ("local_sources", "download", "device", "threads"):
+        config.pop(key, None)
+    del config["studies"]["quickstart"]["protocol"]
+    validate(config, SCHEMA)
+    assert (config["local_sources"], config["download"], config["device"], config["threads"]) == ([], True, "cpu", 1)
+    assert config["studies"]["quickstart"]["protocol"] == "bank"
 
 
 def test_the_shipped_config_is_valid():
     config = base_config()
-    validate(config, str(SCHEMA))
+    validate(config, SCHEMA)
     check(config)
 
 
@@ -182,7 +243,16 @@ def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path):
     result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "lr" in output and "fast" in output
+    assert "studies.quickstart.train.lr: 'fast' is not of type 'number'" in output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_snakemake_rejects_a_nested_command_line_value_with_advice(tmp_path):
+    config = write_config(tmp_path, quickstart_config(tmp_path))
+    result = snakemake(tmp_path, config, "--cores", "1", "--config", "train={batch_size: 50}", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "train.batch_size: '50' is not of type 'integer'" in output and "--configfile" in output
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
