@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import copy
+import gzip
+import hashlib
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,17 +17,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from dmbn import data as data_module
 from dmbn.config import ConfigError, check, load_strict, validate
+from dmbn.data import DataError, Processed, fetch, md5sum, parse
+from dmbn.logs import logging_to, run_history
 from dmbn.statistics import EstimatorStatistics, LayerLayout
 
-from conftest import (ROOT, base_config, http_mirror, quickstart_config, snakemake, snakemake_command,
-                      write_config, write_mnist_like)
+from conftest import (MNIST_FILES, ROOT, base_config, http_mirror, quickstart_config, snakemake,
+                      snakemake_command, write_config, write_mnist_like)
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing answers
 RUN = "results/quickstart/runs/digits/mini/mlp/seed1/bank"
 CHECKPOINT = "results/quickstart/checkpoints/digits/mini/mlp/seed1/bank.ckpt"
 TARGET = f"{RUN}/metrics.csv"
+TRAIN_LOG = "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log"
 
 
 def one_run_config(workdir: Path, epochs: int = 3) -> Path:
@@ -62,10 +72,31 @@ def test_sigkilled_training_resumes_bitwise_identically(point, uninterrupted, tm
     assert killed.returncode != 0
     assert not (tmp_path / RUN / "esm.csv").exists()       # the killed job's outputs are cleaned ...
     assert (tmp_path / CHECKPOINT).exists()                # ... its checkpoint is not
+    first_attempt = (tmp_path / TRAIN_LOG).read_text()
+    assert ("epoch 1/3 " in first_attempt) == (point != "checkpoint:1")  # killed before its progress line
     snakemake(tmp_path, config, "--cores", "1", "--rerun-incomplete", TARGET)
-    log = (tmp_path / "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log").read_text()
-    assert "resumed from" in log
+    log = (tmp_path / TRAIN_LOG).read_text()
+    # Snakemake deleted the job's log before the second attempt: its earlier lines come back first
+    assert log.startswith(first_attempt) and "resumed from" in log[len(first_attempt):], log
+    printed = [log.count(f"epoch {epoch}/3 ") for epoch in (1, 2, 3)]
+    assert printed == ([0, 1, 1] if point == "checkpoint:1" else [1, 1, 1]), log
     assert run_files(tmp_path) == run_files(uninterrupted)
+
+
+def test_a_log_with_history_keeps_the_earlier_attempts_lines(tmp_path):
+    job_log, checkpoint = tmp_path / "logs/job.log", tmp_path / "checkpoints/bank.ckpt"
+    with logging_to(job_log, history=run_history(checkpoint)) as log:
+        log.info("attempt 1, epoch 1")
+    checkpoint.write_bytes(b"a checkpoint")  # what attempt 1 left to resume from
+    job_log.unlink()  # as Snakemake does before it runs a job again
+    with logging_to(job_log, history=run_history(checkpoint)) as log:
+        log.info("attempt 2, epoch 2")
+    messages = [line.split(" INFO ", 1)[1] for line in job_log.read_text().splitlines()]
+    assert messages == ["attempt 1, epoch 1", "attempt 2, epoch 2"]
+    checkpoint.unlink()  # nothing to resume: a fresh start, a fresh log
+    with logging_to(job_log, history=run_history(checkpoint)) as log:
+        log.info("a new run")
+    assert [line.split(" INFO ", 1)[1] for line in job_log.read_text().splitlines()] == ["a new run"]
 
 
 @pytest.mark.slow
@@ -290,6 +321,112 @@ def test_truncated_archive_fails_naming_it_and_a_good_one_then_works(tmp_path):
     assert (workdir / target).exists()
 
 
+def payload_md5s(folder: Path) -> dict[str, str]:
+    """md5 of each archive's uncompressed content, as dmbn.data.IDX_PAYLOAD_MD5 holds them."""
+    return {name.removesuffix(".gz"): hashlib.md5(gzip.decompress((folder / name).read_bytes())).hexdigest()
+            for name in MNIST_FILES}
+
+
+BROKEN = {  # how a local copy is broken -> (its bytes from the good ones, words the warning names)
+    "truncated": (lambda good: good[: len(good) // 2], ["truncated", "EOFError"]),
+    "garbled-header": (lambda good: b"GARBLED!" + good[8:], ["corrupt", "Not a gzipped file"]),
+    "garbled-body": (lambda good: good[:40] + bytes(b ^ 0xFF for b in good[40:80]) + good[80:],
+                     ["corrupt", "zlib.error"]),
+    "empty": (lambda good: b"", ["empty (0 bytes)"]),
+}
+VICTIM = "train-images-idx3-ubyte.gz"
+
+
+def local_sources(tmp_path: Path, broken: str) -> tuple[Path, Path, dict[str, str]]:
+    """Two local sources: the first has a broken copy of VICTIM, the second good copies."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    md5 = write_mnist_like(good)
+    bad.mkdir()
+    (bad / VICTIM).write_bytes(BROKEN[broken][0]((good / VICTIM).read_bytes()))
+    return bad, good, md5
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_a_broken_local_copy_is_named_and_the_next_source_used(broken, tmp_path, monkeypatch, caplog):
+    bad, good, md5 = local_sources(tmp_path, broken)
+    # the archive md5 fails, so the payload is unpacked and checked: the path that met the corruption
+    monkeypatch.setitem(data_module.IDX_PAYLOAD_MD5, "MNIST", payload_md5s(good))
+    spec = {"torchvision": "MNIST", "mirrors": [NOWHERE], "md5": md5}
+    with caplog.at_level(logging.WARNING, logger="dmbn"):
+        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(bad), str(good)], download=False)
+    warning = next(r.getMessage() for r in caplog.records if str(bad / VICTIM) in r.getMessage())
+    assert all(word in warning for word in BROKEN[broken][1]), warning
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert md5sum(raw / VICTIM.removesuffix(".gz")) == payload_md5s(good)[VICTIM.removesuffix(".gz")]
+    assert not list(tmp_path.rglob("*.part"))
+    assert parse("tiny-idx", spec, tmp_path / "data").x_train.shape == (400, 1, 28, 28)
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_only_broken_copies_fail_naming_file_and_reason_and_leave_nothing(broken, tmp_path, monkeypatch):
+    bad, good, md5 = local_sources(tmp_path, broken)
+    monkeypatch.setitem(data_module.IDX_PAYLOAD_MD5, "MNIST", payload_md5s(good))
+    spec = {"torchvision": "MNIST", "mirrors": [NOWHERE], "md5": md5}
+    with pytest.raises(DataError) as error:
+        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(bad)], download=False)
+    message = str(error.value)
+    assert VICTIM in message and str(bad / VICTIM) in message
+    assert all(word in message for word in BROKEN[broken][1]), message
+    assert not list(tmp_path.rglob("*.part"))
+    assert not (tmp_path / "data" / "MNIST" / "raw" / VICTIM.removesuffix(".gz")).exists()
+
+
+def local_idx_study(workdir: Path, source: Path, md5: dict) -> Path:
+    """The idx study (below) fed from a local source only, with no network."""
+    config = yaml.safe_load(idx_study(workdir, NOWHERE, md5).read_text())
+    config.update(local_sources=[str(source)], download=False)
+    return write_config(workdir, config)
+
+
+@pytest.mark.slow
+def test_following_the_prepare_errors_advice_works(tmp_path):
+    source = tmp_path / "source"
+    md5 = write_mnist_like(source)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = local_idx_study(workdir, source, md5)
+    tensors = "results/data/tiny-idx/tensors.pt"
+    snakemake(workdir, config, "--cores", "1", str(workdir / "resources/data/tiny-idx/fetched.json"))
+    labels = workdir / "resources/data/tiny-idx/MNIST/raw/train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:100])  # damaged after the download
+    failed = snakemake(workdir, config, "--cores", "1", tensors, check=False)
+    assert failed.returncode != 0
+    log = (workdir / "results/logs/data/tiny-idx_prepare.log").read_text()
+    assert str(labels) in log
+    advice = re.search(r"delete the folder (\S+) to fetch fresh copies, and run again", log)
+    assert advice, log
+    shutil.rmtree(workdir / advice.group(1))  # as told
+    snakemake(workdir, config, "--cores", "1", tensors)
+    assert Processed.load(workdir / tensors).x_train.shape == (400, 1, 28, 28)
+
+
+@pytest.mark.slow
+def test_following_the_download_errors_advice_works(tmp_path):
+    bad, good, md5 = local_sources(tmp_path, "truncated")
+    for name in MNIST_FILES:
+        if name != VICTIM:
+            shutil.copy(good / name, bad / name)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = local_idx_study(workdir, bad, md5)
+    tensors = "results/data/tiny-idx/tensors.pt"
+    failed = snakemake(workdir, config, "--cores", "1", tensors, check=False)
+    assert failed.returncode != 0
+    log = (workdir / "results/logs/data/tiny-idx_download.log").read_text()
+    assert f"ignored {bad / VICTIM}" in log
+    advice = re.search(r"Copy them into (\S+)/ or into a folder listed under `local_sources`", log)
+    assert advice, log
+    shutil.copy(good / VICTIM, workdir / advice.group(1))  # as told
+    snakemake(workdir, config, "--cores", "1", tensors)
+    assert Processed.load(workdir / tensors).x_train.shape == (400, 1, 28, 28)
+    assert not list(workdir.rglob("*.part"))
+
+
 # -- 4. divergence --------------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -299,7 +436,7 @@ def test_diverging_run_fails_naming_epoch_step_and_loss(tmp_path):
     config["studies"]["quickstart"]["train"]["lr"] = 1e10
     result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", TARGET, check=False)
     assert result.returncode != 0
-    log = (tmp_path / "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log").read_text()
+    log = (tmp_path / TRAIN_LOG).read_text()
     assert "DivergenceError: training diverged at epoch 1, step" in log and "loss = " in log
     assert not (tmp_path / RUN / "esm.csv").exists() and not (tmp_path / CHECKPOINT).exists()
 
