@@ -131,8 +131,8 @@ def _install_local_copy(cls: type, root: Path, archive: str, md5: str, sources: 
         try:
             if candidate.stat().st_size == 0:
                 reason = "the file is empty (0 bytes)"
-            elif _install_copy(cls, root, archive, md5, candidate):
-                log.info("copied %s (md5 ok) from %s", archive, source)
+            elif installed := _install_copy(cls, root, archive, md5, candidate):
+                log.info("%s %s from %s", installed, archive, source)
                 return True
             else:
                 reason = "its checksum matches neither the archive nor its payload"
@@ -143,21 +143,21 @@ def _install_local_copy(cls: type, root: Path, archive: str, md5: str, sources: 
     return False
 
 
-def _install_copy(cls: type, root: Path, archive: str, md5: str, candidate: Path) -> bool:
-    """Install one local copy if it is the right file; False when it is not (nothing left)."""
+def _install_copy(cls: type, root: Path, archive: str, md5: str, candidate: Path) -> str | None:
+    """Install one local copy if it is the right file (how, in words); None when it is not."""
     folder = raw_dir(cls, root)
     folder.mkdir(parents=True, exist_ok=True)
     if _archive_ok(candidate, md5):
         _copy_atomic(candidate, folder / archive)
-        return True
+        return "copied (md5 ok)"
     payload_md5 = IDX_PAYLOAD_MD5.get(cls.__name__, {}).get(archive.removesuffix(".gz"))
     if payload_md5 and archive.endswith(".gz"):
         target = folder / archive.removesuffix(".gz")
         _gunzip(candidate, target)
         if md5sum(target) == payload_md5:
-            return True
+            return "unpacked (payload md5 ok)"
         target.unlink()
-    return False
+    return None
 
 
 def _read_failure(error: Exception) -> str:
@@ -226,9 +226,10 @@ def fetch(name: str, spec: dict[str, Any], root: str | Path, sources: list[str],
         except (urllib.error.URLError, OSError, RuntimeError) as error:
             log.warning("download of %s failed: %s", name, error)
             for archive, md5 in missing:  # a cut-off or corrupt download is not kept
-                if archive not in present and (folder / archive).exists() and not _archive_ok(folder / archive, md5):
-                    (folder / archive).unlink()
-                    log.warning("removed the failed download %s", folder / archive)
+                path = folder / archive
+                if archive not in present and path.exists() and not _archive_ok(path, md5):
+                    path.unlink()
+                    log.warning("removed the failed download %s", path)
     if missing:
         folder = raw_dir(cls, root)
         listing = "\n".join(f"  {a}  (md5 {m})" for a, m in missing)
@@ -253,10 +254,13 @@ class Processed:
     num_classes: int
 
     def save(self, path: str | Path) -> None:
-        partial = Path(str(path) + ".part")
-        torch.save({"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test,
-                    "y_test": self.y_test, "num_classes": self.num_classes}, partial)
-        partial.replace(path)
+        partial = _partial(Path(path))
+        try:
+            torch.save({"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test,
+                        "y_test": self.y_test, "num_classes": self.num_classes}, partial)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "Processed":
