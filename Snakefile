@@ -7,7 +7,11 @@
 # Data flow: download -> prepare (tensors) -> split -> train (one trajectory, every estimator)
 #            -> evaluate (test metrics per estimator) -> aggregate -> tables, figures, report.
 
-from snakemake.utils import min_version, validate
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+from dmbn.config import validate
 
 min_version("8.0")
 
@@ -15,7 +19,9 @@ min_version("8.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Before any job: the schema (the first line of an error names key and value), then
+# dmbn.config.check (workflow/rules/common.smk).
+validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import copy
+import gzip
+import hashlib
+import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+import yaml
 
-from dmbn.config import ConfigError, check, load_strict
+from dmbn import data as data_module
+from dmbn.config import ConfigError, check, load_strict, validate
+from dmbn.data import DataError, Processed, fetch, md5sum, parse
+from dmbn.logs import logging_to, run_history
 from dmbn.statistics import EstimatorStatistics, LayerLayout
 
-from conftest import (ROOT, base_config, http_mirror, quickstart_config, snakemake, snakemake_command,
-                      write_config, write_mnist_like)
+from conftest import (MNIST_FILES, ROOT, base_config, http_mirror, quickstart_config, snakemake,
+                      snakemake_command, write_config, write_mnist_like)
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing answers
 RUN = "results/quickstart/runs/digits/mini/mlp/seed1/bank"
 CHECKPOINT = "results/quickstart/checkpoints/digits/mini/mlp/seed1/bank.ckpt"
 TARGET = f"{RUN}/metrics.csv"
+TRAIN_LOG = "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log"
 
 
 def one_run_config(workdir: Path, epochs: int = 3) -> Path:
@@ -35,8 +44,9 @@ def one_run_config(workdir: Path, epochs: int = 3) -> Path:
 
 
 def run_files(workdir: Path) -> dict[str, bytes]:
+    """A run's files but its card (times and segments differ between processes)."""
     folder = workdir / RUN
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "card.json"}
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +73,31 @@ def test_sigkilled_training_resumes_bitwise_identically(point, uninterrupted, tm
     assert killed.returncode != 0
     assert not (tmp_path / RUN / "esm.csv").exists()       # the killed job's outputs are cleaned ...
     assert (tmp_path / CHECKPOINT).exists()                # ... its checkpoint is not
+    first_attempt = (tmp_path / TRAIN_LOG).read_text()
+    assert ("epoch 1/3 " in first_attempt) == (point != "checkpoint:1")  # killed before its progress line
     snakemake(tmp_path, config, "--cores", "1", "--rerun-incomplete", TARGET)
-    log = (tmp_path / "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log").read_text()
-    assert "resumed from" in log
+    log = (tmp_path / TRAIN_LOG).read_text()
+    # Snakemake deleted the job's log before the second attempt: its earlier lines come back first
+    assert log.startswith(first_attempt) and "resumed from" in log[len(first_attempt):], log
+    printed = [log.count(f"epoch {epoch}/3 ") for epoch in (1, 2, 3)]
+    assert printed == ([0, 1, 1] if point == "checkpoint:1" else [1, 1, 1]), log
     assert run_files(tmp_path) == run_files(uninterrupted)
+
+
+def test_a_log_with_history_keeps_the_earlier_attempts_lines(tmp_path):
+    job_log, checkpoint = tmp_path / "logs/job.log", tmp_path / "checkpoints/bank.ckpt"
+    with logging_to(job_log, history=run_history(checkpoint)) as log:
+        log.info("attempt 1, epoch 1")
+    checkpoint.write_bytes(b"a checkpoint")  # what attempt 1 left to resume from
+    job_log.unlink()  # as Snakemake does before it runs a job again
+    with logging_to(job_log, history=run_history(checkpoint)) as log:
+        log.info("attempt 2, epoch 2")
+    messages = [line.split(" INFO ", 1)[1] for line in job_log.read_text().splitlines()]
+    assert messages == ["attempt 1, epoch 1", "attempt 2, epoch 2"]
+    checkpoint.unlink()  # nothing to resume: a fresh start, a fresh log
+    with logging_to(job_log, history=run_history(checkpoint)) as log:
+        log.info("a new run")
+    assert [line.split(" INFO ", 1)[1] for line in job_log.read_text().splitlines()] == ["a new run"]
 
 
 @pytest.mark.slow
@@ -101,67 +132,129 @@ def setting(config: dict, path: str, value) -> dict:
     return config
 
 
-BAD_CONFIGS = [  # (dotted key, bad value, words the message must contain)
-    ("colour", "blue", ["colour"]),
-    ("train.learning_rate", 0.1, ["learning_rate"]),
-    ("studies.quickstart.sedes", [1], ["sedes"]),
-    ("train.epochs", -5, ["epochs", "-5"]),
-    ("train.epochs", 0, ["epochs", "0"]),
-    ("train.epochs", "ten", ["epochs", "ten"]),
-    ("studies.quickstart.train.epochs", 2.5, ["epochs", "2.5"]),
-    ("train.lr", -0.1, ["lr", "-0.1"]),
-    ("train.betas", [0.0, 0.5], ["betas", "0.0"]),
-    ("train.betas", [0.5, 1.5], ["betas", "1.5"]),
-    ("train.betas", [-0.2], ["betas", "-0.2"]),
-    ("train.betas", [], ["betas", "[]"]),
-    ("train.betas", [0.3, 0.3], ["betas", "0.3"]),
-    ("studies.quickstart.seeds", [], ["seeds", "[]"]),
-    ("studies.quickstart.seeds", ["one"], ["seeds", "one"]),
-    ("studies.quickstart.datasets", ["imagenet"], ["datasets", "imagenet"]),
-    ("studies.quickstart.archs", ["vgg16"], ["archs", "vgg16"]),
-    ("studies.quickstart.regimes", ["micro"], ["regimes", "micro"]),
-    ("train.estimators", ["static", "swa"], ["estimators", "swa"]),
-    ("train.estimators", ["dmbn"], ["estimators", "dmbn"]),
-    ("studies.quickstart.train.batch_size", 5000, ["batch_size", "5000"]),
-    ("train.batch_size", 0, ["batch_size", "0"]),
-    ("report.beta_layer", 25, ["beta_layer", "25"]),
-    ("report.esm_layers", [2, 30], ["esm_layers", "30"]),
+BAD_CONFIGS = [  # (dotted key, bad value, words the error's FIRST line must contain: key and value)
+    ("colour", "blue", ["colour", "blue"]),
+    ("train.learning_rate", 0.1, ["train.learning_rate", "0.1"]),
+    ("studies.quickstart.sedes", [1], ["studies.quickstart.sedes", "[1]"]),
+    ("train.epochs", -5, ["train.epochs", "-5"]),
+    ("train.epochs", 0, ["train.epochs", "0"]),
+    ("train.epochs", "ten", ["train.epochs", "ten"]),
+    ("train.epochs", True, ["train.epochs", "True"]),
+    ("studies.quickstart.train.epochs", 2.5, ["studies.quickstart.train.epochs", "2.5"]),
+    ("train.lr", -0.1, ["train.lr", "-0.1"]),
+    ("train.betas", [0.0, 0.5], ["train.betas[0]", "0.0"]),
+    ("train.betas", [0.5, 1.5], ["train.betas[1]", "1.5"]),
+    ("train.betas", [-0.2], ["train.betas[0]", "-0.2"]),
+    ("train.betas", [], ["train.betas", "[]"]),
+    ("train.betas", [0.3, 0.3], ["train.betas", "0.3"]),
+    ("studies.quickstart.seeds", [], ["studies.quickstart.seeds", "[]"]),
+    ("studies.quickstart.seeds", ["one"], ["studies.quickstart.seeds[0]", "one"]),
+    ("studies.quickstart.seeds", [1.0], ["studies.quickstart.seeds[0]", "1.0"]),
+    ("studies.quickstart.seeds", [-1], ["studies.quickstart.seeds[0]", "-1"]),
+    ("studies.quickstart.seeds", [2**63], ["studies.quickstart.seeds[0]", str(2**63)]),
+    ("studies.quickstart.seeds", [1, 2**64], ["studies.quickstart.seeds[1]", str(2**64)]),
+    ("split.seed", 2**32, ["split.seed", str(2**32)]),
+    ("split.seed", 0.0, ["split.seed", "0.0"]),
+    ("studies.quickstart.datasets", ["imagenet"], ["studies.quickstart.datasets", "imagenet"]),
+    ("studies.quickstart.archs", ["vgg16"], ["studies.quickstart.archs[0]", "vgg16"]),
+    ("studies.quickstart.regimes", ["micro"], ["studies.quickstart.regimes[0]", "micro"]),
+    ("train.estimators", ["static", "swa"], ["train.estimators[1]", "swa"]),
+    ("train.estimators", ["dmbn"], ["train.estimators", "dmbn"]),
+    ("studies.quickstart.train.batch_size", 5000, ["studies.quickstart.train.batch_size", "5000"]),
+    ("train.batch_size", 0, ["train.batch_size", "0"]),
+    ("train.batch_size", 1, ["train.batch_size", "1"]),
+    ("train.batch_size", 50.0, ["train.batch_size", "50.0"]),
+    ("studies.quickstart.train.batch_size", 1, ["studies.quickstart.train.batch_size", "1"]),
+    ("train.depth", 4.0, ["train.depth", "4.0"]),
+    ("train.resnet_blocks", [3, 4.0, 6, 3], ["train.resnet_blocks[1]", "4.0"]),
+    ("report.beta_layer", 25, ["report.beta_layer", "25"]),
+    ("report.esm_layers", [2, 30], ["report.esm_layers", "30"]),
+    ("report.decimals", 3.0, ["report.decimals", "3.0"]),
     ("default_study", "imaginary", ["default_study", "imaginary"]),
     ("device", "gpu", ["device", "gpu"]),
-    ("split.validation_fraction", 1.5, ["validation_fraction", "1.5"]),
-    ("train.batch_free", "instancenorm", ["batch_free", "instancenorm"]),
-    ("train.resnet_blocks", [3, 4, 6], ["resnet_blocks", "[3, 4, 6]"]),
-    ("datasets.mnist.torchvision", "SVHN", ["torchvision", "SVHN"]),
-    ("datasets.mnist.md5", {"train-images-idx3-ubyte.gz": "xyz"}, ["md5", "xyz"]),
-    ("studies.quickstart.protocol", "paired", ["protocol", "paired"]),
+    ("threads", 2.0, ["threads", "2.0"]),
+    ("split.validation_fraction", 1.5, ["split.validation_fraction", "1.5"]),
+    ("train.batch_free", "instancenorm", ["train.batch_free", "instancenorm"]),
+    ("train.resnet_blocks", [3, 4, 6], ["train.resnet_blocks", "[3, 4, 6]"]),
+    ("datasets.mnist.torchvision", "SVHN", ["datasets.mnist.torchvision", "SVHN"]),
+    ("datasets.mnist.md5", {"train-images-idx3-ubyte.gz": "xyz"}, ["datasets.mnist.md5.train-images-idx3-ubyte.gz", "xyz"]),
+    ("studies.quickstart.protocol", "paired", ["studies.quickstart.protocol", "paired"]),
     ("threads", 0, ["threads", "0"]),
-    ("studies.quickstart.train.groups", 5, ["groups", "5"]),
+    ("studies.quickstart.train.groups", 5, ["studies.quickstart.train.groups", "5"]),
+    # nested --config values arrive as strings (snakemake parses them with YAML's BaseLoader)
+    ("train", "{batch_size: 50}", ["train", "{batch_size: 50}"]),
+    ("train.batch_size", "50", ["train.batch_size", "'50'"]),
 ]
 
 
 def rejection(config: dict) -> str:
-    """What the Snakefile does before any job: schema, then the semantic checks."""
+    """What the Snakefile does before any job: the schema, then the semantic checks."""
     try:
-        validate(config, str(SCHEMA))
+        validate(config, SCHEMA)
         check(config)
-    except (WorkflowError, ConfigError) as error:
+    except ConfigError as error:
         return str(error)
     pytest.fail("the config was accepted")
 
 
 @pytest.mark.parametrize("key, value, words", BAD_CONFIGS, ids=[f"{k}={v}" for k, v, _ in BAD_CONFIGS])
-def test_bad_config_is_rejected_naming_key_and_value(key, value, words):
+def test_bad_config_is_rejected_naming_key_and_value_first(key, value, words):
     config = setting(base_config(), key, value)
     if key == "studies.quickstart.train.groups":
         config = setting(config, "studies.quickstart.train.batch_free", "groupnorm")
-    message = rejection(config)
+    first, *_ = rejection(config).splitlines()
+    assert first.startswith(words[0] + ":") or first.startswith(words[0] + "["), first
     for word in words:
-        assert word in message, f"{word!r} not in: {message}"
+        assert word in first, f"{word!r} not in the first line: {first}"
+    assert "{'" not in first and len(first) < 300, f"a config dump, not a message: {first}"
+
+
+@pytest.mark.parametrize("value", ["{batch_size: 50}", "50"])
+def test_a_nested_command_line_value_is_rejected_with_advice(value):
+    config = setting(base_config(), "train" if value.startswith("{") else "train.batch_size", value)
+    assert "--configfile" in rejection(config)
+
+
+def test_a_wrong_number_gets_no_command_line_advice():
+    assert "--configfile" not in rejection(setting(base_config(), "train.batch_size", 1))
+
+
+LIMITS = [  # (dotted key, the largest or smallest value that must pass, what must accept it)
+    ("train.batch_size", 2, lambda v: torch.nn.BatchNorm1d(3).train()(torch.randn(v, 3))),
+    ("studies.quickstart.seeds", [2**63 - 1], lambda v: torch.Generator().manual_seed(v[0] + 1)),
+    ("studies.quickstart.seeds", [0], lambda v: torch.Generator().manual_seed(v[0])),
+    ("split.seed", 2**32 - 1, lambda v: np.random.RandomState(v)),
+]
+
+
+@pytest.mark.parametrize("key, value, consumer", LIMITS, ids=[f"{k}={v}" for k, v, _ in LIMITS])
+def test_values_at_the_limits_pass_and_work(key, value, consumer):
+    config = setting(base_config(), key, value)
+    validate(config, SCHEMA)
+    check(config)
+    consumer(value)  # the library the value goes to takes it (one more would fail: BAD_CONFIGS)
+
+
+def test_integer_limits_match_what_the_libraries_take():
+    with pytest.raises(ValueError):
+        np.random.RandomState(2**32)  # split.seed's limit
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        torch.nn.BatchNorm1d(3).train()(torch.randn(1, 3))  # batch_size 1
+
+
+def test_validation_fills_in_the_schema_defaults():
+    config = base_config()
+    for key in ("local_sources", "download", "device", "threads"):
+        config.pop(key, None)
+    del config["studies"]["quickstart"]["protocol"]
+    validate(config, SCHEMA)
+    assert (config["local_sources"], config["download"], config["device"], config["threads"]) == ([], True, "cpu", 1)
+    assert config["studies"]["quickstart"]["protocol"] == "bank"
 
 
 def test_the_shipped_config_is_valid():
     config = base_config()
-    validate(config, str(SCHEMA))
+    validate(config, SCHEMA)
     check(config)
 
 
@@ -182,7 +275,16 @@ def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path):
     result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "lr" in output and "fast" in output
+    assert "studies.quickstart.train.lr: 'fast' is not of type 'number'" in output
+    assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
+
+
+def test_snakemake_rejects_a_nested_command_line_value_with_advice(tmp_path):
+    config = write_config(tmp_path, quickstart_config(tmp_path))
+    result = snakemake(tmp_path, config, "--cores", "1", "--config", "train={batch_size: 50}", check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "train.batch_size: '50' is not of type 'integer'" in output and "--configfile" in output
     assert not (tmp_path / "results").exists() and not (tmp_path / "resources").exists()
 
 
@@ -220,6 +322,112 @@ def test_truncated_archive_fails_naming_it_and_a_good_one_then_works(tmp_path):
     assert (workdir / target).exists()
 
 
+def payload_md5s(folder: Path) -> dict[str, str]:
+    """md5 of each archive's uncompressed content, as dmbn.data.IDX_PAYLOAD_MD5 holds them."""
+    return {name.removesuffix(".gz"): hashlib.md5(gzip.decompress((folder / name).read_bytes())).hexdigest()
+            for name in MNIST_FILES}
+
+
+BROKEN = {  # how a local copy is broken -> (its bytes from the good ones, words the warning names)
+    "truncated": (lambda good: good[: len(good) // 2], ["truncated", "EOFError"]),
+    "garbled-header": (lambda good: b"GARBLED!" + good[8:], ["corrupt", "Not a gzipped file"]),
+    "garbled-body": (lambda good: good[:40] + bytes(b ^ 0xFF for b in good[40:80]) + good[80:],
+                     ["corrupt", "zlib.error"]),
+    "empty": (lambda good: b"", ["empty (0 bytes)"]),
+}
+VICTIM = "train-images-idx3-ubyte.gz"
+
+
+def local_sources(tmp_path: Path, broken: str) -> tuple[Path, Path, dict[str, str]]:
+    """Two local sources: the first has a broken copy of VICTIM, the second good copies."""
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    md5 = write_mnist_like(good)
+    bad.mkdir()
+    (bad / VICTIM).write_bytes(BROKEN[broken][0]((good / VICTIM).read_bytes()))
+    return bad, good, md5
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_a_broken_local_copy_is_named_and_the_next_source_used(broken, tmp_path, monkeypatch, caplog):
+    bad, good, md5 = local_sources(tmp_path, broken)
+    # the archive md5 fails, so the payload is unpacked and checked: the path that met the corruption
+    monkeypatch.setitem(data_module.IDX_PAYLOAD_MD5, "MNIST", payload_md5s(good))
+    spec = {"torchvision": "MNIST", "mirrors": [NOWHERE], "md5": md5}
+    with caplog.at_level(logging.WARNING, logger="dmbn"):
+        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(bad), str(good)], download=False)
+    warning = next(r.getMessage() for r in caplog.records if str(bad / VICTIM) in r.getMessage())
+    assert all(word in warning for word in BROKEN[broken][1]), warning
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert md5sum(raw / VICTIM.removesuffix(".gz")) == payload_md5s(good)[VICTIM.removesuffix(".gz")]
+    assert not list(tmp_path.rglob("*.part"))
+    assert parse("tiny-idx", spec, tmp_path / "data").x_train.shape == (400, 1, 28, 28)
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_only_broken_copies_fail_naming_file_and_reason_and_leave_nothing(broken, tmp_path, monkeypatch):
+    bad, good, md5 = local_sources(tmp_path, broken)
+    monkeypatch.setitem(data_module.IDX_PAYLOAD_MD5, "MNIST", payload_md5s(good))
+    spec = {"torchvision": "MNIST", "mirrors": [NOWHERE], "md5": md5}
+    with pytest.raises(DataError) as error:
+        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(bad)], download=False)
+    message = str(error.value)
+    assert VICTIM in message and str(bad / VICTIM) in message
+    assert all(word in message for word in BROKEN[broken][1]), message
+    assert not list(tmp_path.rglob("*.part"))
+    assert not (tmp_path / "data" / "MNIST" / "raw" / VICTIM.removesuffix(".gz")).exists()
+
+
+def local_idx_study(workdir: Path, source: Path, md5: dict) -> Path:
+    """The idx study (below) fed from a local source only, with no network."""
+    config = yaml.safe_load(idx_study(workdir, NOWHERE, md5).read_text())
+    config.update(local_sources=[str(source)], download=False)
+    return write_config(workdir, config)
+
+
+@pytest.mark.slow
+def test_following_the_prepare_errors_advice_works(tmp_path):
+    source = tmp_path / "source"
+    md5 = write_mnist_like(source)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = local_idx_study(workdir, source, md5)
+    tensors = "results/data/tiny-idx/tensors.pt"
+    snakemake(workdir, config, "--cores", "1", str(workdir / "resources/data/tiny-idx/fetched.json"))
+    labels = workdir / "resources/data/tiny-idx/MNIST/raw/train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:100])  # damaged after the download
+    failed = snakemake(workdir, config, "--cores", "1", tensors, check=False)
+    assert failed.returncode != 0
+    log = (workdir / "results/logs/data/tiny-idx_prepare.log").read_text()
+    assert str(labels) in log
+    advice = re.search(r"delete the folder (\S+) to fetch fresh copies, and run again", log)
+    assert advice, log
+    shutil.rmtree(workdir / advice.group(1))  # as told
+    snakemake(workdir, config, "--cores", "1", tensors)
+    assert Processed.load(workdir / tensors).x_train.shape == (400, 1, 28, 28)
+
+
+@pytest.mark.slow
+def test_following_the_download_errors_advice_works(tmp_path):
+    bad, good, md5 = local_sources(tmp_path, "truncated")
+    for name in MNIST_FILES:
+        if name != VICTIM:
+            shutil.copy(good / name, bad / name)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = local_idx_study(workdir, bad, md5)
+    tensors = "results/data/tiny-idx/tensors.pt"
+    failed = snakemake(workdir, config, "--cores", "1", tensors, check=False)
+    assert failed.returncode != 0
+    log = (workdir / "results/logs/data/tiny-idx_download.log").read_text()
+    assert f"ignored {bad / VICTIM}" in log
+    advice = re.search(r"Copy them into (\S+)/ or into a folder listed under `local_sources`", log)
+    assert advice, log
+    shutil.copy(good / VICTIM, workdir / advice.group(1))  # as told
+    snakemake(workdir, config, "--cores", "1", tensors)
+    assert Processed.load(workdir / tensors).x_train.shape == (400, 1, 28, 28)
+    assert not list(workdir.rglob("*.part"))
+
+
 # -- 4. divergence --------------------------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -229,7 +437,7 @@ def test_diverging_run_fails_naming_epoch_step_and_loss(tmp_path):
     config["studies"]["quickstart"]["train"]["lr"] = 1e10
     result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", TARGET, check=False)
     assert result.returncode != 0
-    log = (tmp_path / "results/logs/quickstart/digits_mini_mlp_seed1_bank_train.log").read_text()
+    log = (tmp_path / TRAIN_LOG).read_text()
     assert "DivergenceError: training diverged at epoch 1, step" in log and "loss = " in log
     assert not (tmp_path / RUN / "esm.csv").exists() and not (tmp_path / CHECKPOINT).exists()
 

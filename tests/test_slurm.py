@@ -210,46 +210,72 @@ def checkpoint_epoch(path: Path) -> int:
         return 0
 
 
+def interrupt_training(process: subprocess.Popen, workdir: Path, epochs: int, action: str) -> dict:
+    """Wait for a running training job whose checkpoint holds epoch >= 2, then ``action`` it
+    (``scancel``, or ``requeue``: ``scontrol requeue``); the victim job, its arch and epoch."""
+    deadline = time.monotonic() + LIMIT
+    while True:
+        assert process.poll() is None, (workdir / "snakemake.out").read_text()[-6000:]
+        assert time.monotonic() < deadline, "no training checkpoint appeared"
+        time.sleep(0.25)
+        match = re.search(r"SLURM run ID: (\S+)", (workdir / "snakemake.out").read_text())
+        if not match:
+            continue
+        running = {job["wildcards"]: job for job in slurm_jobs(match.group(1))
+                   if job["rule"] == "train" and job["state"] == "RUNNING"}
+        for arch in ARCHS:
+            job = running.get(f"{STUDY}_digits_mini_{arch}_1_bank")
+            epoch = checkpoint_epoch(checkpoint(workdir, arch))
+            if job and 2 <= epoch < epochs:
+                sh(*(["scancel"] if action == "scancel" else ["scontrol", "requeue"]), str(job["jobid"]))
+                print(f"\n   {action} {job['jobid']} (train {arch}) after epoch {epoch} of {epochs}, "
+                      f"{time.monotonic() - process.started:.1f} s into the run", flush=True)
+                return dict(arch=arch, epoch=epoch, **job)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """After a failed assertion: stop our Snakemake (it cancels its jobs)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def train_log(workdir: Path, arch: str) -> str:
+    return (workdir / f"results/logs/{STUDY}/digits_mini_{arch}_seed1_bank_train.log").read_text()
+
+
+def assert_same_results(slurm_dir: Path, local_dir: Path, arch: str) -> None:
+    pd.testing.assert_frame_equal(metrics(slurm_dir), metrics(local_dir), check_exact=True)
+    run_dir = f"results/{STUDY}/runs/digits/mini/{arch}/seed1/bank"
+    for name in ("history.csv", "esm.csv", "betas.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(slurm_dir / run_dir / name), pd.read_csv(local_dir / run_dir / name),
+                                      check_exact=True)
+
+
+def job_details(jobid: int) -> dict[str, str]:
+    """``scontrol show job`` as key -> value (Restarts, Requeue, JobState, ...)."""
+    return dict(field.split("=", 1) for field in sh("scontrol", "show", "job", "-o", str(jobid)).split()
+                if "=" in field)
+
+
 @pytest.mark.slurm
-def test_preempted_training_job_is_retried_and_resumes(cluster, tmp_path):
-    """Up to metrics.csv through SLURM, and scancel a training job mid-run (as a preemption would): Snakemake's retry resubmits it with
-    attempt 2 (twice the time limit), training resumes from its last per-epoch checkpoint, and the
-    results equal an uninterrupted run's."""
+def test_cancelled_training_job_is_retried_and_resumes(cluster, tmp_path):
+    """Up to metrics.csv through SLURM, and scancel a training job mid-run: Snakemake's retry
+    resubmits it with attempt 2 (twice the time limit), training resumes from its last per-epoch
+    checkpoint, and the results equal an uninterrupted run's."""
     epochs = 40
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     slurm_dir.mkdir()
     local_dir.mkdir()
     process = start(slurm_dir, small_study(slurm_dir, epochs=epochs), *slurm_args(), METRICS)
     try:
-        # wait for a training job with a checkpoint of epoch >= 2, then cancel it
-        deadline = time.monotonic() + LIMIT
-        victim = None
-        while victim is None:
-            assert process.poll() is None, (slurm_dir / "snakemake.out").read_text()[-6000:]
-            assert time.monotonic() < deadline, "no training checkpoint appeared"
-            time.sleep(0.25)
-            match = re.search(r"SLURM run ID: (\S+)", (slurm_dir / "snakemake.out").read_text())
-            if not match:
-                continue
-            running = {job["wildcards"]: job for job in slurm_jobs(match.group(1))
-                       if job["rule"] == "train" and job["state"] == "RUNNING"}
-            for arch in ARCHS:
-                job = running.get(f"{STUDY}_digits_mini_{arch}_1_bank")
-                epoch = checkpoint_epoch(checkpoint(slurm_dir, arch))
-                if job and 2 <= epoch < epochs:
-                    sh("scancel", str(job["jobid"]))
-                    victim = dict(arch=arch, epoch=epoch, **job)
-                    print(f"\n   scancel {job['jobid']} (train {arch}) after epoch {epoch} of {epochs}, "
-                          f"{time.monotonic() - process.started:.1f} s into the run", flush=True)
-                    break
+        victim = interrupt_training(process, slurm_dir, epochs, "scancel")
         output, wall = finish(process, slurm_dir)
     finally:
-        if process.poll() is None:  # a failed assertion above: stop our Snakemake (it cancels its jobs)
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(process)
     jobs = slurm_jobs(run_id(output))
     _, local_wall = run(local_dir, small_study(local_dir, epochs=epochs), "--cores", "2", METRICS)
     report(f"quickstart ({epochs} epochs) through profiles/slurm, one training job cancelled", jobs, wall,
@@ -266,16 +292,66 @@ def test_preempted_training_job_is_retried_and_resumes(cluster, tmp_path):
     assert sorted(others) == sorted(expected_slurm_jobs() - {("train", victim["wildcards"])})
     assert all(job["state"] == "COMPLETED" for job in jobs if job not in mine[:1])
 
-    log = (slurm_dir / f"results/logs/{STUDY}/digits_mini_{victim['arch']}_seed1_bank_train.log").read_text()
+    log = train_log(slurm_dir, victim["arch"])
     resumed = re.search(r"resumed from (\S+) after epoch (\d+)", log)
     assert resumed, log[-3000:]
     print(f"   train log of job {mine[1]['jobid']}: {resumed.group(0)}", flush=True)
     assert Path(resumed.group(1)).name == "bank.ckpt"
     assert victim["epoch"] <= int(resumed.group(2)) < epochs
     assert f"epoch {epochs}/{epochs}" in log
+    assert_same_results(slurm_dir, local_dir, victim["arch"])
 
-    pd.testing.assert_frame_equal(metrics(slurm_dir), metrics(local_dir), check_exact=True)
-    run_dir = f"results/{STUDY}/runs/digits/mini/{victim['arch']}/seed1/bank"
-    for name in ("history.csv", "esm.csv", "betas.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(slurm_dir / run_dir / name), pd.read_csv(local_dir / run_dir / name),
-                                      check_exact=True)
+
+@pytest.mark.slurm
+def test_requeued_training_job_resumes_under_its_job_id(cluster, tmp_path):
+    """Preemption with PreemptMode=REQUEUE, by hand: `scontrol requeue` a running training job.
+    SLURM kills it and runs it again under the same job id (the profile's `slurm-requeue: true`
+    makes every job requeueable; the test cluster's JobRequeue=0 would refuse the requeue
+    otherwise); Snakemake, which sees it PENDING and then RUNNING, waits; the
+    job resumes from its checkpoint, its log keeps the first attempt's epochs, and the results
+    equal an uninterrupted run's."""
+    epochs = 40
+    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
+    slurm_dir.mkdir()
+    local_dir.mkdir()
+    process = start(slurm_dir, small_study(slurm_dir, epochs=epochs), *slurm_args(), METRICS)
+    try:
+        victim = interrupt_training(process, slurm_dir, epochs, "requeue")
+        # SLURM holds a requeued job for two minutes (BeginTime); release it once it is PENDING
+        deadline = time.monotonic() + 120
+        while job_details(victim["jobid"])["JobState"] != "PENDING" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert job_details(victim["jobid"])["JobState"] == "PENDING"
+        first_attempt = train_log(slurm_dir, victim["arch"])
+        sh("scontrol", "update", f"JobId={victim['jobid']}", "StartTime=now")
+        output, wall = finish(process, slurm_dir)
+    finally:
+        stop(process)
+    jobs = slurm_jobs(run_id(output))
+    _, local_wall = run(local_dir, small_study(local_dir, epochs=epochs), "--cores", "2", METRICS)
+    report(f"quickstart ({epochs} epochs) through profiles/slurm, one training job requeued", jobs, wall,
+           local_wall)
+
+    # one SLURM job per run, the requeued one included: it ran twice under its job id
+    assert {(job["rule"], job["wildcards"]) for job in jobs} == expected_slurm_jobs()
+    assert len(jobs) == len(expected_slurm_jobs())
+    assert all(job["state"] == "COMPLETED" for job in jobs), jobs
+    details = job_details(victim["jobid"])
+    assert (details["Restarts"], details["Requeue"]) == ("1", "1"), details
+    assert {job["time_limit"] for job in jobs if job["rule"] == "train"} == {"2:00:00"}
+    assert "Trying to restart job" not in output  # not a Snakemake retry
+
+    log = train_log(slurm_dir, victim["arch"])
+    assert log.startswith(first_attempt)  # the first attempt's lines survive the second
+    resumed = re.search(r"resumed from (\S+) after epoch (\d+)", log)
+    assert resumed, log[-3000:]
+    print(f"   train log of job {victim['jobid']}: {resumed.group(0)}", flush=True)
+    assert Path(resumed.group(1)).name == "bank.ckpt"
+    after = int(resumed.group(2))
+    assert victim["epoch"] <= after < epochs
+    # every epoch's progress line once (the resumed epoch's may be missing: killed between its
+    # checkpoint and its line)
+    counts = {epoch: log.count(f"epoch {epoch}/{epochs} ") for epoch in range(1, epochs + 1)}
+    assert all(count == 1 for epoch, count in counts.items() if epoch != after), counts
+    assert counts[after] <= 1
+    assert_same_results(slurm_dir, local_dir, victim["arch"])

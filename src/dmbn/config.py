@@ -1,7 +1,10 @@
-"""The study configuration: checks the JSON schema cannot express, and settings per run.
+"""The study configuration: validation against the JSON schema, checks the schema cannot
+express, and settings per run.
 
-The workflow validates ``config.yaml`` against its schema first, then calls ``check``; both run
-before any job. Every error names the offending key and value.
+The workflow calls ``validate`` (the schema) and then ``check``; both run before any job. Every
+error's first line names the offending key and value (``train.batch_size: 1 is less than ...``).
+Integers must be written as integers: ``50.0`` is rejected where the schema says ``integer``
+(JSON Schema itself accepts it, and ``seeds: [1.0]`` would name a folder ``seed1.0``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,66 @@ def load_strict(path: str | Path) -> dict:
             return yaml.load(handle, Loader=_UniqueKeyLoader) or {}
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
+
+
+# A value the schema rejects as a string where it expects something else: nested `--config`
+# values (`--config 'train={batch_size: 50}'`) arrive as strings, whatever they look like.
+NESTED_CONFIG_ADVICE = ("A nested setting given with --config arrives as a string: write it in a YAML "
+                        "file (e.g. `train: {batch_size: 50}`) and pass --configfile FILE, which is "
+                        "merged over config.yaml.")
+
+
+def validate(config: dict, schema: str | Path) -> None:
+    """Check ``config`` against the JSON schema and fill in its defaults; raises ``ConfigError``
+    whose first line names key and value of the most relevant problem, one line for each other."""
+    import jsonschema  # the workflow's process needs it, training jobs do not
+
+    with open(schema) as handle:
+        errors = list(_validator_class()(yaml.safe_load(handle)).iter_errors(config))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        lines = [_describe(best)] + [_describe(e) for e in errors if e is not best]
+        if any(e.validator == "type" and isinstance(e.instance, str) for e in errors):
+            lines.append(NESTED_CONFIG_ADVICE)
+        raise ConfigError("\n".join(lines))
+
+
+def _validator_class() -> type:
+    """Draft 2020-12 where ``integer`` excludes floats (``50.0``), filling in ``default`` values
+    (the jsonschema FAQ recipe, as Snakemake's ``validate`` does)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    strict = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in props.items():
+                if "default" in subschema:
+                    instance.setdefault(key, subschema["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties}, type_checker=strict)
+
+
+def _describe(error) -> str:
+    """``key.path: value and what is wrong with it`` for one ``jsonschema.ValidationError``."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        return "; ".join(f"{_dotted(path + [key])}: unknown key (value {error.instance[key]!r}); "
+                         f"known keys here: {', '.join(known)}" for key in unknown)
+    message = error.message
+    if error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
+        message += " (write integers without a decimal point)"
+    return f"{_dotted(path) or 'config'}: {message}"
+
+
+def _dotted(path: list) -> str:
+    return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
 
 
 def study_train(config: dict, study: str, regime: str | None = None) -> dict[str, Any]:

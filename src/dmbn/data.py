@@ -9,9 +9,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
 import pickle
 import shutil
 import urllib.error
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,42 +116,91 @@ def _unpack(cls: type, root: Path, archive: str) -> None:
     from torchvision.datasets.utils import extract_archive
 
     folder = raw_dir(cls, root)
-    extract_archive(str(folder / archive), str(folder))
+    if archive.endswith(".gz") and not archive.endswith(".tar.gz"):  # IDX: all or nothing
+        _gunzip(folder / archive, folder / archive.removesuffix(".gz"))
+    else:
+        extract_archive(str(folder / archive), str(folder))
 
 
 def _archive_ok(path: Path, md5: str) -> bool:
     return path.is_file() and md5sum(path) == md5
 
 
-def _install_local_copy(cls: type, root: Path, archive: str, md5: str, sources: list[str]) -> bool:
-    """Copy ``archive`` from a local source whose md5 matches, or (IDX) whose payload matches."""
-    folder = raw_dir(cls, root)
-    payload_md5 = IDX_PAYLOAD_MD5.get(cls.__name__, {}).get(archive.removesuffix(".gz"))
+def _install_local_copy(cls: type, root: Path, archive: str, md5: str, sources: list[str],
+                        rejected: list[str]) -> bool:
+    """Copy ``archive`` from the first local source whose copy's md5 matches, or (IDX) whose
+    payload's md5 matches. A copy that is empty, unreadable, corrupt or of other content is
+    logged with the reason, added to ``rejected`` and skipped: the next source is tried."""
     for source in sources:
         candidate = Path(source) / archive
         if not candidate.is_file():
             continue
-        folder.mkdir(parents=True, exist_ok=True)
-        if _archive_ok(candidate, md5):
-            shutil.copyfile(candidate, folder / archive)
-            log.info("copied %s (md5 ok) from %s", archive, source)
-            return True
-        if payload_md5 and archive.endswith(".gz"):
-            target = folder / archive.removesuffix(".gz")
-            _gunzip(candidate, target)
-            if md5sum(target) == payload_md5:
-                log.info("unpacked %s (payload md5 ok) from %s", archive, source)
+        try:
+            if candidate.stat().st_size == 0:
+                reason = "the file is empty (0 bytes)"
+            elif installed := _install_copy(cls, root, archive, md5, candidate):
+                log.info("%s %s from %s", installed, archive, source)
                 return True
-            target.unlink()
-        log.warning("ignored %s: its checksum matches neither the archive nor its payload", candidate)
+            else:
+                reason = "its checksum matches neither the archive nor its payload"
+        except (OSError, EOFError, zlib.error) as error:
+            reason = _read_failure(error)
+        rejected.append(f"{candidate}: {reason}")
+        log.warning("ignored %s: %s; trying the next source", candidate, reason)
     return False
 
 
+def _install_copy(cls: type, root: Path, archive: str, md5: str, candidate: Path) -> str | None:
+    """Install one local copy if it is the right file (how, in words); None when it is not."""
+    folder = raw_dir(cls, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    if _archive_ok(candidate, md5):
+        _copy_atomic(candidate, folder / archive)
+        return "copied (md5 ok)"
+    payload_md5 = IDX_PAYLOAD_MD5.get(cls.__name__, {}).get(archive.removesuffix(".gz"))
+    if payload_md5 and archive.endswith(".gz"):
+        target = folder / archive.removesuffix(".gz")
+        _gunzip(candidate, target)
+        if md5sum(target) == payload_md5:
+            return "unpacked (payload md5 ok)"
+        target.unlink()
+    return None
+
+
+def _read_failure(error: Exception) -> str:
+    """Why a local copy could not be read, in words, with the underlying error."""
+    if isinstance(error, EOFError):
+        what = "truncated"
+    elif isinstance(error, (gzip.BadGzipFile, zlib.error)):
+        what = "corrupt"
+    else:
+        what = "unreadable"
+    name = "zlib.error" if isinstance(error, zlib.error) else type(error).__name__
+    return f"{what} ({name}: {error})"
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    partial = _partial(target)
+    try:
+        shutil.copyfile(source, partial)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _gunzip(source: Path, target: Path) -> None:
-    partial = target.with_suffix(target.suffix + ".part")
-    with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    partial.replace(target)
+    partial = _partial(target)
+    try:
+        with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)  # after a failure: no partial file stays behind
+
+
+def _partial(target: Path) -> Path:
+    """A temporary name beside ``target``, unique to this process."""
+    return target.with_name(f"{target.name}.{os.getpid()}.part")
 
 
 def fetch(name: str, spec: dict[str, Any], root: str | Path, sources: list[str],
@@ -162,29 +213,38 @@ def fetch(name: str, spec: dict[str, Any], root: str | Path, sources: list[str],
     if spec.get("torchvision") is None:
         return root  # digits ships with scikit-learn
     cls = dataset_class(spec)
-    missing = []
+    missing, rejected = [], []
     for archive, md5 in archives(cls):
         if _unpacked(cls, root, archive):
             continue
-        if _archive_ok(raw_dir(cls, root) / archive, md5) or _install_local_copy(cls, root, archive, md5, sources):
+        if (_archive_ok(raw_dir(cls, root) / archive, md5)
+                or _install_local_copy(cls, root, archive, md5, sources, rejected)):
             if not _unpacked(cls, root, archive):
                 _unpack(cls, root, archive)
             continue
         missing.append((archive, md5))
     if missing and download:
+        folder = raw_dir(cls, root)
+        present = {a for a, _ in missing if (folder / a).exists()}
         try:
             for train in (True, False):
                 cls(str(root), train=train, download=True)
             missing = []
         except (urllib.error.URLError, OSError, RuntimeError) as error:
             log.warning("download of %s failed: %s", name, error)
+            for archive, md5 in missing:  # a cut-off or corrupt download is not kept
+                path = folder / archive
+                if archive not in present and path.exists() and not _archive_ok(path, md5):
+                    path.unlink()
+                    log.warning("removed the failed download %s", path)
     if missing:
         folder = raw_dir(cls, root)
         listing = "\n".join(f"  {a}  (md5 {m})" for a, m in missing)
+        ignored = "".join(f"\n  ignored {reason}" for reason in rejected)
         raise DataError(
             f"data set {name!r}: these files are missing and could not be downloaded:\n{listing}\n"
             f"Copy them into {folder}/ or into a folder listed under `local_sources` in the config, "
-            f"or run the download rule where the internet is reachable.")
+            f"or run the download rule where the internet is reachable, and run again.{ignored}")
     return root
 
 
@@ -201,10 +261,13 @@ class Processed:
     num_classes: int
 
     def save(self, path: str | Path) -> None:
-        partial = Path(str(path) + ".part")
-        torch.save({"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test,
-                    "y_test": self.y_test, "num_classes": self.num_classes}, partial)
-        partial.replace(path)
+        partial = _partial(Path(path))
+        try:
+            torch.save({"x_train": self.x_train, "y_train": self.y_train, "x_test": self.x_test,
+                        "y_test": self.y_test, "num_classes": self.num_classes}, partial)
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> "Processed":
@@ -220,8 +283,10 @@ def parse(name: str, spec: dict[str, Any], root: str | Path) -> Processed:
         parts = [cls(str(root), train=train, download=False) for train in (True, False)]
     except Exception as error:  # torchvision raises assorted types, naming no file
         culprit = _bad_file(cls, Path(root)) or f"under {raw_dir(cls, Path(root))}: {error}"
-        raise DataError(f"data set {name!r}: {culprit}. Replace the file (or delete "
-                        f"{raw_dir(cls, Path(root))} to fetch fresh copies) and run again.") from error
+        # The whole folder: it holds the download rule's marker (fetched.json) too, so that the
+        # next run fetches again.
+        raise DataError(f"data set {name!r}: {culprit}. Replace the file, or delete the folder "
+                        f"{root} to fetch fresh copies, and run again.") from error
     tensors = [_images(part, name) for part in parts]
     num_classes = len(parts[0].classes)
     return Processed(*tensors[0], *tensors[1], num_classes=num_classes)

@@ -12,10 +12,17 @@ FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
 @contextmanager
-def logging_to(path: str | Path) -> Iterator[logging.Logger]:
-    """Log to ``path`` (and stderr) inside the block; an exception is logged before it propagates."""
+def logging_to(path: str | Path, history: Path | None = None) -> Iterator[logging.Logger]:
+    """Log to ``path`` (and stderr) inside the block; an exception is logged before it propagates.
+
+    ``history``: a file that outlives the job's log (Snakemake deletes a job's log before it runs
+    the job again): its lines are copied into the log first, and every new line goes to both."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    handlers = [logging.FileHandler(path, mode="w"), logging.StreamHandler(sys.stderr)]
+    earlier = history.read_text() if history is not None and history.exists() else ""
+    Path(path).write_text(earlier)
+    handlers = [logging.FileHandler(path, mode="a"), logging.StreamHandler(sys.stderr)]
+    if history is not None:
+        handlers.append(logging.FileHandler(history, mode="a"))
     logging.basicConfig(level=logging.INFO, format=FORMAT, handlers=handlers, force=True)
     logging.captureWarnings(True)
     log = logging.getLogger("dmbn")
@@ -27,3 +34,13 @@ def logging_to(path: str | Path) -> Iterator[logging.Logger]:
     finally:
         for handler in handlers:
             handler.flush()
+
+
+def run_history(checkpoint: Path) -> Path:
+    """A resumable run's log across its attempts, kept beside its checkpoint (``<name>.log``):
+    emptied when there is no checkpoint to resume, so a fresh start begins a fresh log."""
+    history = checkpoint.with_suffix(".log")
+    if not checkpoint.exists():
+        history.unlink(missing_ok=True)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    return history

@@ -84,6 +84,9 @@ JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 # finished jobs stay visible to squeue/scontrol for 10 minutes
 MinJobAge=600
+# jobs are requeueable only when submitted with --requeue (profiles/slurm: slurm-requeue), as on
+# clusters that default to it: the requeue test then depends on the profile, not on this default
+JobRequeue=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=500

@@ -6,18 +6,20 @@ import torch
 
 from dmbn.config import model_kwargs, train_config
 from dmbn.data import load_run_data
-from dmbn.logs import logging_to
+from dmbn.logs import logging_to, run_history
 from dmbn.models import build_model
 from dmbn.train import train_run, write_run
 
 w = snakemake.wildcards
 settings = snakemake.params.settings
-with logging_to(snakemake.log[0]) as log:
+checkpoint = Path(snakemake.params.checkpoint)
+# a resumed run's log keeps the earlier attempts' epochs
+with logging_to(snakemake.log[0], history=run_history(checkpoint)) as log:
     torch.set_num_threads(snakemake.threads)
     cfg = train_config(settings["train"], w.regime, int(w.seed), settings["device"], w.member)
     data = load_run_data(snakemake.input.data, snakemake.input.split, w.regime)
     torch.manual_seed(cfg.seed)
     model = build_model(w.arch, data.input_shape, data.num_classes, **model_kwargs(settings["train"]))
     log.info("run %s/%s/%s seed %s (%s): %s", w.dataset, w.regime, w.arch, w.seed, w.member, cfg)
-    result = train_run(model, data, cfg, Path(snakemake.params.checkpoint))
+    result = train_run(model, data, cfg, checkpoint)
     write_run(result, Path(snakemake.output.esm).parent)
