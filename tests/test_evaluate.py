@@ -58,9 +58,9 @@ def by_hand(model, mean, var, x) -> np.ndarray:
         return twin(x).argmax(dim=1).numpy()
 
 
-def metrics_of(y, predictions) -> dict[str, float]:
+def metrics_of(y, predictions, classes: int = CLASSES) -> dict[str, float]:
     """The thesis's metrics via scikit-learn and a confusion count (independent of dmbn.metrics)."""
-    labels = list(range(CLASSES))
+    labels = list(range(classes))
     specificity = [np.sum((y != c) & (predictions != c)) / np.sum(y != c) for c in labels]
     return {"accuracy": accuracy_score(y, predictions),
             "sensitivity": recall_score(y, predictions, labels=labels, average="macro", zero_division=0),

@@ -15,7 +15,7 @@ from scipy import stats
 
 from dmbn.names import METRICS, REGIMES, regime_label
 from dmbn.tables import (label, long_metrics, paired_comparisons, summary, thesis_comparison,
-                         thesis_table, to_latex)
+                         thesis_table, to_latex, with_variants)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "workflow/resources/paper_tables.csv"
@@ -112,9 +112,10 @@ def test_table_rows_follow_the_regime_registry_and_the_thesis_variant_order():
 
 
 def test_static_betas_are_ordered_by_value_not_by_text():
-    rows = summary_rows(5, regimes=("mini",), variants=["static-0.25", "static-0.1", "static-0.05", "dmbn"])
+    # "static-1e-05" sorts after "static-0.5" as text, before it as a number
+    rows = summary_rows(5, regimes=("mini",), variants=["static-0.5", "static-1e-05", "static-0.25", "dmbn"])
     csv, _ = thesis_table(rows, decimals=3)
-    assert csv.variant.tolist() == ["static-0.05", "static-0.1", "static-0.25", "dmbn"]
+    assert csv.variant.tolist() == ["static-1e-05", "static-0.25", "static-0.5", "dmbn"]
 
 
 @pytest.mark.parametrize("decimals", [1, 2, 4])
@@ -138,12 +139,41 @@ def test_cells_show_mean_and_std_at_the_configured_decimals(decimals):
         assert (merged[f"{metric}_mean"] != merged[f"{metric}_mean_in"]).any()  # rounded, not copied
 
 
+def test_csv_twin_has_the_summary_columns_and_no_index_column():
+    rows = summary_rows(7)
+    csv, _ = thesis_table(rows, decimals=3)
+    assert list(csv.columns) == list(rows.columns)
+    assert csv.index.equals(pd.RangeIndex(len(rows)))
+
+
 def test_latex_table_is_booktabs_with_labels_and_column_headers():
     _, latex = thesis_table(summary_rows(7), decimals=3)
     assert latex.startswith("\\begin{tabular}{llcccc}\n\\toprule\n")
+    for regime in ("full", "mini"):  # one multirow block of eight variants per regime
+        assert f"\\multirow[t]{{8}}{{*}}{{{regime_label(regime)}}} & Static BN ($\\beta = 0.1$) (default) &" in latex
+    rows = parse_latex(latex)
+    assert rows[rows.column == "Accuracy"].variant.tolist()[:8] == [
+        "Static BN ($\\beta = 0.1$) (default)", "Static BN ($\\beta = 0.5$)", "Static BN ($\\beta = 0.9$)",
+        "DMBN", "BN-BFN", "PreciseBN", "Cumulative average", "Recalibrated (ESM = 0)"]
     assert " & ".join(COLUMNS) in latex
     assert "Static BN ($\\beta = 0.1$) (default)" in latex and "Static BN ($\\beta = 0.5$) &" in latex
     assert latex.rstrip().endswith("\\bottomrule\n\\end{tabular}")
+
+
+def test_a_variant_without_a_label_is_shown_by_its_name():
+    assert label("static-0.3") == "Static BN ($\\beta = 0.3$)"
+    assert label("my-estimator") == "my-estimator"
+
+
+def test_thesis_rows_are_every_bn_estimator_and_the_twin_with_the_default_estimator():
+    metrics = metrics_frame({("mini", "mlp", "static-0.1"): [0.1], ("mini", "mlp", "cma"): [0.2],
+                             ("mini", "mlp-bnbfn", "static-0.1"): [0.3], ("mini", "mlp-bnbfn", "cma"): [0.4],
+                             ("mini", "resnet50-xbnblock-p2", "static-0.1"): [0.5]})
+    out = with_variants(metrics)
+    assert sorted(zip(out.arch, out.variant, out.accuracy)) == [
+        ("mlp", "cma", 0.2), ("mlp", "static-0.1", 0.1), ("mlp-bnbfn", "bn-bfn", 0.3),
+        ("resnet50-xbnblock-p2", "bn-bfn", 0.5)]
+    assert out.index.equals(pd.RangeIndex(len(out)))
 
 
 # -- summary: mean, std and n per cell ---------------------------------------------------------------
@@ -206,6 +236,12 @@ def test_paired_interval_is_students_t_on_the_per_seed_differences(confidence):
     assert (same.mean_difference, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0)
 
 
+def test_paired_interval_of_two_seeds_has_one_degree_of_freedom():
+    metrics = metrics_frame({("full", "mlp", "dmbn"): [0.9, 0.8], ("full", "mlp", "static-0.1"): [0.7, 0.75]})
+    row = paired_comparisons(metrics, 0.95).iloc[0]
+    assert (row.ci_low, row.ci_high) == pytest.approx(t_interval(np.array([0.2, 0.05]), 0.95), abs=1e-12)
+
+
 def test_paired_interval_of_one_seed_is_undefined():
     metrics = metrics_frame({("full", "mlp", "dmbn"): [0.9], ("full", "mlp", "static-0.1"): [0.7]})
     row = paired_comparisons(metrics, 0.95).iloc[0]
@@ -240,14 +276,19 @@ def test_thesis_comparison_on_the_thesis_rows_gives_every_difference_with_its_si
             offset = rng.choice([-1, 1]) * rng.uniform(0.001, 0.2)
             offsets[(row.regime, row.variant, metric)] = offset
             ours[f"{metric}_mean"] = row[metric] + offset
-            ours[f"{metric}_std"] = 0.01
+            ours[f"{metric}_std"] = rng.uniform(0, 0.1)
+        ours["seeds"] = int(rng.integers(2, 6))
         rows.append(ours)
     rows.append({**rows[0], "variant": "precise"})  # no thesis number: no comparison row
     rows.append({**rows[0], "dataset": "digits"})   # a data set the thesis lacks
     out = thesis_comparison(pd.DataFrame(rows), paper, {"mnist": "MNIST", "digits": "digits"})
     assert len(out) == len(offsets) and set(out.dataset) == {"mnist"}
+    assert out.index.equals(pd.RangeIndex(len(out)))
+    ours = pd.DataFrame(rows[:-2]).set_index(["regime", "variant"])
     signs = []
     for _, row in out.iterrows():
+        assert row.ours_std == ours.loc[(row.regime, row.variant), f"{row.metric}_std"]
+        assert row.seeds == ours.loc[(row.regime, row.variant), "seeds"]
         offset = offsets[(row.regime, row.variant, row.metric)]
         published = thesis[(thesis.regime == row.regime) & (thesis.variant == row.variant)][row.metric].item()
         assert row.thesis == published
@@ -260,8 +301,8 @@ def test_thesis_comparison_on_the_thesis_rows_gives_every_difference_with_its_si
 # -- long metrics: the separate-runs protocol ---------------------------------------------------------
 
 def test_a_separate_run_replaces_only_its_own_banks_row():
-    def run(seed, member, estimator, accuracy, regime="mini"):
-        return {"dataset": "digits", "regime": regime, "arch": "mlp", "seed": seed, "member": member,
+    def run(seed, member, estimator, accuracy, regime="mini", arch="mlp"):
+        return {"dataset": "digits", "regime": regime, "arch": arch, "seed": seed, "member": member,
                 "estimator": estimator, **{m: accuracy for m in METRICS}}
 
     runs = pd.DataFrame([
@@ -269,12 +310,14 @@ def test_a_separate_run_replaces_only_its_own_banks_row():
         run(1, "static-0.1", "static-0.1", 0.11),  # seed 1's own β = 0.1 run
         run(2, "bank", "static-0.1", 0.20),        # seed 2 has no separate run
         run(1, "bank", "static-0.1", 0.40, regime="full"),  # another regime: kept
+        run(1, "bank", "static-0.1", 0.60, arch="mlp-bnbfn"),  # another network: kept
     ])
     out = long_metrics(runs)
     assert list(out.columns) == ["dataset", "regime", "arch", "seed", "estimator", *METRICS]
-    got = {(r.regime, r.seed, r.estimator): r.accuracy for r in out.itertuples()}
-    assert got == {("mini", 1, "static-0.1"): 0.11, ("mini", 1, "static-0.3"): 0.30, ("mini", 1, "dmbn"): 0.50,
-                   ("mini", 2, "static-0.1"): 0.20, ("full", 1, "static-0.1"): 0.40}
+    got = sorted((r.regime, r.arch, r.seed, r.estimator, r.accuracy) for r in out.itertuples())
+    assert got == sorted([("mini", "mlp", 1, "static-0.1", 0.11), ("mini", "mlp", 1, "static-0.3", 0.30),
+                          ("mini", "mlp", 1, "dmbn", 0.50), ("mini", "mlp", 2, "static-0.1", 0.20),
+                          ("full", "mlp", 1, "static-0.1", 0.40), ("mini", "mlp-bnbfn", 1, "static-0.1", 0.60)])
 
 
 # -- plain LaTeX tables --------------------------------------------------------------------------------
