@@ -76,7 +76,11 @@ def test_each_row_is_the_model_with_that_estimators_statistics_loaded_by_hand(ch
     named = hand_statistics(model, x)
     statistics = EstimatorStatistics(list(named), torch.stack([m for m, _ in named.values()]),
                                      torch.stack([v for _, v in named.values()]), LayerLayout.of(model))
+    sizes = []
+    hook = model.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
     rows = evaluate_estimators(model, statistics, x, y, CLASSES, chunk=chunk)
+    hook.remove()
+    assert max(sizes) == min(chunk, len(x)) and sum(sizes) == 3 * len(x)  # chunked, every sample once
     assert rows.estimator.tolist() == ["base", "shifted", "copy"]
     expected = {name: by_hand(model, mean, var, x) for name, (mean, var) in named.items()}
     assert (expected["base"] != expected["shifted"]).any()  # the statistics change predictions
