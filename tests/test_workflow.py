@@ -58,8 +58,8 @@ def test_quickstart_writes_metrics_for_every_run_and_estimator(quickstart):
     statistics = torch.load(run / "statistics.pt", weights_only=True)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     ours = metrics[(metrics.regime == regime) & (metrics.arch == arch) & (metrics.seed == seed)].set_index("estimator")
+    offsets = np.cumsum([0] + [bn.num_features for bn in bns])
     for i, name in enumerate(statistics["names"]):
-        offsets = np.cumsum([0] + [bn.num_features for bn in bns])
         with torch.no_grad():
             for bn, start, end in zip(bns, offsets[:-1], offsets[1:]):
                 bn.running_mean.copy_(statistics["mean"][i, start:end])
