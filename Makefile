@@ -8,7 +8,7 @@ BIN     := $(VENV)/bin
 CORES   ?= all
 TARGET  ?=
 
-.PHONY: run report test test-fast slurm-test lint publish clean
+.PHONY: run report test test-fast slurm-test lint mutation publish clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ slurm-test: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/snakemake --lint
+
+# Mutation testing (outside CI; docs/mutation.md): mutmut mutates one module at a time and runs the
+# fast unit tests that reach each mutated function; niced, one worker, each module bounded in time.
+MUTATION_MODULES ?= tables metrics evaluate estimators esm data
+MUTATION_TIMEOUT ?= 1800
+mutation: $(BIN)/.installed
+	$(BIN)/python -m pip install -q -e '.[mutation]'
+	mkdir -p mutants
+	for module in $(MUTATION_MODULES); do \
+	  OMP_NUM_THREADS=1 timeout $(MUTATION_TIMEOUT) nice -n 15 $(BIN)/mutmut run --max-children 1 "dmbn.$$module.*" \
+	    > mutants/$$module.log 2>&1 || echo "mutmut on $$module stopped (exit $$?): mutants/$$module.log"; \
+	done
+	$(BIN)/python benchmarks/mutation_scores.py $(MUTATION_MODULES)
 
 # Copy a finished study's tables, figures (PNG) and metrics into docs/results/<study>/ (committed).
 publish:

@@ -23,3 +23,23 @@ def test_class_absent_from_both_counts_in_macro_average():
     assert m["accuracy"] == 1.0
     assert m["sensitivity"] == pytest.approx(0.5)  # classes 2, 3 have recall 0 by convention
     assert m["specificity"] == pytest.approx(1.0)
+
+
+def test_f1_counts_classes_absent_from_both_as_zero():
+    m = classification_metrics([0, 1, 1], [0, 1, 1], 4)
+    assert m["f1"] == pytest.approx((1 + 1 + 0 + 0) / 4)  # classes 2, 3: no samples, no predictions
+
+
+def test_a_class_with_no_negatives_has_specificity_zero():
+    # every sample is class 0: class 0 has no negatives (TN + FP = 0); class 1: TN 2 of 3
+    m = classification_metrics([0, 0, 0], [0, 1, 0], 2)
+    assert m["specificity"] == pytest.approx((0.0 + 2 / 3) / 2)
+
+
+def test_undefined_ratios_are_zero_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's UndefinedMetricWarning, numpy's 0/0
+        m = classification_metrics([0, 0, 1], [0, 2, 2], 4)
+    assert m["sensitivity"] == pytest.approx((1 / 2 + 0 + 0 + 0) / 4)

@@ -166,8 +166,14 @@ def test_separate_run_with_beta_equals_the_banks_static_estimator(data):
     with separate.statistics.use(separate.model, "static-0.3"):
         alone = predict(separate.model, data.x_test)
     assert torch.equal(banked, alone)
-    rows = evaluate_estimators(bank.model, bank.statistics, data.x_test, data.y_test, 3)
-    assert len(rows) == 13 and rows.accuracy.between(0, 1).all()
+    # evaluation: the bank's static-0.3 row is the separate run's only row, and is the metrics of
+    # the predictions above
+    rows = evaluate_estimators(bank.model, bank.statistics, data.x_test, data.y_test, 3).set_index("estimator")
+    assert rows.index.tolist() == bank.statistics.names
+    alone_rows = evaluate_estimators(separate.model, separate.statistics, data.x_test, data.y_test, 3)
+    assert alone_rows.estimator.tolist() == ["static-0.3"]
+    pd.testing.assert_series_equal(alone_rows.set_index("estimator").loc["static-0.3"], rows.loc["static-0.3"])
+    assert rows.loc["static-0.3", "accuracy"] == pytest.approx(float((alone == data.y_test).float().mean()))
 
 
 def test_divergence_names_epoch_step_and_loss(data, tmp_path):

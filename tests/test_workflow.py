@@ -4,10 +4,22 @@ import copy
 import subprocess
 import sys
 
+import matplotlib.image
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+from scipy import stats
+
+from dmbn.config import model_kwargs, study_train
+from dmbn.data import load_run_data
+from dmbn.models import build_model
+from dmbn.names import METRICS, regime_label
+from dmbn.tables import label
 
 from conftest import ROOT, SNAKEFILE, planned_rules, quickstart_config, snakemake, write_config
+from test_evaluate import metrics_of
+from test_tables import COLUMNS, parse_latex
 
 ESTIMATORS = 13  # static x9, cma, dmbn, precise, recalibrated
 FIGURES = ["beta_star", "esm_dmbn_vs_default", "esm_dmbn_vs_bnbfn", "beta_star_heatmap",
@@ -26,28 +38,76 @@ def quickstart(tmp_path_factory):
 
 
 def test_quickstart_writes_metrics_for_every_run_and_estimator(quickstart):
-    workdir, _, _ = quickstart
+    workdir, config, _ = quickstart
     metrics = pd.read_csv(workdir / "results/quickstart/metrics.csv")
-    assert list(metrics.columns) == ["dataset", "regime", "arch", "seed", "estimator", "accuracy",
-                                     "sensitivity", "specificity", "f1"]
+    assert list(metrics.columns) == ["dataset", "regime", "arch", "seed", "estimator", *METRICS]
     assert len(metrics) == 2 * 2 * 3 * ESTIMATORS  # regimes x archs x seeds x estimators
-    assert metrics[["accuracy", "sensitivity", "specificity", "f1"]].apply(lambda c: c.between(0, 1)).all().all()
+    runs = workdir / "results/quickstart/runs/digits"
+    for (regime, arch, seed), rows in metrics.groupby(["regime", "arch", "seed"]):
+        # the study's rows are the run's own evaluation, labelled with the run
+        own = pd.read_csv(runs / f"{regime}/{arch}/seed{seed}/bank/metrics.csv")
+        pd.testing.assert_frame_equal(rows.drop(columns=["dataset", "regime", "arch", "seed"]).reset_index(drop=True), own)
+        assert rows.accuracy.nunique() > 1, (regime, arch, seed)  # estimators are told apart
+    # one run re-evaluated by hand: its weights, each estimator's statistics loaded layer by layer
+    train = study_train(config, "quickstart")
+    regime, arch, seed = "mini", "mlp", 1
+    run = runs / f"{regime}/{arch}/seed{seed}/bank"
+    data = load_run_data(workdir / "results/data/digits/tensors.pt", workdir / "results/data/digits/split.pt", regime)
+    model = build_model(arch, data.input_shape, data.num_classes, **model_kwargs(train))
+    model.load_state_dict(torch.load(run / "model.pt", weights_only=True))
+    statistics = torch.load(run / "statistics.pt", weights_only=True)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    ours = metrics[(metrics.regime == regime) & (metrics.arch == arch) & (metrics.seed == seed)].set_index("estimator")
+    offsets = np.cumsum([0] + [bn.num_features for bn in bns])
+    for i, name in enumerate(statistics["names"]):
+        with torch.no_grad():
+            for bn, start, end in zip(bns, offsets[:-1], offsets[1:]):
+                bn.running_mean.copy_(statistics["mean"][i, start:end])
+                bn.running_var.copy_(statistics["var"][i, start:end])
+            predictions = model.eval()(data.x_test).argmax(dim=1).numpy()
+        expected = metrics_of(data.y_test.numpy(), predictions, data.num_classes)
+        for metric in METRICS:
+            assert ours.loc[name, metric] == pytest.approx(expected[metric], abs=1e-12), (name, metric)
 
 
 def test_quickstart_tables_hold_the_thesis_rows(quickstart):
-    workdir, _, _ = quickstart
+    workdir, config, _ = quickstart
     table = pd.read_csv(workdir / "results/quickstart/tables/digits.csv")
     expected = [f"static-0.{i}" for i in range(1, 10)] + ["dmbn", "bn-bfn", "precise", "cma", "recalibrated"]
     for regime in ("full", "mini"):
         assert table[table.regime == regime].variant.tolist() == expected
     assert (table.seeds == 3).all()
     latex = (workdir / "results/quickstart/tables/digits.tex").read_text()
-    assert "\\toprule" in latex and "\\textbf{" in latex and "DMBN" in latex and "BN-BFN" in latex
+    assert "\\toprule" in latex and "DMBN" in latex and "BN-BFN" in latex
+    cells = parse_latex(latex)
+    for regime, rows in table.groupby("regime"):
+        for metric, column in zip(METRICS, COLUMNS):
+            best = rows[rows[f"{metric}_mean"] == rows[f"{metric}_mean"].max()].variant.map(label)
+            shown = cells[(cells.regime == regime_label(regime)) & (cells.column == column)]
+            assert sorted(shown[shown.bold].variant) == sorted(best), (regime, metric)
+    # paired comparisons recomputed from metrics.csv: per-seed differences, Student's t
+    metrics = pd.read_csv(workdir / "results/quickstart/metrics.csv")
+    variant = np.where(metrics.arch == "mlp", metrics.estimator,
+                       np.where(metrics.estimator == "static-0.1", "bn-bfn", None))
+    wide = metrics.assign(variant=variant).dropna(subset=["variant"]).pivot_table(
+        index=["regime", "seed"], columns="variant", values=list(METRICS))
     paired = pd.read_csv(workdir / "results/quickstart/comparisons/paired.csv")
-    assert set(paired.comparison) == {"dmbn - static-0.1", "dmbn - bn-bfn", "dmbn - precise"}
-    assert (paired.ci_low <= paired.mean_difference).all() and (paired.mean_difference <= paired.ci_high).all()
+    assert len(paired) == 2 * 3 * len(METRICS)  # regimes x comparisons x metrics
+    confidence = config["report"]["confidence"]
+    for row in paired.itertuples():
+        a, b = row.comparison.split(" - ")
+        d = (wide[(row.metric, a)] - wide[(row.metric, b)]).xs(row.regime).to_numpy()
+        low, high = stats.t.interval(confidence, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+        assert row.seeds == len(d) == 3 and row.confidence == confidence
+        assert row.mean_difference == pytest.approx(d.mean(), abs=1e-12)
+        if np.ptp(d) > 0:
+            assert (row.ci_low, row.ci_high) == pytest.approx((low, high), abs=1e-12), row
+        else:
+            assert row.ci_low == row.ci_high == row.mean_difference
     thesis = pd.read_csv(workdir / "results/quickstart/comparisons/thesis.csv")
     assert list(thesis.columns[:5]) == ["dataset", "regime", "variant", "metric", "thesis"]
+    assert "digits" not in set(pd.read_csv(ROOT / "workflow/resources/paper_tables.csv").dataset)
+    assert thesis.empty  # the thesis has no digits table (tests/test_tables.py compares on its rows)
 
 
 def test_quickstart_figures_and_report_exist(quickstart):
@@ -56,8 +116,11 @@ def test_quickstart_figures_and_report_exist(quickstart):
         for name in FIGURES:
             for ext in ("png", "pdf"):
                 path = workdir / f"results/quickstart/figures/digits/{regime}/{name}.{ext}"
-                assert path.stat().st_size > 1000, path
+                assert path.read_bytes().startswith(b"\x89PNG" if ext == "png" else b"%PDF"), path
+            pixels = matplotlib.image.imread(workdir / f"results/quickstart/figures/digits/{regime}/{name}.png")
+            assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 16, (regime, name)  # not blank
     report = (workdir / "report.html").read_text(errors="replace")
+    assert report.lstrip().lower().startswith("<!doctype html")
     for name in FIGURES + ["digits.csv", "paired.csv", "thesis.csv", "metrics.csv"]:
         assert name in report, name
 
@@ -77,8 +140,9 @@ def test_training_settings_rerun_the_affected_training_jobs(quickstart):
     changed["studies"]["quickstart"]["train"]["lr"] = 0.05
     plan = planned_rules(snakemake(workdir, write_config(workdir, changed, "train.yaml"), "-n", "--cores", "2"))
     assert plan["train"] == 12 and plan["evaluate"] == 12
-    unchanged = planned_rules(snakemake(workdir, quickstart[2], "-n", "--cores", "2"))
-    assert unchanged == {}  # everything is up to date
+    dry = snakemake(workdir, quickstart[2], "-n", "--cores", "2")
+    assert planned_rules(dry) == {}  # the dry run parsed and planned nothing: everything is up to date
+    assert "Nothing to be done" in dry.stdout + dry.stderr
 
 
 def test_lint_is_clean():

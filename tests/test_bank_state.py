@@ -1,0 +1,42 @@
+"""An estimator bank's state round trip: a bank loaded from another's state holds the same
+statistics, β* and CMA count, and goes on exactly as the original."""
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from dmbn.estimators import EstimatorBank
+from dmbn.models import build_model
+
+
+def step(model, bank, x, y) -> None:
+    model.train()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()  # the weights stay: only the BN statistics matter here
+    bank.observe()
+
+
+def test_a_bank_loaded_from_a_state_continues_as_the_original(data):
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 1, 12), 3, depth=3, width=8)
+    twin = copy.deepcopy(model)
+    bank, loaded = EstimatorBank(model, betas=(0.2, 0.6)), EstimatorBank(twin, betas=(0.2, 0.6))
+    bank.start_epoch()
+    for i in range(3):
+        step(model, bank, data.x_train[i * 30:(i + 1) * 30], data.y_train[i * 30:(i + 1) * 30])
+    bank.finish_epoch(torch.tensor([[0.1, 0.5, 0.2], [0.3, 0.4, 0.1]]))  # β* = 0.2, 0.6, 0.6
+    bank.extra["precise"] = (torch.zeros(24), torch.ones(24))
+    loaded.load_state_dict(copy.deepcopy(bank.state_dict()))
+    assert loaded.beta_star.tolist() == [0.2, 0.6, 0.6] and loaded.cma_steps == 3
+    assert loaded.names == bank.names
+    for name in bank.names:
+        for a, b in zip(bank.statistics(name), loaded.statistics(name)):
+            assert torch.equal(a, b), name
+    # one more step on the same batch: every estimator, CMA's 1/4 weight included, moves alike
+    for m, b in ((model, bank), (twin, loaded)):
+        b.start_epoch()
+        step(m, b, data.x_train[90:120], data.y_train[90:120])
+    for name in bank.names:
+        for a, b in zip(bank.statistics(name), loaded.statistics(name)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)

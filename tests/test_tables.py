@@ -1,0 +1,368 @@
+"""The tables a reader sees, against independent computations: numpy/pandas for the cells, scipy's
+t interval for the paired comparisons, the thesis's own rows, and a LaTeX parse for the bold."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from scipy import stats
+
+from dmbn.names import METRICS, REGIMES, regime_label
+from dmbn.tables import (label, long_metrics, paired_comparisons, summary, thesis_comparison,
+                         thesis_table, to_latex, with_variants)
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "workflow/resources/paper_tables.csv"
+PUBLISHED = ROOT / "docs/results"
+GOLDEN_STUDIES = ("quickstart",)
+VARIANTS = ["static-0.1", "static-0.5", "static-0.9", "dmbn", "bn-bfn", "precise", "cma", "recalibrated"]
+COLUMNS = ["Accuracy", "Sensitivity", "Specificity", "F1"]  # the LaTeX headers, in METRICS order
+
+
+# -- hand-made inputs ----------------------------------------------------------------------------
+
+def summary_rows(seed: int = 0, regimes=("mini", "full"), variants=VARIANTS, dataset="digits") -> pd.DataFrame:
+    """A summary frame (as ``summary`` writes it) of distinct random means, rows in shuffled order."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for regime in regimes:
+        for variant in variants:
+            row = {"dataset": dataset, "regime": regime, "variant": variant}
+            for metric in METRICS:
+                row[f"{metric}_mean"] = rng.uniform(0.1, 0.99)
+                row[f"{metric}_std"] = rng.uniform(0.001, 0.05)
+            row["seeds"] = 3
+            rows.append(row)
+    return pd.DataFrame(rows).sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def metrics_frame(values: dict[tuple[str, str, str], list[float]], dataset: str = "digits") -> pd.DataFrame:
+    """Long metrics from ``{(regime, arch, estimator): per-seed accuracy}``; the other metrics are
+    the accuracy shifted by a metric-specific offset so that each metric is distinct."""
+    rows = []
+    for (regime, arch, estimator), per_seed in values.items():
+        for seed, value in enumerate(per_seed, start=1):
+            if value is None:
+                continue
+            rows.append({"dataset": dataset, "regime": regime, "arch": arch, "seed": seed,
+                         "estimator": estimator,
+                         **{m: value + 0.01 * i for i, m in enumerate(METRICS)}})
+    return pd.DataFrame(rows)
+
+
+# -- parsing the LaTeX table ---------------------------------------------------------------------
+
+def parse_latex(latex: str) -> pd.DataFrame:
+    """Body of a thesis table as (regime label, variant label, column, text, bold)."""
+    body = latex.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0]
+    cells, regime = [], None
+    for line in body.splitlines():
+        if not line.strip() or line.startswith("\\cline"):
+            continue
+        parts = [p.strip() for p in line.rstrip().removesuffix("\\\\").split(" & ")]
+        first = re.fullmatch(r"\\multirow\[t\]\{\d+\}\{\*\}\{(.*)\}", parts[0])
+        regime = first.group(1) if first else (parts[0] or regime)
+        for column, text in zip(COLUMNS, parts[2:]):
+            bold = re.fullmatch(r"\\textbf\{(.*)\}", text)
+            cells.append({"regime": regime, "variant": parts[1], "column": column,
+                          "text": bold.group(1) if bold else text, "bold": bool(bold)})
+    return pd.DataFrame(cells)
+
+
+# -- thesis_table: the bold, the order, the cells ------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_best_mean_per_regime_and_metric_is_bold_and_only_it(seed):
+    rows = summary_rows(seed)
+    _, latex = thesis_table(rows, decimals=3)
+    cells = parse_latex(latex)
+    assert len(cells) == len(rows) * len(METRICS)
+    for regime, block in rows.groupby("regime"):
+        for metric, column in zip(METRICS, COLUMNS):
+            best = block.loc[block[f"{metric}_mean"].idxmax(), "variant"]
+            shown = cells[(cells.regime == regime_label(regime)) & (cells.column == column)]
+            assert shown[shown.bold].variant.tolist() == [label(best)], (regime, metric)
+
+
+def test_equal_best_means_are_both_bold():
+    rows = summary_rows(3, regimes=("mini",))
+    top = rows.accuracy_mean.max()
+    rows.loc[rows.variant.isin(["dmbn", "cma"]), "accuracy_mean"] = top + 0.01
+    cells = parse_latex(thesis_table(rows, decimals=3)[1])
+    bold = cells[(cells.column == "Accuracy") & cells.bold].variant
+    assert sorted(bold) == sorted([label("dmbn"), label("cma")])
+
+
+def test_table_rows_follow_the_regime_registry_and_the_thesis_variant_order():
+    rows = summary_rows(4, regimes=("mini", "full-heldout", "full"))
+    csv, latex = thesis_table(rows, decimals=3)
+    regimes = [r for r in REGIMES if r in set(rows.regime)]  # the registry's order
+    variants = ["static-0.1", "static-0.5", "static-0.9", "dmbn", "bn-bfn", "precise", "cma", "recalibrated"]
+    expected = [(r, v) for r in regimes for v in variants]
+    assert list(zip(csv.regime, csv.variant)) == expected
+    cells = parse_latex(latex)
+    shown = cells[cells.column == "Accuracy"]
+    assert list(zip(shown.regime, shown.variant)) == [(regime_label(r), label(v)) for r, v in expected]
+
+
+def test_static_betas_are_ordered_by_value_not_by_text():
+    # "static-1e-05" sorts after "static-0.5" as text, before it as a number
+    rows = summary_rows(5, regimes=("mini",), variants=["static-0.5", "static-1e-05", "static-0.25", "dmbn"])
+    csv, _ = thesis_table(rows, decimals=3)
+    assert csv.variant.tolist() == ["static-1e-05", "static-0.25", "static-0.5", "dmbn"]
+
+
+@pytest.mark.parametrize("decimals", [1, 2, 4])
+def test_cells_show_mean_and_std_at_the_configured_decimals(decimals):
+    rows = summary_rows(6, regimes=("full",))
+    rows.loc[rows.variant == "cma", "accuracy_std"] = np.nan  # one seed: no spread to show
+    csv, latex = thesis_table(rows, decimals=decimals)
+    cells = parse_latex(latex).set_index(["variant", "column"]).text
+    for _, row in rows.iterrows():
+        for metric, column in zip(METRICS, COLUMNS):
+            mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+            expected = f"{round(mean, decimals):.{decimals}f}"
+            if not np.isnan(std):
+                expected += f" $\\pm$ {round(std, decimals):.{decimals}f}"
+            assert cells[(label(row.variant), column)] == expected
+    # the CSV keeps three more decimals than the table shows
+    merged = csv.merge(rows, on=["dataset", "regime", "variant"], suffixes=("", "_in"))
+    for metric in METRICS:
+        np.testing.assert_allclose(merged[f"{metric}_mean"], merged[f"{metric}_mean_in"].round(decimals + 3),
+                                   rtol=0, atol=1e-12)
+        assert (merged[f"{metric}_mean"] != merged[f"{metric}_mean_in"]).any()  # rounded, not copied
+
+
+def test_csv_twin_has_the_summary_columns_and_no_index_column():
+    rows = summary_rows(7)
+    csv, _ = thesis_table(rows, decimals=3)
+    assert list(csv.columns) == list(rows.columns)
+    assert csv.index.equals(pd.RangeIndex(len(rows)))
+
+
+def test_latex_table_is_booktabs_with_labels_and_column_headers():
+    _, latex = thesis_table(summary_rows(7), decimals=3)
+    assert latex.startswith("\\begin{tabular}{llcccc}\n\\toprule\n")
+    for regime in ("full", "mini"):  # one multirow block of eight variants per regime
+        assert f"\\multirow[t]{{8}}{{*}}{{{regime_label(regime)}}} & Static BN ($\\beta = 0.1$) (default) &" in latex
+    rows = parse_latex(latex)
+    assert rows[rows.column == "Accuracy"].variant.tolist()[:8] == [
+        "Static BN ($\\beta = 0.1$) (default)", "Static BN ($\\beta = 0.5$)", "Static BN ($\\beta = 0.9$)",
+        "DMBN", "BN-BFN", "PreciseBN", "Cumulative average", "Recalibrated (ESM = 0)"]
+    assert " & ".join(COLUMNS) in latex
+    assert "Static BN ($\\beta = 0.1$) (default)" in latex and "Static BN ($\\beta = 0.5$) &" in latex
+    assert latex.rstrip().endswith("\\bottomrule\n\\end{tabular}")
+
+
+def test_a_variant_without_a_label_is_shown_by_its_name():
+    assert label("static-0.3") == "Static BN ($\\beta = 0.3$)"
+    assert label("my-estimator") == "my-estimator"
+
+
+def test_thesis_rows_are_every_bn_estimator_and_the_twin_with_the_default_estimator():
+    metrics = metrics_frame({("mini", "mlp", "static-0.1"): [0.1], ("mini", "mlp", "cma"): [0.2],
+                             ("mini", "mlp-bnbfn", "static-0.1"): [0.3], ("mini", "mlp-bnbfn", "cma"): [0.4],
+                             ("mini", "resnet50-xbnblock-p2", "static-0.1"): [0.5]})
+    out = with_variants(metrics)
+    assert sorted(zip(out.arch, out.variant, out.accuracy)) == [
+        ("mlp", "cma", 0.2), ("mlp", "static-0.1", 0.1), ("mlp-bnbfn", "bn-bfn", 0.3),
+        ("resnet50-xbnblock-p2", "bn-bfn", 0.5)]
+    assert out.index.equals(pd.RangeIndex(len(out)))
+
+
+# -- summary: mean, std and n per cell ---------------------------------------------------------------
+
+def test_summary_is_mean_std_and_count_over_seeds_per_cell():
+    rng = np.random.default_rng(8)
+    values = {}
+    for regime in ("mini", "full"):
+        values[(regime, "mlp", "static-0.1")] = list(rng.uniform(0, 1, 4))
+        values[(regime, "mlp", "dmbn")] = list(rng.uniform(0, 1, 4))
+        values[(regime, "mlp-bnbfn", "static-0.1")] = list(rng.uniform(0, 1, 3))  # the BN-BFN row
+        values[(regime, "mlp-bnbfn", "dmbn")] = list(rng.uniform(0, 1, 3))  # no thesis row
+    values[("mini", "mlp", "precise")] = [0.5]  # one seed: std undefined
+    metrics = metrics_frame(values)
+    out = summary(metrics).set_index(["regime", "variant"])
+    assert sorted(out.index) == sorted([(r, v) for r in ("mini", "full") for v in ("static-0.1", "dmbn", "bn-bfn")]
+                                       + [("mini", "precise")])
+    for (regime, arch, estimator), per_seed in values.items():
+        if arch == "mlp-bnbfn" and estimator != "static-0.1":
+            continue
+        variant = "bn-bfn" if arch == "mlp-bnbfn" else estimator
+        for i, metric in enumerate(METRICS):
+            x = np.asarray(per_seed) + 0.01 * i
+            assert out.loc[(regime, variant), f"{metric}_mean"] == pytest.approx(np.mean(x))
+            if len(x) > 1:
+                assert out.loc[(regime, variant), f"{metric}_std"] == pytest.approx(np.std(x, ddof=1))
+            else:
+                assert np.isnan(out.loc[(regime, variant), f"{metric}_std"])
+        assert out.loc[(regime, variant), "seeds"] == len(per_seed)
+
+
+# -- paired comparisons --------------------------------------------------------------------------------
+
+def t_interval(d: np.ndarray, confidence: float) -> tuple[float, float]:
+    return stats.t.interval(confidence, len(d) - 1, loc=d.mean(), scale=d.std(ddof=1) / np.sqrt(len(d)))
+
+
+@pytest.mark.parametrize("confidence", [0.9, 0.95, 0.99])
+def test_paired_interval_is_students_t_on_the_per_seed_differences(confidence):
+    dmbn = [0.80, 0.75, 0.91, 0.60, 0.70]
+    default = [0.70, 0.74, 0.85, 0.40, 0.71]  # differences 0.10, 0.01, 0.06, 0.20, -0.01
+    twin = [0.90, 0.70, 0.95, 0.55, None]     # seed 5 missing: that seed drops out of the pair
+    precise = [0.80, 0.75, 0.91, 0.60, 0.70]  # identical: a zero-width interval at 0
+    metrics = metrics_frame({("mini", "mlp", "dmbn"): dmbn, ("mini", "mlp", "static-0.1"): default,
+                             ("mini", "mlp", "precise"): precise, ("mini", "mlp-bnbfn", "static-0.1"): twin})
+    metrics = metrics.sample(frac=1, random_state=0)  # pairing is by seed, not by row order
+    out = paired_comparisons(metrics, confidence).set_index(["comparison", "metric"])
+    assert sorted(set(out.index)) == sorted((c, m) for c in ("dmbn - static-0.1", "dmbn - bn-bfn", "dmbn - precise")
+                                            for m in METRICS)
+    for comparison, a, b in (("dmbn - static-0.1", dmbn, default), ("dmbn - bn-bfn", dmbn, twin)):
+        pairs = [(x, y) for x, y in zip(a, b) if y is not None]
+        d = np.array([x - y for x, y in pairs])
+        low, high = t_interval(d, confidence)
+        for metric in METRICS:  # a shift common to a and b leaves the differences unchanged
+            row = out.loc[(comparison, metric)]
+            assert row.seeds == len(d) and row.confidence == confidence
+            assert row.mean_difference == pytest.approx(d.mean(), abs=1e-12)
+            assert (row.ci_low, row.ci_high) == pytest.approx((low, high), abs=1e-12)
+    same = out.loc[("dmbn - precise", "accuracy")]
+    assert (same.mean_difference, same.ci_low, same.ci_high) == (0.0, 0.0, 0.0)
+
+
+def test_paired_interval_of_two_seeds_has_one_degree_of_freedom():
+    metrics = metrics_frame({("full", "mlp", "dmbn"): [0.9, 0.8], ("full", "mlp", "static-0.1"): [0.7, 0.75]})
+    row = paired_comparisons(metrics, 0.95).iloc[0]
+    assert (row.ci_low, row.ci_high) == pytest.approx(t_interval(np.array([0.2, 0.05]), 0.95), abs=1e-12)
+
+
+def test_paired_interval_of_one_seed_is_undefined():
+    metrics = metrics_frame({("full", "mlp", "dmbn"): [0.9], ("full", "mlp", "static-0.1"): [0.7]})
+    row = paired_comparisons(metrics, 0.95).iloc[0]
+    assert row.seeds == 1 and row.mean_difference == pytest.approx(0.2)
+    assert np.isnan(row.ci_low) and np.isnan(row.ci_high)
+
+
+def test_pairs_are_formed_per_regime_and_dataset():
+    metrics = pd.concat([
+        metrics_frame({("mini", "mlp", "dmbn"): [0.5, 0.7, 0.9], ("mini", "mlp", "static-0.1"): [0.4, 0.4, 0.4],
+                       ("full", "mlp", "dmbn"): [0.5, 0.5, 0.5], ("full", "mlp", "static-0.1"): [0.6, 0.7, 0.8]}),
+        metrics_frame({("mini", "mlp", "dmbn"): [0.1, 0.2, 0.3], ("mini", "mlp", "static-0.1"): [0.3, 0.3, 0.3]},
+                      dataset="mnist")])
+    out = paired_comparisons(metrics, 0.95)
+    out = out[out.metric == "accuracy"].set_index(["dataset", "regime"]).mean_difference
+    assert out.to_dict() == pytest.approx({("digits", "mini"): 0.3, ("digits", "full"): -0.2,
+                                           ("mnist", "mini"): -0.1})
+
+
+# -- the thesis beside us ------------------------------------------------------------------------------
+
+def test_thesis_comparison_on_the_thesis_rows_gives_every_difference_with_its_sign():
+    paper = pd.read_csv(PAPER)
+    thesis = paper[paper.dataset == "MNIST"]
+    assert set(thesis.regime) == {"full", "mini"}  # the data set this test relies on
+    rng = np.random.default_rng(9)
+    offsets = {}
+    rows = []
+    for _, row in thesis.iterrows():
+        ours = {"dataset": "mnist", "regime": row.regime, "variant": row.variant, "seeds": 3}
+        for metric in METRICS:
+            offset = rng.choice([-1, 1]) * rng.uniform(0.001, 0.2)
+            offsets[(row.regime, row.variant, metric)] = offset
+            ours[f"{metric}_mean"] = row[metric] + offset
+            ours[f"{metric}_std"] = rng.uniform(0, 0.1)
+        ours["seeds"] = int(rng.integers(2, 6))
+        rows.append(ours)
+    rows.append({**rows[0], "variant": "precise"})  # no thesis number: no comparison row
+    rows.append({**rows[0], "dataset": "digits"})   # a data set the thesis lacks
+    out = thesis_comparison(pd.DataFrame(rows), paper, {"mnist": "MNIST", "digits": "digits"})
+    assert len(out) == len(offsets) and set(out.dataset) == {"mnist"}
+    assert out.index.equals(pd.RangeIndex(len(out)))
+    ours = pd.DataFrame(rows[:-2]).set_index(["regime", "variant"])
+    signs = []
+    for _, row in out.iterrows():
+        assert row.ours_std == ours.loc[(row.regime, row.variant), f"{row.metric}_std"]
+        assert row.seeds == ours.loc[(row.regime, row.variant), "seeds"]
+        offset = offsets[(row.regime, row.variant, row.metric)]
+        published = thesis[(thesis.regime == row.regime) & (thesis.variant == row.variant)][row.metric].item()
+        assert row.thesis == published
+        assert row.ours == pytest.approx(published + offset)
+        assert row.difference == pytest.approx(offset, abs=1e-12)
+        signs.append(np.sign(row.difference) == np.sign(offset))
+    assert all(signs) and {-1, 1} <= {int(np.sign(o)) for o in offsets.values()}
+
+
+# -- long metrics: the separate-runs protocol ---------------------------------------------------------
+
+def test_a_separate_run_replaces_only_its_own_banks_row():
+    def run(seed, member, estimator, accuracy, regime="mini", arch="mlp"):
+        return {"dataset": "digits", "regime": regime, "arch": arch, "seed": seed, "member": member,
+                "estimator": estimator, **{m: accuracy for m in METRICS}}
+
+    runs = pd.DataFrame([
+        run(1, "bank", "static-0.1", 0.10), run(1, "bank", "static-0.3", 0.30), run(1, "bank", "dmbn", 0.50),
+        run(1, "static-0.1", "static-0.1", 0.11),  # seed 1's own β = 0.1 run
+        run(2, "bank", "static-0.1", 0.20),        # seed 2 has no separate run
+        run(1, "bank", "static-0.1", 0.40, regime="full"),  # another regime: kept
+        run(1, "bank", "static-0.1", 0.60, arch="mlp-bnbfn"),  # another network: kept
+    ])
+    out = long_metrics(runs)
+    assert list(out.columns) == ["dataset", "regime", "arch", "seed", "estimator", *METRICS]
+    got = sorted((r.regime, r.arch, r.seed, r.estimator, r.accuracy) for r in out.itertuples())
+    assert got == sorted([("mini", "mlp", 1, "static-0.1", 0.11), ("mini", "mlp", 1, "static-0.3", 0.30),
+                          ("mini", "mlp", 1, "dmbn", 0.50), ("mini", "mlp", 2, "static-0.1", 0.20),
+                          ("full", "mlp", 1, "static-0.1", 0.40), ("mini", "mlp-bnbfn", 1, "static-0.1", 0.60)])
+
+
+# -- plain LaTeX tables --------------------------------------------------------------------------------
+
+def test_to_latex_formats_floats_and_escapes_names():
+    frame = pd.DataFrame({"mean_difference": [0.123456, -1.5], "comparison": ["dmbn - static-0.1", "a_b"]})
+    latex = to_latex(frame, decimals=2)
+    assert "mean\\_difference" in latex and "a\\_b" in latex
+    assert re.search(r"^0\.12 & dmbn - static-0\.1 \\\\$", latex, re.M)
+    assert re.search(r"^-1\.50 & a\\_b \\\\$", latex, re.M)
+    assert "\\toprule" in latex and "0.123" not in latex
+
+
+# -- golden: the published tables regenerate from their metrics ----------------------------------------
+
+def _report_settings() -> tuple[int, float, dict[str, str]]:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    report = config["report"]
+    names = {k: v.get("paper_name", k) for k, v in config["datasets"].items()}
+    return report.get("decimals", 3), report.get("confidence", 0.95), names
+
+
+def _same_csv(published: Path, frame: pd.DataFrame) -> None:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    buffer.seek(0)
+    pd.testing.assert_frame_equal(pd.read_csv(buffer), pd.read_csv(published), check_exact=False,
+                                  rtol=1e-9, atol=1e-12, obj=str(published))
+
+
+@pytest.mark.parametrize("study", GOLDEN_STUDIES)
+def test_published_tables_regenerate_from_their_metrics(study):
+    folder = PUBLISHED / study
+    if not (folder / "metrics.csv").exists():
+        pytest.skip(f"{folder} holds no published metrics.csv (make publish STUDY={study})")
+    decimals, confidence, paper_names = _report_settings()
+    metrics = pd.read_csv(folder / "metrics.csv")
+    tables = sorted((folder / "tables").glob("*.csv"))
+    assert [p.stem for p in tables] == sorted(metrics.dataset.unique())
+    for path in tables:
+        csv, latex = thesis_table(summary(metrics[metrics.dataset == path.stem]), decimals)
+        _same_csv(path, csv)
+        assert latex == path.with_suffix(".tex").read_text(), path.with_suffix(".tex")
+    versus_thesis = thesis_comparison(summary(metrics), pd.read_csv(PAPER), paper_names)
+    paired = paired_comparisons(metrics, confidence)
+    for frame, name in ((versus_thesis, "thesis"), (paired, "paired")):
+        _same_csv(folder / "comparisons" / f"{name}.csv", frame)
+        assert to_latex(frame, decimals) == (folder / "comparisons" / f"{name}.tex").read_text()
