@@ -338,8 +338,8 @@ def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Pat
         row = run.next_epoch()
         if checkpoint is not None:
             save_atomic(run.state_dict(), checkpoint)
-            faults.reached("checkpoint", run.epoch)
-        _progress(run.epoch, cfg.epochs, first_epoch, started, row)
+        _progress(run.epoch, cfg.epochs, first_epoch, started, row)  # logged before any kill point
+        faults.reached("checkpoint", run.epoch)
         if on_epoch is not None:
             on_epoch(run.epoch)
     return run.result()
