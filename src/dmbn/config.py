@@ -23,6 +23,17 @@ MODEL_KEYS = ("depth", "width", "batch_free", "groups", "resnet_blocks", "resnet
 TRAIN_SIZES = {"MNIST": 60000, "FashionMNIST": 60000, "CIFAR10": 50000, "CIFAR100": 50000, None: 1257}
 
 
+# The report's settings where a configuration leaves them out: the one place that holds them.
+REPORT_DEFAULTS = {
+    "decimals": 3,
+    "beta_layer": 18,          # Fig 5.1: β* per epoch of this BN layer
+    "esm_layers": [2, 19],     # Figs 5.2 and 5.3
+    "esm_estimator": "dmbn",   # ESM per layer and epoch
+    "confidence": 0.95,        # paired comparisons
+    "figure_dpi": 150,
+}
+
+
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key and the value."""
 
@@ -50,6 +61,11 @@ def load_strict(path: str | Path) -> dict:
 def study_train(config: dict, study: str) -> dict[str, Any]:
     """The study's training settings: the global ``train`` block updated by the study's own."""
     return {**config["train"], **config["studies"][study].get("train", {})}
+
+
+def report_settings(config: dict) -> dict[str, Any]:
+    """The ``report`` block with ``REPORT_DEFAULTS`` filled in."""
+    return {**REPORT_DEFAULTS, **config.get("report", {})}
 
 
 def model_kwargs(train: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +121,7 @@ def check(config: dict) -> None:
                                   f"(known: {sorted(config['datasets'])})")
         train = study_train(config, name)
         _check_batch_size(config, key, study, train)
-        _check_layers(config["report"], key, study, train)
+        _check_layers(report_settings(config), key, study, train)
         if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
             raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
 
@@ -127,8 +143,7 @@ def _check_layers(report: dict, key: str, study: dict, train: dict) -> None:
     bn_archs = [a for a in study["archs"] if a in BATCH_NORM_ARCHS]
     for arch in bn_archs:
         count = batchnorm_count(arch, train)
-        for name, layers in (("beta_layer", [report.get("beta_layer", 1)]),
-                             ("esm_layers", report.get("esm_layers", []))):
+        for name, layers in (("beta_layer", [report["beta_layer"]]), ("esm_layers", report["esm_layers"])):
             for layer in layers:
                 if layer > count:
                     raise ConfigError(f"report.{name}: layer {layer} does not exist in {key}'s "
