@@ -14,6 +14,7 @@ with logging_to(snakemake.log[0]):
     esm, betas, layers = (read_runs(snakemake.input[name], p.runs) for name in ("esm", "betas", "layers"))
     metrics = pd.read_csv(snakemake.input.metrics)
     metrics = metrics[(metrics.dataset == w.dataset) & (metrics.regime == w.regime)]
-    figures = study_figures(esm, betas, layers, metrics, p.beta_layer, list(p.esm_layers))
+    figures = study_figures(esm, betas, layers, metrics, p.beta_layer, list(p.esm_layers),
+                            w.dataset, w.regime)
     for png, pdf in zip(snakemake.output.png, snakemake.output.pdf):
         save(figures[Path(png).stem], png, pdf, p.dpi)
