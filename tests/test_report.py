@@ -318,7 +318,7 @@ def test_esm_vs_depth_draws_every_estimator_and_keeps_zero_off_the_log_axis():
         expected = last[last.estimator == estimator].groupby("layer").esm_mu.mean()
         np.testing.assert_array_equal(x, [1, 2, 3, 4])
         np.testing.assert_allclose(y, expected.to_numpy())
-    floor = [line for line in ax.get_lines() if "ESM = 0" in line.get_label()]
+    floor = [line for line in ax.get_lines() if "axis floor" in line.get_label()]
     assert len(floor) == 1 and np.all(floor[0].get_ydata() == 0)
     assert floor[0].get_transform() != ax.transData  # axes coordinates: the floor, not y = 0 in data
     low, high = ax.get_ylim()

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, SNAKEFILE, planned_rules, quickstart_config, snakemake, write_config
+from dmbn.report import FIGURES
 
 ESTIMATORS = 13  # static x9, cma, dmbn, precise, recalibrated
-FIGURES = ["beta_star", "esm_dmbn_vs_default", "esm_dmbn_vs_bnbfn", "beta_star_heatmap",
-           "esm_vs_depth", "accuracy_vs_beta"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def test_quickstart_figures_and_report_exist(quickstart):
                 path = workdir / f"results/quickstart/figures/digits/{regime}/{name}.{ext}"
                 assert path.stat().st_size > 1000, path
     report = (workdir / "report.html").read_text(errors="replace")
-    for name in FIGURES + ["digits.csv", "paired.csv", "thesis.csv", "metrics.csv"]:
+    for name in [*FIGURES, "digits.html", "paired.html", "thesis.html", "metrics.html"]:
         assert name in report, name
 
 

@@ -31,7 +31,7 @@ from .tables import EXTRA_VARIANTS, label, variant_order, with_variants  # noqa:
 _STATIC_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h")
 _OTHERS = {
     "dmbn": dict(color="#d62728", linestyle="--", marker="*", linewidth=2.0),
-    "bn-bfn": dict(color="#ff7f0e", linestyle=(0, (5, 1, 1, 1)), marker="X"),
+    "bn-bfn": dict(color="#ff7f0e", linestyle=(0, (4, 1, 1, 1, 1, 1)), marker="X"),
     "precise": dict(color="#9467bd", linestyle="-.", marker="P"),
     "cma": dict(color="#8c564b", linestyle=":", marker="x"),
     "recalibrated": dict(color="#111111", linestyle=(0, (1, 1)), marker="d"),
@@ -70,20 +70,22 @@ def _integer_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _log_curve(ax, x, mean, low, high, variant: str, text: str) -> None:
-    """A mean with a band on a log axis. Zeros cannot be drawn there: a curve that is all zeros
-    (the recalibrated estimator's ESM) becomes markers on the axis floor, named in the legend."""
+def _log_curve(ax, x, mean, low, high, variant: str, text: str, band: bool = True) -> None:
+    """A mean with a band (min-max) on a log axis. Zeros cannot be drawn there: a curve that is
+    all zeros (the recalibrated estimator's ESM) becomes markers on the axis floor, so named in the
+    legend."""
     mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
     look = style(variant)
     if (mean <= 0).all():
         floor = blended_transform_factory(ax.transData, ax.transAxes)
         ax.plot(x, np.zeros(len(x)), transform=floor, clip_on=False, linestyle="none",
-                marker=look["marker"], color=look["color"], label=f"{text}: ESM = 0 (on the axis floor)")
+                marker=look["marker"], color=look["color"], label=f"{text}, on the axis floor")
         return
     positive = np.where(mean > 0, mean, np.nan)
     ax.plot(x, positive, label=text, markersize=4, markevery=max(1, len(x) // 10), **look)
-    ax.fill_between(x, np.where(low > 0, low, np.nan), np.where(high > 0, high, np.nan),
-                    alpha=0.15, color=look["color"], linewidth=0)
+    if band:
+        ax.fill_between(x, np.where(low > 0, low, np.nan), np.where(high > 0, high, np.nan),
+                        alpha=0.15, color=look["color"], linewidth=0)
 
 
 def beta_star(betas: pd.DataFrame, layer: int, title: str = "") -> Figure:
@@ -187,13 +189,14 @@ def beta_star_heatmap(betas: pd.DataFrame, title: str = "") -> Figure:
 
 
 def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
-    """ESM_μ per BN layer at the last epoch, every estimator, mean over seeds (band: min-max)."""
+    """ESM_μ per BN layer at the last epoch, every estimator, mean over seeds (no bands: there are
+    too many curves for them)."""
     run = esm[(esm.arch == arch) & (esm.epoch == esm.epoch.max())]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for estimator in _estimator_order(run.estimator):
         by_layer = run[run.estimator == estimator].groupby("layer").esm_mu
         _log_curve(ax, by_layer.mean().index.to_numpy(), by_layer.mean(), by_layer.min(), by_layer.max(),
-                   estimator, label(estimator))
+                   estimator, label(estimator), band=False)
     ax.set(xlabel="BN layer", ylabel="ESM$_\\mu$ (last epoch)", yscale="log",
            title=f"{title}\nESM$_\\mu$ per BN layer at the last epoch")
     _integer_ticks(ax.xaxis)
@@ -253,7 +256,7 @@ def training_curves(history: pd.DataFrame, title: str = "") -> Figure:
         ax.plot(curve.index, curve["mean"], label=label(estimator), markersize=4,
                 markevery=max(1, len(curve) // 10), **style(estimator))
         ax.fill_between(curve.index, curve["min"], curve["max"], color=style(estimator)["color"],
-                        alpha=0.1, linewidth=0)
+                        alpha=0.06, linewidth=0)
     ax.set(xlabel="epoch", ylabel="ESM-set accuracy")
     _integer_ticks(ax.xaxis)
     _legend_outside(ax)
@@ -297,7 +300,8 @@ def study_figures(esm: pd.DataFrame, betas: pd.DataFrame, layers: pd.DataFrame, 
     return {
         "beta_star": beta_star(own_betas, beta_layer, title),
         "esm_dmbn_vs_default": esm_dmbn_vs_default(esm, arch, esm_layers, title),
-        "esm_dmbn_vs_bnbfn": esm_dmbn_vs_bnbfn(esm, layers, arch, esm_layers, where(dataset, regime)),
+        "esm_dmbn_vs_bnbfn": esm_dmbn_vs_bnbfn(esm, layers, arch, esm_layers,
+                                               where(dataset, regime, f"{arch} against BN-BFN")),
         "beta_star_heatmap": beta_star_heatmap(own_betas, title),
         "esm_vs_depth": esm_vs_depth(esm, arch, title),
         "accuracy_vs_beta": accuracy_vs_beta(metrics, arch, title),

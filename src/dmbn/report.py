@@ -35,7 +35,9 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #111; backgroun
 table { border-collapse: collapse; margin: 1em 0 2em; font-size: 0.9em; }
 caption { caption-side: top; text-align: left; max-width: 60em; padding-bottom: 0.6em; }
 th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #ccc; text-align: left; }
-td { font-variant-numeric: tabular-nums; }
+td { font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody th { font-weight: normal; }
+td.best { font-weight: bold; }
 thead th { border-bottom: 2px solid #333; }
 p.note { max-width: 60em; font-style: italic; }
 """
