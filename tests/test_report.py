@@ -396,3 +396,23 @@ def test_esm_layers_shows_the_chosen_estimators_seed_means():
     np.testing.assert_allclose(np.asarray(grid), expected.to_numpy())
     zero = plots.esm_layers(esm, "recalibrated", "t")
     assert not zero.axes[0].get_images() and "ESM = 0" in zero.axes[0].texts[0].get_text()
+
+
+def test_figure_page_embeds_the_png_with_its_caption_below(tmp_path):
+    import base64
+
+    from dmbn.report import write_figure_pages
+
+    png = tmp_path / "beta_star.png"
+    fig = plots.beta_star(pd.DataFrame({"seed": [1, 1], "epoch": [1, 2], "layer": [3, 3], "beta": [0.2, 0.4]}), 3)
+    plots.save(fig, png, tmp_path / "beta_star.pdf", dpi=40)
+    caption = tmp_path / "beta_star.rst"
+    caption.write_text("Thesis Figure 5.1: ``β*`` per epoch.")
+    out = tmp_path / "beta_star.html"
+    write_figure_pages([str(png)], [str(out)], [str(caption)], "digits · Mini-batch · mlp")
+    text = out.read_text()
+    data = re.search(r'<figure><img src="data:image/png;base64,([^"]+)"', text).group(1)
+    assert base64.b64decode(data) == png.read_bytes()
+    figcaption = re.search(r"<figcaption>(.*)</figcaption>", text, re.S).group(1)
+    assert "Thesis Figure 5.1:" in figcaption and "literal\">β*</span>" in figcaption  # rst rendered
+    assert "<h1>Fig. 5.1: DMBN&#x27;s β* per epoch · digits · Mini-batch · mlp</h1>" in text

@@ -1,7 +1,7 @@
 """The report as a reader sees it: a tiny quickstart study's `snakemake --report`, opened in headless
 Chromium (Debian's `chromium`, driven by Playwright; no browser download). Every table must show
 as an HTML table with the rows the study's CSVs say (counted and checked here with pandas), every
-figure as an image with its caption, and the page must raise no console or page errors.
+figure as an image with its caption below it, and the page must raise no console or page errors.
 
 Skips where Playwright or Chromium is missing (`.ci/run` installs both where it can). Set
 DMBN_SCREENSHOTS=<folder> to keep a screenshot of every view."""
@@ -86,11 +86,6 @@ class Reader:
 
     def view(self, item: str, regime: str | None = None, arch: str | None = None) -> None:
         self.row(item, regime, arch).locator("a").first.click()
-
-    def caption(self, item: str, regime: str | None = None, arch: str | None = None) -> str:
-        """The result-info view's text (labels, caption, rule) of one item."""
-        self.row(item, regime, arch).locator("a").nth(1).click()
-        return self.page.locator("#app").inner_text()
 
     def shot(self, name: str) -> None:
         if self.shots:
@@ -188,13 +183,14 @@ def test_every_figure_shows_with_its_caption(reader, study):
     for name, regime, arch in figure_items(config):
         reader.open_category("digits")
         reader.view(item_label(name), regime_label(regime), arch)
-        image = reader.page.locator("#app img[src^='data:image/png']").first
+        frame = reader.page.frame_locator("iframe").first
+        image = frame.locator("figure img[src^='data:image/png']")
         image.wait_for(timeout=15000)
         assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100")
+        caption = " ".join(frame.locator("figure figcaption").inner_text().split())
+        assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
         if name in ("esm_dmbn_vs_bnbfn", "training") and regime == "mini":
             reader.shot(f"{name}_{arch}")
-        info = reader.caption(item_label(name), regime_label(regime), arch)
-        assert first_words(f"{name}.rst") in " ".join(info.split()), name
         seen += 1
     assert seen == len(list(figure_items(config)))
     assert reader.errors == []

@@ -57,7 +57,7 @@ def test_quickstart_figures_and_report_exist(quickstart):
                 path = workdir / f"results/quickstart/figures/digits/{regime}/{name}.{ext}"
                 assert path.stat().st_size > 1000, path
     report = (workdir / "report.html").read_text(errors="replace")
-    for name in [*FIGURES, "digits.html", "paired.html", "thesis.html", "metrics.html"]:
+    for name in [*(f"{f}.html" for f in FIGURES), "digits.html", "paired.html", "thesis.html", "metrics.html"]:
         assert name in report, name
 
 

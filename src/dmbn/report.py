@@ -3,6 +3,7 @@ a study's tables (with their captions) into the report instead of CSV downloads.
 
 from __future__ import annotations
 
+import base64
 import html
 from pathlib import Path
 
@@ -40,6 +41,10 @@ tbody th { font-weight: normal; }
 td.best { font-weight: bold; }
 thead th { border-bottom: 2px solid #333; }
 p.note { max-width: 60em; font-style: italic; }
+figure { margin: 0; }
+figure img { max-width: 100%; height: auto; }
+figcaption { max-width: 60em; margin-top: 0.8em; }
+.literal { font-family: monospace; }
 """
 
 
@@ -52,18 +57,34 @@ def item_label(name: str) -> str:
 def rst_to_html(text: str) -> str:
     """A caption (reStructuredText, as Snakemake's report captions) as an HTML fragment."""
     from docutils.core import publish_parts
+    from docutils.writers.html5_polyglot import Writer
 
-    return publish_parts(text, writer_name="html", settings_overrides={"report_level": 4})["fragment"]
+    return publish_parts(text, writer=Writer(), settings_overrides={"report_level": 4})["fragment"]
 
 
-def page(title: str, tables: list[str], notes: list[str] = ()) -> str:
-    """A standalone HTML page: a heading, notes (plain text) and the tables (HTML)."""
+def page(title: str, parts: list[str], notes: list[str] = ()) -> str:
+    """A standalone HTML page: a heading, notes (plain text) and the parts (HTML: tables, figures)."""
     body = "\n".join([f"<h1>{html.escape(title)}</h1>",
-                      *(f'<p class="note">{html.escape(n)}</p>' for n in notes), *tables])
+                      *(f'<p class="note">{html.escape(n)}</p>' for n in notes), *parts])
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
             f"<body>\n{body}\n</body>\n</html>\n")
 
 
-def write_page(path: str | Path, title: str, tables: list[str], notes: list[str] = ()) -> None:
-    Path(path).write_text(page(title, tables, notes), encoding="utf-8")
+def write_page(path: str | Path, title: str, parts: list[str], notes: list[str] = ()) -> None:
+    Path(path).write_text(page(title, parts, notes), encoding="utf-8")
+
+
+def figure(png: str | Path, caption_html: str, alt: str) -> str:
+    """A figure (the PNG, embedded) with its caption below it, as an HTML fragment."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+            f"<figcaption>{caption_html}</figcaption></figure>")
+
+
+def write_figure_pages(pngs: list[str], htmls: list[str], captions: list[str], title: str) -> None:
+    """One page per figure (the PNGs, in order, beside their pages and rst captions)."""
+    for png, out, caption in zip(pngs, htmls, captions):
+        name = Path(png).stem
+        heading = f"{FIGURES.get(name) or RUN_FIGURES[name]} · {title}"
+        write_page(out, heading, [figure(png, rst_to_html(Path(caption).read_text()), heading)])

@@ -159,7 +159,7 @@ def study_targets(study_name):
         dataset=spec["datasets"],
         regime=spec["regimes"],
         figure=list(FIGURES),
-        ext=["png", "pdf"],
+        ext=["png", "pdf", "html"],
     )
     targets += expand(
         "results/{study}/figures/{dataset}/{regime}/{arch}/{figure}.{ext}",
@@ -168,6 +168,6 @@ def study_targets(study_name):
         regime=spec["regimes"],
         arch=spec["archs"],
         figure=list(RUN_FIGURES),
-        ext=["png", "pdf"],
+        ext=["png", "pdf", "html"],
     )
     return targets

@@ -1,6 +1,7 @@
 # Per study: the long metrics table, thesis-layout tables, comparisons, run cards and figures.
 # Tables reach the report as HTML pages (pandas Styler, the same object that writes the LaTeX),
-# figures as PNG; every item carries labels (item, regime, arch, dataset, study) that order it.
+# figures as HTML pages holding the PNG with its caption below; every item carries labels (item,
+# regime, arch, dataset, study) that order it.
 
 
 rule aggregate:
@@ -127,10 +128,13 @@ rule figures:
         betas=figure_runs("betas.csv"),
         layers=figure_runs("layers.csv"),
         metrics="results/{study}/metrics.csv",
+        captions=[workflow.source_path(f"../report/{name}.rst") for name in FIGURES],
     output:
-        png=[
+        png=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.png" for name in FIGURES],
+        pdf=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.pdf" for name in FIGURES],
+        html=[
             report(
-                f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.png",
+                f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.html",
                 caption=f"../report/{name}.rst",
                 category="{dataset}",
                 subcategory="{study}",
@@ -138,7 +142,6 @@ rule figures:
             )
             for name in FIGURES
         ],
-        pdf=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.pdf" for name in FIGURES],
     params:
         runs=figure_labels,
         beta_layer=REPORT["beta_layer"],
@@ -158,19 +161,18 @@ rule run_figures:
     input:
         history=arch_run_files("history.csv"),
         esm=arch_run_files("esm.csv"),
+        captions=[workflow.source_path(f"../report/{name}.rst") for name in RUN_FIGURES],
     output:
-        png=[
+        png=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.png" for name in RUN_FIGURES],
+        pdf=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.pdf" for name in RUN_FIGURES],
+        html=[
             report(
-                f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.png",
+                f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.html",
                 caption=f"../report/{name}.rst",
                 category="{dataset}",
                 subcategory="{study}",
                 labels=report_labels(name),
             )
-            for name in RUN_FIGURES
-        ],
-        pdf=[
-            f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.pdf"
             for name in RUN_FIGURES
         ],
     params:

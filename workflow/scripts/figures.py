@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 
 from dmbn.logs import logging_to
-from dmbn.plots import save, study_figures
+from dmbn.plots import save, study_figures, where
+from dmbn.report import write_figure_pages
 from dmbn.runs import read_runs
 
 p = snakemake.params
@@ -18,3 +19,5 @@ with logging_to(snakemake.log[0]):
                             w.dataset, w.regime)
     for png, pdf in zip(snakemake.output.png, snakemake.output.pdf):
         save(figures[Path(png).stem], png, pdf, p.dpi)
+    write_figure_pages(snakemake.output.png, snakemake.output.html, snakemake.input.captions,
+                       where(w.dataset, w.regime))

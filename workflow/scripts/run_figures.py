@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from dmbn.logs import logging_to
-from dmbn.plots import run_figures, save
+from dmbn.plots import run_figures, save, where
+from dmbn.report import write_figure_pages
 from dmbn.runs import read_runs
 
 p = snakemake.params
@@ -13,3 +14,5 @@ with logging_to(snakemake.log[0]):
     figures = run_figures(history, esm, p.estimator, w.dataset, w.regime, w.arch)
     for png, pdf in zip(snakemake.output.png, snakemake.output.pdf):
         save(figures[Path(png).stem], png, pdf, p.dpi)
+    write_figure_pages(snakemake.output.png, snakemake.output.html, snakemake.input.captions,
+                       where(w.dataset, w.regime, w.arch))
