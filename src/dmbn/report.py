@@ -38,7 +38,6 @@ caption { caption-side: top; text-align: left; max-width: 60em; padding-bottom: 
 th, td { padding: 0.2em 0.7em; border-bottom: 1px solid #ccc; text-align: left; }
 td { font-variant-numeric: tabular-nums; white-space: nowrap; }
 tbody th { font-weight: normal; }
-td.best { font-weight: bold; }
 thead th { border-bottom: 2px solid #333; }
 p.note { max-width: 60em; font-style: italic; }
 figure { margin: 0; }
