@@ -7,6 +7,9 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 CORES   ?= all
 TARGET  ?=
+# The study `make run`/`make report` build: TARGET, else config.yaml's default_study. Each study
+# gets its own report, results/<study>/report.html.
+RUN_STUDY = $(or $(TARGET),$(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('config.yaml'))['default_study'])"))
 
 .PHONY: run report test test-fast slurm-test lint mutation publish clean
 
@@ -17,12 +20,12 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete $(TARGET)
-	$(BIN)/snakemake --report results/report.html $(TARGET)
-	@echo "tables and figures: results/<study>/; report: results/report.html"
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete $(RUN_STUDY)
+	$(BIN)/snakemake --report results/$(RUN_STUDY)/report.html $(RUN_STUDY)
+	@echo "tables and figures: results/$(RUN_STUDY)/; report: results/$(RUN_STUDY)/report.html"
 
 report: $(BIN)/.installed
-	$(BIN)/snakemake --report results/report.html $(TARGET)
+	$(BIN)/snakemake --report results/$(RUN_STUDY)/report.html $(RUN_STUDY)
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

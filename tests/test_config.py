@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from dmbn.config import ConfigError, check, study_seeds, study_train, train_config
+from dmbn.config import ConfigError, check, report_settings, study_seeds, study_train, train_config
 
 from conftest import base_config
 
@@ -44,3 +44,17 @@ def test_bad_study_is_rejected_naming_key_and_value(study, first_line):
     with pytest.raises(ConfigError) as error:
         check(config_with(**study))
     assert str(error.value).splitlines()[0].startswith(first_line)
+
+
+def test_a_study_plots_its_own_layers_checked_against_its_network():
+    config = base_config()
+    check(config)  # the shipped quickstart: 6 layers, its own report layers
+    assert report_settings(config, "quickstart")["beta_layer"] == 5
+    assert report_settings(config, "mlp")["beta_layer"] == report_settings(config)["beta_layer"] == 18
+    shallow = config_with(report={"beta_layer": 7})
+    with pytest.raises(ConfigError) as error:
+        check(shallow)
+    assert str(error.value).startswith("studies.quickstart.report.beta_layer: layer 7 does not exist")
+    del shallow["studies"]["quickstart"]["report"]  # the global layers (18) do not fit depth 6
+    with pytest.raises(ConfigError, match=r"^report\.beta_layer: layer 18 does not exist in studies\.quickstart"):
+        check(shallow)

@@ -20,10 +20,9 @@ from dmbn.tables import label
 from conftest import ROOT, SNAKEFILE, planned_rules, quickstart_config, snakemake, write_config
 from test_evaluate import metrics_of
 from test_tables import COLUMNS, parse_latex
+from dmbn.report import FIGURES
 
 ESTIMATORS = 13  # static x9, cma, dmbn, precise, recalibrated
-FIGURES = ["beta_star", "esm_dmbn_vs_default", "esm_dmbn_vs_bnbfn", "beta_star_heatmap",
-           "esm_vs_depth", "accuracy_vs_beta"]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +120,7 @@ def test_quickstart_figures_and_report_exist(quickstart):
             assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 16, (regime, name)  # not blank
     report = (workdir / "report.html").read_text(errors="replace")
     assert report.lstrip().lower().startswith("<!doctype html")
-    for name in FIGURES + ["digits.csv", "paired.csv", "thesis.csv", "metrics.csv"]:
+    for name in [*(f"{f}.html" for f in FIGURES), "digits.html", "paired.html", "thesis.html", "metrics.html"]:
         assert name in report, name
 
 

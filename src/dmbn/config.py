@@ -26,6 +26,17 @@ MODEL_KEYS = ("depth", "width", "batch_free", "groups", "resnet_blocks", "resnet
 TRAIN_SIZES = {"MNIST": 60000, "FashionMNIST": 60000, "CIFAR10": 50000, "CIFAR100": 50000, None: 1257}
 
 
+# The report's settings where a configuration leaves them out: the one place that holds them.
+REPORT_DEFAULTS = {
+    "decimals": 3,
+    "beta_layer": 18,          # Fig 5.1: β* per epoch of this BN layer
+    "esm_layers": [2, 19],     # Figs 5.2 and 5.3
+    "esm_estimator": "dmbn",   # ESM per layer and epoch
+    "confidence": 0.95,        # paired comparisons
+    "figure_dpi": 150,
+}
+
+
 class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key and the value."""
 
@@ -124,6 +135,13 @@ def study_seeds(config: dict, study: str, regime: str) -> list[int]:
     return list(spec.get("regime_overrides", {}).get(regime, {}).get("seeds", spec["seeds"]))
 
 
+def report_settings(config: dict, study: str | None = None) -> dict[str, Any]:
+    """The ``report`` block with ``REPORT_DEFAULTS`` filled in, updated by ``study``'s own
+    ``report`` block (plotted layers of a study whose networks are shallower, say)."""
+    own = config["studies"][study].get("report", {}) if study else {}
+    return {**REPORT_DEFAULTS, **config.get("report", {}), **own}
+
+
 def model_kwargs(train: dict[str, Any]) -> dict[str, Any]:
     kwargs = {k: train[k] for k in MODEL_KEYS}
     kwargs["resnet_blocks"] = tuple(kwargs["resnet_blocks"])
@@ -186,7 +204,7 @@ def check(config: dict) -> None:
             train = study_train(config, name, regime)
             if regime == "mini":
                 _check_batch_size(config, key, study, train)
-            _check_layers(config["report"], key, study, train)
+            _check_layers(report_settings(config, name), key, study, train)
             if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
                 raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
 
@@ -206,9 +224,9 @@ def _check_layers(report: dict, key: str, study: dict, train: dict) -> None:
     bn_archs = [a for a in study["archs"] if a in BATCH_NORM_ARCHS]
     for arch in bn_archs:
         count = batchnorm_count(arch, train)
-        for name, layers in (("beta_layer", [report.get("beta_layer", 1)]),
-                             ("esm_layers", report.get("esm_layers", []))):
+        for name, layers in (("beta_layer", [report["beta_layer"]]), ("esm_layers", report["esm_layers"])):
             for layer in layers:
                 if layer > count:
-                    raise ConfigError(f"report.{name}: layer {layer} does not exist in {key}'s "
+                    where = f"{key}.report" if name in study.get("report", {}) else "report"
+                    raise ConfigError(f"{where}.{name}: layer {layer} does not exist in {key}'s "
                                       f"{arch!r}, which has {count} BN layers")

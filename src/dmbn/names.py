@@ -33,6 +33,12 @@ def static_name(beta: float) -> str:
     return f"static-{beta:g}"
 
 
+def primary_arch(archs) -> str:
+    """The network whose estimators the figures show: the first BN (not BN-BFN) architecture."""
+    archs = list(dict.fromkeys(archs))
+    return next((a for a in archs if a in BATCH_NORM_ARCHS), archs[0])
+
+
 def regime_label(regime: str) -> str:
     return REGIMES[regime][0]
 

@@ -1,8 +1,9 @@
 """The study's figures (matplotlib). Each takes tidy frames labelled by run and returns a Figure.
 
 Frames: ``esm`` (arch, seed, epoch, layer, estimator, esm_mu, esm_sigma), ``betas`` (arch, seed,
-epoch, layer, beta), ``layers`` (arch, seed, layer, name, channels, position) and ``metrics``
-(the study's long metrics table).
+epoch, layer, beta), ``layers`` (arch, seed, layer, name, channels, position), ``history`` (seed,
+epoch, train_loss, train_accuracy, esm_accuracy_<estimator>...) and ``metrics`` (the study's long
+metrics table). ``where`` names what a figure shows (data set, regime, architecture): its title.
 """
 
 from __future__ import annotations
@@ -13,17 +14,43 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from .names import BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR  # noqa: E402
-from .tables import EXTRA_VARIANTS, label, with_variants  # noqa: E402
+from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
+                    regime_label)
+from .tables import EXTRA_VARIANTS, label, variant_order, with_variants  # noqa: E402
+
+# One look per estimator (and BN-BFN), the same in every figure: static β on a sequential colour
+# scale with solid lines and a marker per β; the others in distinct colours and line styles.
+_STATIC_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h")
+_OTHERS = {
+    "dmbn": dict(color="#d62728", linestyle="--", marker="*", linewidth=2.0),
+    "bn-bfn": dict(color="#ff7f0e", linestyle=(0, (4, 1, 1, 1, 1, 1)), marker="X"),
+    "precise": dict(color="#9467bd", linestyle="-.", marker="P"),
+    "cma": dict(color="#8c564b", linestyle=":", marker="x"),
+    "recalibrated": dict(color="#111111", linestyle=(0, (1, 1)), marker="d"),
+}
 
 
-def primary_arch(archs) -> str:
-    """The network whose estimators the figures show: the first BN (not BN-BFN) architecture."""
-    archs = list(dict.fromkeys(archs))
-    return next((a for a in archs if a in BATCH_NORM_ARCHS), archs[0])
+def style(variant: str) -> dict:
+    """Colour, line style and marker of an estimator (or ``bn-bfn``) for ``Axes.plot``."""
+    if variant.startswith("static-"):
+        beta = float(variant.removeprefix("static-"))
+        rank = min(range(len(STATIC_BETAS)), key=lambda i: abs(STATIC_BETAS[i] - beta))
+        return dict(color=plt.get_cmap("viridis")(0.9 * beta), linestyle="-",
+                    marker=_STATIC_MARKERS[rank], linewidth=1.2)
+    return dict(_OTHERS.get(variant, dict(color="grey", linestyle="-", marker=".")))
+
+
+def where(dataset: str, regime: str, arch: str | None = None) -> str:
+    """A figure's title: data set, regime (its label) and architecture."""
+    return " · ".join([dataset, regime_label(regime), *([arch] if arch else [])])
 
 
 def _no_data(ax, text: str) -> None:
@@ -31,38 +58,75 @@ def _no_data(ax, text: str) -> None:
     ax.set_axis_off()
 
 
-def beta_star(betas: pd.DataFrame, layer: int) -> Figure:
+def _legend_outside(ax) -> None:
+    """One legend to the right of the axes, outside the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                  fontsize="small", frameon=False)
+
+
+def _integer_ticks(axis) -> None:
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _log_curve(ax, x, mean, low, high, variant: str, text: str, band: bool = True) -> None:
+    """A mean with a band (min-max) on a log axis. Zeros cannot be drawn there: a curve that is
+    all zeros (the recalibrated estimator's ESM) becomes markers on the axis floor, so named in the
+    legend."""
+    mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
+    look = style(variant)
+    if (mean <= 0).all():
+        floor = blended_transform_factory(ax.transData, ax.transAxes)
+        ax.plot(x, np.zeros(len(x)), transform=floor, clip_on=False, linestyle="none",
+                marker=look["marker"], color=look["color"], label=f"{text}, on the axis floor")
+        return
+    positive = np.where(mean > 0, mean, np.nan)
+    ax.plot(x, positive, label=text, markersize=4, markevery=max(1, len(x) // 10), **look)
+    if band:
+        ax.fill_between(x, np.where(low > 0, low, np.nan), np.where(high > 0, high, np.nan),
+                        alpha=0.15, color=look["color"], linewidth=0)
+
+
+def beta_star(betas: pd.DataFrame, layer: int, title: str = "") -> Figure:
     """Fig 5.1: DMBN's β* per epoch for one BN layer, one line per seed."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
     chosen = betas[betas.layer == layer]
     for seed, run in chosen.groupby("seed"):
         ax.step(run.epoch, run.beta, where="mid", marker="o", markersize=3, label=f"seed {seed}")
     if chosen.empty:
-        _no_data(ax, f"no β* logged for layer {layer}")
-    ax.set(xlabel="epoch", ylabel="β*", title=f"β* of BN layer {layer}", ylim=(0.05, 0.95))
-    ax.legend(fontsize="small")
+        _no_data(ax, f"no β* logged for BN layer {layer}")
+    ax.set(xlabel="epoch", ylabel="β*", title=f"{title}\nβ* of BN layer {layer}", ylim=(0.05, 0.95))
+    _integer_ticks(ax.xaxis)
+    _legend_outside(ax)
     return fig
 
 
-def _esm_panel(ax, esm: pd.DataFrame, curves: list[tuple[str, str, int, str]]) -> None:
-    """ESM_μ per epoch: mean over seeds with a min-max band, one curve per (arch, estimator, layer)."""
-    for arch, estimator, layer, text in curves:
-        run = esm[(esm.arch == arch) & (esm.estimator == estimator) & (esm.layer == layer)]
-        by_epoch = run.groupby("epoch").esm_mu
-        mean = by_epoch.mean()
-        line, = ax.plot(mean.index, mean.values, label=text)
-        ax.fill_between(mean.index, by_epoch.min(), by_epoch.max(), alpha=0.2, color=line.get_color())
+def esm_curve(esm: pd.DataFrame, arch: str, estimator: str, layer: int) -> pd.DataFrame:
+    """ESM_μ per epoch of one estimator and BN layer: mean, min and max over seeds."""
+    run = esm[(esm.arch == arch) & (esm.estimator == estimator) & (esm.layer == layer)]
+    return run.groupby("epoch").esm_mu.agg(["mean", "min", "max"])
+
+
+def _esm_panel(ax, esm: pd.DataFrame, curves: list[tuple[str, str, int, str, str]]) -> None:
+    """ESM_μ per epoch: mean over seeds with a min-max band, one curve per (arch, estimator,
+    layer, style variant, legend text)."""
+    for arch, estimator, layer, variant, text in curves:
+        curve = esm_curve(esm, arch, estimator, layer)
+        _log_curve(ax, curve.index.to_numpy(), curve["mean"], curve["min"], curve["max"], variant, text)
     ax.set(xlabel="epoch", ylabel="ESM$_\\mu$", yscale="log")
-    ax.legend(fontsize="small")
+    _integer_ticks(ax.xaxis)
 
 
-def esm_dmbn_vs_default(esm: pd.DataFrame, arch: str, layers: list[int]) -> Figure:
+def esm_dmbn_vs_default(esm: pd.DataFrame, arch: str, layers: list[int], title: str = "") -> Figure:
     """Fig 5.2: ESM_μ per epoch of the default β = 0.1 and DMBN, on the same network."""
-    fig, axes = plt.subplots(1, len(layers), figsize=(5 * len(layers), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers) + 2, 3.6), squeeze=False)
     for ax, layer in zip(axes[0], layers):
-        _esm_panel(ax, esm, [(arch, DEFAULT_ESTIMATOR, layer, "β = 0.1 (default)"),
-                             (arch, "dmbn", layer, "DMBN")])
+        _esm_panel(ax, esm, [(arch, DEFAULT_ESTIMATOR, layer, DEFAULT_ESTIMATOR, label(DEFAULT_ESTIMATOR)),
+                             (arch, "dmbn", layer, "dmbn", "DMBN")])
         ax.set_title(f"BN layer {layer}")
+    fig.suptitle(title)
+    _legend_outside(axes[0][-1])
     return fig
 
 
@@ -75,26 +139,39 @@ def nearest_batchnorm(layers: pd.DataFrame, arch: str, position: int) -> int | N
     return int(table.loc[distance.sort_values(kind="stable").index[0], "layer"])
 
 
-def esm_dmbn_vs_bnbfn(esm: pd.DataFrame, layers: pd.DataFrame, arch: str, positions: list[int]) -> Figure:
-    """Fig 5.3: ESM_μ of DMBN against BN-BFN (its batch-free twin with β = 0.1). Where the plotted
-    layer is batch-free in BN-BFN, its nearest BN layer is shown and named in the legend."""
+def _position(layers: pd.DataFrame, arch: str, layer: int) -> int:
+    return int(layers[(layers.arch == arch) & (layers.layer == layer)].position.iloc[0])
+
+
+def esm_dmbn_vs_bnbfn(esm: pd.DataFrame, layers: pd.DataFrame, arch: str, bn_layers: list[int],
+                      title: str = "") -> Figure:
+    """Fig 5.3: ESM_μ of DMBN against BN-BFN (its batch-free twin with β = 0.1) at the hidden
+    layer of each of ``arch``'s BN layers. Where that layer is batch-free in BN-BFN, BN-BFN's
+    nearest BN layer is shown; panel titles and legends name both networks' layers."""
     twin = BATCH_NORM_ARCHS.get(arch)
-    fig, axes = plt.subplots(1, len(positions), figsize=(5 * len(positions), 3.5), squeeze=False)
-    for ax, position in zip(axes[0], positions):
-        bn_layer = nearest_batchnorm(layers, arch, position)
-        twin_layer = nearest_batchnorm(layers, twin, position) if twin else None
-        if bn_layer is None or twin_layer is None:
-            _no_data(ax, "this study has no BN-BFN runs to compare with")
+    fig, axes = plt.subplots(1, len(bn_layers), figsize=(4.5 * len(bn_layers) + 3, 3.6), squeeze=False)
+    for ax, bn_layer in zip(axes[0], bn_layers):
+        present = not layers[(layers.arch == arch) & (layers.layer == bn_layer)].empty
+        position = _position(layers, arch, bn_layer) if present else None
+        twin_layer = nearest_batchnorm(layers, twin, position) if twin and present else None
+        if twin_layer is None:
+            _no_data(ax, "this study has no BN-BFN runs to compare with" if present
+                     else f"{arch} has no BN layer {bn_layer}")
             continue
-        twin_position = int(layers[(layers.arch == twin) & (layers.layer == twin_layer)].position.iloc[0])
-        note = "" if twin_position == position else f" (nearest BN: hidden layer {twin_position})"
-        _esm_panel(ax, esm, [(arch, "dmbn", bn_layer, "DMBN"),
-                             (twin, DEFAULT_ESTIMATOR, twin_layer, f"BN-BFN, BN layer {twin_layer}{note}")])
-        ax.set_title(f"layer {position}")
+        twin_position = _position(layers, twin, twin_layer)
+        _esm_panel(ax, esm, [
+            (arch, "dmbn", bn_layer, "dmbn", f"DMBN: hidden layer {position} (BN layer {bn_layer})"),
+            (twin, DEFAULT_ESTIMATOR, twin_layer, "bn-bfn",
+             f"BN-BFN: hidden layer {twin_position} (BN layer {twin_layer})")])
+        ax.set_title(f"hidden layer {position}" + ("" if twin_position == position else
+                                                   f" (BN-BFN: nearest BN, hidden layer {twin_position})"),
+                     fontsize="medium")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize="small", frameon=False)
+    fig.suptitle(title)
     return fig
 
 
-def beta_star_heatmap(betas: pd.DataFrame) -> Figure:
+def beta_star_heatmap(betas: pd.DataFrame, title: str = "") -> Figure:
     """β* per layer and epoch, averaged over seeds."""
     grid = betas.groupby(["layer", "epoch"]).beta.mean().unstack("epoch")
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -105,61 +182,134 @@ def beta_star_heatmap(betas: pd.DataFrame) -> Figure:
                       extent=(grid.columns.min() - 0.5, grid.columns.max() + 0.5,
                               grid.index.min() - 0.5, grid.index.max() + 0.5))
     fig.colorbar(image, ax=ax, label="mean β* over seeds")
-    ax.set(xlabel="epoch", ylabel="BN layer", title="DMBN's β* per layer and epoch")
+    ax.set(xlabel="epoch", ylabel="BN layer", title=f"{title}\nDMBN's β* per layer and epoch")
+    _integer_ticks(ax.xaxis)
+    _integer_ticks(ax.yaxis)
     return fig
 
 
-def esm_vs_depth(esm: pd.DataFrame, arch: str) -> Figure:
-    """ESM_μ per BN layer at the last epoch, every estimator, mean over seeds."""
+def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
+    """ESM_μ per BN layer at the last epoch, every estimator, mean over seeds (no bands: there are
+    too many curves for them)."""
     run = esm[(esm.arch == arch) & (esm.epoch == esm.epoch.max())]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for estimator, rows in run.groupby("estimator", sort=False):
-        mean = rows.groupby("layer").esm_mu.mean()
-        style = "-" if estimator.startswith("static-") else "--"
-        ax.plot(mean.index, mean.values.clip(min=1e-12), style, marker=".", label=label(estimator))
-    ax.set(xlabel="BN layer", ylabel="ESM$_\\mu$ (last epoch)", yscale="log", title=f"{arch}")
-    ax.legend(fontsize="x-small", ncol=2)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for estimator in _estimator_order(run.estimator):
+        by_layer = run[run.estimator == estimator].groupby("layer").esm_mu
+        _log_curve(ax, by_layer.mean().index.to_numpy(), by_layer.mean(), by_layer.min(), by_layer.max(),
+                   estimator, label(estimator), band=False)
+    ax.set(xlabel="BN layer", ylabel="ESM$_\\mu$ (last epoch)", yscale="log",
+           title=f"{title}\nESM$_\\mu$ per BN layer at the last epoch")
+    _integer_ticks(ax.xaxis)
+    _legend_outside(ax)
     return fig
 
 
-def accuracy_vs_beta(metrics: pd.DataFrame, arch: str) -> Figure:
+def _estimator_order(estimators) -> list[str]:
+    """The estimators present, in the tables' order."""
+    present = set(estimators)
+    return [v for v in variant_order(present) if v in present]
+
+
+def accuracy_vs_beta(metrics: pd.DataFrame, arch: str, title: str = "") -> Figure:
     """Test accuracy of every static β (mean ± std over seeds), other estimators as lines."""
     variants = with_variants(metrics)
     own = variants[(variants.arch == arch) | (variants.variant == "bn-bfn")]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     static = own[own.variant.str.startswith("static-")].assign(
         beta=lambda f: f.variant.str.removeprefix("static-").astype(float))
     by_beta = static.groupby("beta").accuracy
     ax.errorbar(by_beta.mean().index, by_beta.mean().values, yerr=by_beta.std().fillna(0).values,
-                marker="o", capsize=3, label="static β (mean ± std)")
+                marker="o", capsize=3, color="#1f4e79", label="Static BN, β on the x axis (mean ± std)")
     for variant in ("dmbn", "bn-bfn", *EXTRA_VARIANTS):
         rows = own[own.variant == variant]
         if not rows.empty:
-            ax.axhline(rows.accuracy.mean(), linestyle="--", linewidth=1,
-                       color=f"C{1 + ['dmbn', 'bn-bfn', *EXTRA_VARIANTS].index(variant)}",
-                       label=label(variant))
-    ax.set(xlabel="β", ylabel="test accuracy", title=f"{arch}")
-    ax.legend(fontsize="x-small")
+            look = style(variant)
+            ax.axhline(rows.accuracy.mean(), linestyle=look["linestyle"], color=look["color"],
+                       linewidth=1.3, label=f"{label(variant)} (mean)")
+    ax.set(xlabel="β", ylabel="test accuracy", title=f"{title}\nTest accuracy against β")
+    _legend_outside(ax)
+    return fig
+
+
+def history_curve(history: pd.DataFrame, column: str) -> pd.DataFrame:
+    """One column of the training history per epoch: mean, min and max over seeds."""
+    return history.groupby("epoch")[column].agg(["mean", "min", "max"])
+
+
+def training_curves(history: pd.DataFrame, title: str = "") -> Figure:
+    """Training loss, training accuracy and ESM-set accuracy of every estimator per epoch: mean
+    over seeds, band from minimum to maximum."""
+    estimators = [c.removeprefix("esm_accuracy_") for c in history.columns if c.startswith("esm_accuracy_")]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for ax, column, ylabel in ((axes[0], "train_loss", "training loss"),
+                               (axes[1], "train_accuracy", "training accuracy")):
+        curve = history_curve(history, column)
+        ax.plot(curve.index, curve["mean"], color="#1f4e79", label="mean over seeds")
+        ax.fill_between(curve.index, curve["min"], curve["max"], color="#1f4e79", alpha=0.2,
+                        linewidth=0, label="min-max over seeds")
+        ax.set(xlabel="epoch", ylabel=ylabel)
+        _integer_ticks(ax.xaxis)
+    axes[0].legend(fontsize="small", frameon=False)
+    ax = axes[2]
+    for estimator in _estimator_order(estimators):
+        curve = history_curve(history, f"esm_accuracy_{estimator}")
+        ax.plot(curve.index, curve["mean"], label=label(estimator), markersize=4,
+                markevery=max(1, len(curve) // 10), **style(estimator))
+        ax.fill_between(curve.index, curve["min"], curve["max"], color=style(estimator)["color"],
+                        alpha=0.06, linewidth=0)
+    ax.set(xlabel="epoch", ylabel="ESM-set accuracy")
+    _integer_ticks(ax.xaxis)
+    _legend_outside(ax)
+    fig.suptitle(title)
+    return fig
+
+
+def esm_layers(esm: pd.DataFrame, estimator: str, title: str = "") -> Figure:
+    """ESM_μ of one estimator per BN layer and epoch, mean over seeds, on a log colour scale."""
+    grid = esm[esm.estimator == estimator].groupby(["layer", "epoch"]).esm_mu.mean().unstack("epoch")
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    positive = grid.where(grid > 0)
+    if positive.isna().all().all():
+        _no_data(ax, f"no positive ESM$_\\mu$ logged for {label(estimator)}"
+                     + (" (ESM = 0 by construction)" if estimator == "recalibrated" else ""))
+        return fig
+    image = ax.imshow(positive.values, aspect="auto", origin="lower", cmap="magma",
+                      norm=LogNorm(vmin=np.nanmin(positive.values), vmax=np.nanmax(positive.values)),
+                      extent=(grid.columns.min() - 0.5, grid.columns.max() + 0.5,
+                              grid.index.min() - 0.5, grid.index.max() + 0.5))
+    fig.colorbar(image, ax=ax, label="ESM$_\\mu$, mean over seeds")
+    ax.set(xlabel="epoch", ylabel="BN layer", title=f"{title}\nESM$_\\mu$ of {label(estimator)}")
+    _integer_ticks(ax.xaxis)
+    _integer_ticks(ax.yaxis)
     return fig
 
 
 def save(fig: Figure, png: str | Path, pdf: str | Path, dpi: int = 150) -> None:
-    fig.tight_layout()
-    fig.savefig(png, dpi=dpi)
-    fig.savefig(pdf)
+    """PNG and PDF, cropped to what is drawn (legends sit outside the axes)."""
+    fig.savefig(png, dpi=dpi, bbox_inches="tight")
+    fig.savefig(pdf, bbox_inches="tight")
     plt.close(fig)
 
 
 def study_figures(esm: pd.DataFrame, betas: pd.DataFrame, layers: pd.DataFrame, metrics: pd.DataFrame,
-                  beta_layer: int, esm_layers: list[int]) -> dict[str, Figure]:
+                  beta_layer: int, esm_layers: list[int], dataset: str, regime: str) -> dict[str, Figure]:
     """All figures of one data set and regime, keyed by the workflow's figure names."""
     arch = primary_arch(esm.arch)
     own_betas = betas[betas.arch == arch]
+    title = where(dataset, regime, arch)
     return {
-        "beta_star": beta_star(own_betas, beta_layer),
-        "esm_dmbn_vs_default": esm_dmbn_vs_default(esm, arch, esm_layers),
-        "esm_dmbn_vs_bnbfn": esm_dmbn_vs_bnbfn(esm, layers, arch, esm_layers),
-        "beta_star_heatmap": beta_star_heatmap(own_betas),
-        "esm_vs_depth": esm_vs_depth(esm, arch),
-        "accuracy_vs_beta": accuracy_vs_beta(metrics, arch),
+        "beta_star": beta_star(own_betas, beta_layer, title),
+        "esm_dmbn_vs_default": esm_dmbn_vs_default(esm, arch, esm_layers, title),
+        "esm_dmbn_vs_bnbfn": esm_dmbn_vs_bnbfn(esm, layers, arch, esm_layers,
+                                               where(dataset, regime, f"{arch} against BN-BFN")),
+        "beta_star_heatmap": beta_star_heatmap(own_betas, title),
+        "esm_vs_depth": esm_vs_depth(esm, arch, title),
+        "accuracy_vs_beta": accuracy_vs_beta(metrics, arch, title),
     }
+
+
+def run_figures(history: pd.DataFrame, esm: pd.DataFrame, estimator: str, dataset: str, regime: str,
+                arch: str) -> dict[str, Figure]:
+    """The figures of one architecture's runs (seeds), keyed by the workflow's figure names."""
+    title = where(dataset, regime, arch)
+    return {"training": training_curves(history, title), "esm_layers": esm_layers(esm, estimator, title)}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -22,3 +23,28 @@ def read_runs(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.Data
     if not frames:
         raise ValueError("no runs to read")
     return pd.concat(frames, ignore_index=True)
+
+
+CARD_COLUMNS = ("dmbn_version", "commit", "commit_dirty", "python", "torch", "torchvision", "snakemake",
+                "device", "threads", "hostname", "started", "finished", "wall_seconds", "epochs_run",
+                "resumed_from_epoch", "segments", "commits")
+
+
+def read_cards(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.DataFrame:
+    """One row per run from its card (``dmbn.names.RUN_CARD``): run labels first, then the card's
+    fields, its training segments flattened to their count and their distinct commits (in order)."""
+    rows = []
+    for path, label in zip(paths, labels):
+        try:
+            card = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not a run card: {error}") from None
+        missing = [k for k in CARD_COLUMNS[:-1] if k not in card]
+        if missing:
+            raise ValueError(f"{path}: run card lacks {', '.join(missing)}")
+        commits = dict.fromkeys(segment["commit"] for segment in card["segments"])
+        rows.append({**{k: label[k] for k in RUN_KEYS}, **{k: card[k] for k in CARD_COLUMNS[:-2]},
+                     "segments": len(card["segments"]), "commits": " ".join(commits)})
+    if not rows:
+        raise ValueError("no run cards to read")
+    return pd.DataFrame(rows, columns=[*RUN_KEYS, *CARD_COLUMNS])

@@ -3,8 +3,11 @@ paired comparisons on the same weights and seeds."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from .names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, METRICS, REGIMES, regime_label
 
@@ -32,10 +35,12 @@ def variant_order(estimators) -> list[str]:
     return statics + ["dmbn", "bn-bfn", *EXTRA_VARIANTS]
 
 
-def label(variant: str) -> str:
+def label(variant: str, latex: bool = True) -> str:
+    """A variant's name for readers: LaTeX (tables, matplotlib's mathtext) or plain text (HTML)."""
     if variant.startswith("static-"):
         beta = variant.removeprefix("static-")
-        return f"Static BN ($\\beta = {beta}$)" + (" (default)" if variant == DEFAULT_ESTIMATOR else "")
+        name = f"Static BN ($\\beta = {beta}$)" if latex else f"Static BN (β = {beta})"
+        return name + (" (default)" if variant == DEFAULT_ESTIMATOR else "")
     return LABELS.get(variant, variant)
 
 
@@ -57,33 +62,76 @@ def summary(metrics: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def thesis_table(summary_rows: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, str]:
-    """One data set's table: regime blocks (full batch first, as the thesis), variant rows, the four
-    metrics as mean ± std; best mean per regime and metric in bold. Returns (CSV frame, LaTeX)."""
+def _thesis_order(summary_rows: pd.DataFrame) -> pd.DataFrame:
+    """Regime blocks in ``REGIMES`` order (full batch first, as the thesis), variants within."""
     order = variant_order(summary_rows.variant)
-    rows = summary_rows.assign(
-        regime_order=summary_rows.regime.map({r: i for i, r in enumerate(REGIMES)}),
-        variant_order=summary_rows.variant.map({v: i for i, v in enumerate(order)}),
-    ).sort_values(["regime_order", "variant_order"])
-    cells = {}
-    for metric in METRICS:
-        best = rows.groupby("regime")[f"{metric}_mean"].transform("max")
-        cells[metric] = [
-            _cell(m, s, decimals, bold=np.isclose(m, b))
-            for m, s, b in zip(rows[f"{metric}_mean"], rows[f"{metric}_std"], best)
-        ]
-    latex_frame = pd.DataFrame(
-        {"Regime": rows.regime.map(regime_label).values, "Variant": rows.variant.map(label).values,
-         **{m.capitalize() if m != "f1" else "F1": cells[m] for m in METRICS}})
-    latex = latex_frame.set_index(["Regime", "Variant"]).to_latex(
-        escape=False, multirow=True, column_format="ll" + "c" * len(METRICS))
-    csv = rows.drop(columns=["regime_order", "variant_order"]).round(decimals + 3)
-    return csv.reset_index(drop=True), latex
+    keys = pd.DataFrame({"regime": summary_rows.regime.map({r: i for i, r in enumerate(REGIMES)}),
+                         "variant": summary_rows.variant.map({v: i for i, v in enumerate(order)})})
+    return summary_rows.loc[keys.sort_values(["regime", "variant"]).index]
 
 
-def _cell(mean: float, std: float, decimals: int, bold: bool) -> str:
-    text = f"{mean:.{decimals}f}" + ("" if np.isnan(std) else f" $\\pm$ {std:.{decimals}f}")
-    return f"\\textbf{{{text}}}" if bold else text
+def thesis_styler(summary_rows: pd.DataFrame) -> Styler:
+    """One data set's table as one Styler for both exports: regime blocks, variant rows, the four
+    metrics as (mean, std) cells; the best mean per regime and metric is bold (``\\textbf`` in
+    LaTeX, class ``best`` in HTML) and no other. Render it with ``latex`` or ``html``."""
+    rows = _thesis_order(summary_rows)
+    index = pd.MultiIndex.from_arrays([rows.regime.map(regime_label), rows.variant],
+                                      names=["Regime", "Variant"])
+    cells = pd.DataFrame({metric_header(m): list(zip(rows[f"{m}_mean"], rows[f"{m}_std"]))
+                          for m in METRICS}, index=index)
+    best = pd.DataFrame({metric_header(m): np.isclose(
+        rows[f"{m}_mean"], rows.groupby("regime")[f"{m}_mean"].transform("max")) for m in METRICS},
+        index=index)
+    styler = Styler(cells, uuid="", cell_ids=False)
+    styler.apply(lambda _: best.map(lambda b: "textbf: --rwrap;" if b else ""), axis=None)
+    styler.set_td_classes(best.map(lambda b: "best" if b else ""))
+    return styler
+
+
+def styled(frame: pd.DataFrame) -> Styler:
+    """A plain table (comparisons, run cards) as a Styler, rendered with ``latex`` or ``html``."""
+    return Styler(frame, uuid="", cell_ids=False).hide(axis="index")
+
+
+def metric_header(metric: str) -> str:
+    return "F1" if metric == "f1" else metric.capitalize()
+
+
+def latex(styler: Styler, decimals: int) -> str:
+    """Booktabs LaTeX of a ``thesis_styler`` or ``styled`` table."""
+    thesis = isinstance(styler.index, pd.MultiIndex)
+    styler.format(partial(_cell, decimals=decimals, pm=" $\\pm$ "), escape=None if thesis else "latex")
+    if not thesis:
+        styler.format_index(escape="latex", axis="columns")
+        return styler.to_latex(hrules=True)
+    styler.format_index(label, level="Variant")
+    return styler.to_latex(hrules=True, multirow_align="t", clines="skip-last;data",
+                           column_format="ll" + "c" * styler.data.shape[1])
+
+
+def html(styler: Styler, decimals: int, caption: str) -> str:
+    """An HTML ``<table>`` with a visible ``caption`` of a ``thesis_styler`` or ``styled`` table."""
+    styler.format(partial(_cell, decimals=decimals, pm=" ± "), escape="html")
+    if isinstance(styler.index, pd.MultiIndex):
+        styler.format_index(partial(label, latex=False), level="Variant", escape="html")
+    styler.set_table_styles([{"selector": "td.best", "props": "font-weight: bold;"}])
+    return styler.to_html(caption=caption)
+
+
+def _cell(value, decimals: int, pm: str) -> str:
+    """(mean, std) as ``mean ± std`` (no std: one seed); a float to ``decimals``."""
+    if isinstance(value, tuple):
+        mean, std = value
+        return f"{mean:.{decimals}f}" + ("" if np.isnan(std) else f"{pm}{std:.{decimals}f}")
+    if isinstance(value, float):
+        return "" if np.isnan(value) else f"{value:.{decimals}f}"
+    return str(value)
+
+
+def thesis_table(summary_rows: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, str]:
+    """One data set's table: its CSV frame and its LaTeX (``thesis_styler``, best value bold)."""
+    csv = _thesis_order(summary_rows).round(decimals + 3)
+    return csv.reset_index(drop=True), latex(thesis_styler(summary_rows), decimals)
 
 
 def thesis_comparison(summary_rows: pd.DataFrame, paper: pd.DataFrame,
@@ -100,6 +148,22 @@ def thesis_comparison(summary_rows: pd.DataFrame, paper: pd.DataFrame,
             "ours_std": merged[f"{metric}_std"], "seeds": merged.seeds,
             "difference": merged[f"{metric}_mean"] - merged[metric]}))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def thesis_gaps(metrics: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[str, str]) -> list[str]:
+    """A sentence for each data set, and each regime of a data set, of ours that the thesis has no
+    numbers for (its comparison has no rows there)."""
+    notes = []
+    for dataset in metrics.dataset.unique():
+        theirs = paper[paper.dataset == paper_names.get(dataset, dataset)]
+        if theirs.empty:
+            notes.append(f"The thesis reports no results for the data set {dataset}, so there is "
+                         f"nothing to compare it with.")
+            continue
+        for regime in metrics[metrics.dataset == dataset].regime.unique():
+            if regime not in set(theirs.regime):
+                notes.append(f"The thesis reports no {regime_label(regime)} results for {dataset}.")
+    return notes
 
 
 def paired_comparisons(metrics: pd.DataFrame, confidence: float) -> pd.DataFrame:
@@ -134,4 +198,4 @@ def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
 
 def to_latex(frame: pd.DataFrame, decimals: int) -> str:
     """A plain booktabs LaTeX table of ``frame``."""
-    return frame.to_latex(index=False, float_format=f"%.{decimals}f", escape=True)
+    return latex(styled(frame), decimals)

@@ -6,10 +6,12 @@ from dmbn.config import (
     load_strict,
     members,
     model_kwargs,
+    report_settings,
     study_seeds,
     study_train,
 )
-from dmbn.names import REGIMES, RUN_CARD
+from dmbn.names import REGIMES, RUN_CARD, primary_arch, regime_label
+from dmbn.report import ALL_DATASETS, ALL_REGIMES, FIGURES, RUN_FIGURES, item_label
 
 for _configfile in workflow.configfiles:
     load_strict(_configfile)  # duplicate keys (e.g. two studies of one name) are errors
@@ -18,14 +20,7 @@ check(config)
 DATA_ROOT = config["data_root"]
 RUN = "results/{study}/runs/{dataset}/{regime}/{arch}/seed{seed}/{member}"
 RUN_NAME = "{study}/{dataset}_{regime}_{arch}_seed{seed}_{member}"
-FIGURES = [
-    "beta_star",
-    "esm_dmbn_vs_default",
-    "esm_dmbn_vs_bnbfn",
-    "beta_star_heatmap",
-    "esm_vs_depth",
-    "accuracy_vs_beta",
-]
+REPORT = report_settings(config)  # the report block, defaults filled in
 
 
 wildcard_constraints:
@@ -39,6 +34,11 @@ wildcard_constraints:
 
 def study(wildcards):
     return config["studies"][wildcards.study]
+
+
+def study_report_settings(wildcards):
+    """The report settings of a study: the global ``report`` block updated by the study's."""
+    return report_settings(config, wildcards.study)
 
 
 def runs(study_name, **fixed):
@@ -81,6 +81,38 @@ def figure_labels(wildcards):
     return runs(wildcards.study, dataset=wildcards.dataset, regime=wildcards.regime)
 
 
+def arch_runs(wildcards):
+    """The bank runs (every seed) of one data set, regime and architecture."""
+    fixed = dict(dataset=wildcards.dataset, regime=wildcards.regime, arch=wildcards.arch)
+    return [r for r in runs(wildcards.study, **fixed) if r["member"] == "bank"]
+
+
+def arch_run_files(name):
+    def inputs(wildcards):
+        return [f"{RUN}/{name}".format(**r) for r in arch_runs(wildcards)]
+
+    return inputs
+
+
+def report_labels(item):
+    """The labels of a report item (a function of its job's wildcards): the item, ordinal first,
+    so the report lists a data set's items in the thesis's order, then regime, architecture, data
+    set and study."""
+
+    def labels(wildcards):
+        w = dict(wildcards.items())
+        arch = w.get("arch") or (primary_arch(study(wildcards)["archs"]) if item in FIGURES else "all")
+        return {
+            "item": item_label(item),
+            "regime": regime_label(w["regime"]) if "regime" in w else ALL_REGIMES,
+            "arch": arch,
+            "dataset": w.get("dataset", ALL_DATASETS),
+            "study": w["study"],
+        }
+
+    return labels
+
+
 def train_settings(wildcards):
     """Everything that shapes a run's results; a change re-runs exactly the affected runs."""
     train = study_train(config, wildcards.study, wildcards.regime)
@@ -113,25 +145,37 @@ def train_runtime(wildcards, attempt):
 def study_targets(study_name):
     spec = config["studies"][study_name]
     targets = [
-        f"results/{study_name}/metrics.csv",
-        f"results/{study_name}/comparisons/thesis.csv",
-        f"results/{study_name}/comparisons/paired.csv",
-        f"results/{study_name}/summaries/beta_star.csv",
+        f"results/{study_name}/metrics.{ext}" for ext in ("csv", "html")
+    ] + [
+        f"results/{study_name}/comparisons/{name}.{ext}"
+        for name in ("thesis", "paired")
+        for ext in ("csv", "tex", "html")
     ]
+    targets += [f"results/{study_name}/run_cards.{ext}" for ext in ("csv", "html")]
+    targets.append(f"results/{study_name}/summaries/beta_star.csv")
     if "rounding_of" in spec:
         targets.append(f"results/{study_name}/comparisons/rounding.csv")
     targets += expand(
         "results/{study}/tables/{dataset}.{ext}",
         study=study_name,
         dataset=spec["datasets"],
-        ext=["tex", "csv"],
+        ext=["tex", "csv", "html"],
     )
     targets += expand(
         "results/{study}/figures/{dataset}/{regime}/{figure}.{ext}",
         study=study_name,
         dataset=spec["datasets"],
         regime=spec["regimes"],
-        figure=FIGURES,
-        ext=["png", "pdf"],
+        figure=list(FIGURES),
+        ext=["png", "pdf", "html"],
+    )
+    targets += expand(
+        "results/{study}/figures/{dataset}/{regime}/{arch}/{figure}.{ext}",
+        study=study_name,
+        dataset=spec["datasets"],
+        regime=spec["regimes"],
+        arch=spec["archs"],
+        figure=list(RUN_FIGURES),
+        ext=["png", "pdf", "html"],
     )
     return targets

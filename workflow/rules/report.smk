@@ -1,18 +1,26 @@
-# Per study: the long metrics table, thesis-layout tables, comparisons and figures.
+# Per study: the long metrics table, thesis-layout tables, comparisons, run cards and figures.
+# Tables reach the report as HTML pages (pandas Styler, the same object that writes the LaTeX),
+# figures as HTML pages holding the PNG with its caption below; every item carries labels (item,
+# regime, arch, dataset, study) that order it.
 
 
 rule aggregate:
+    """The study's long metrics table (one row per run and estimator), as CSV and as HTML."""
     input:
-        run_metrics,
+        metrics=run_metrics,
+        caption=workflow.source_path("../report/metrics.rst"),
     output:
-        report(
-            "results/{study}/metrics.csv",
+        csv="results/{study}/metrics.csv",
+        html=report(
+            "results/{study}/metrics.html",
             caption="../report/metrics.rst",
-            category="{study}",
-            subcategory="Metrics",
+            category=ALL_DATASETS,
+            subcategory="{study}",
+            labels=report_labels("metrics"),
         ),
     params:
         runs=run_labels,
+        decimals=REPORT["decimals"],
     log:
         "results/logs/{study}/aggregate.log",
     localrule: True
@@ -23,19 +31,22 @@ rule aggregate:
 
 
 rule table:
-    """One table per data set in the thesis's layout (LaTeX, booktabs) and its CSV twin."""
+    """One table per data set in the thesis's layout: LaTeX (booktabs), HTML and its CSV twin."""
     input:
-        "results/{study}/metrics.csv",
+        metrics="results/{study}/metrics.csv",
+        caption=workflow.source_path("../report/table.rst"),
     output:
         tex="results/{study}/tables/{dataset}.tex",
-        csv=report(
-            "results/{study}/tables/{dataset}.csv",
+        csv="results/{study}/tables/{dataset}.csv",
+        html=report(
+            "results/{study}/tables/{dataset}.html",
             caption="../report/table.rst",
-            category="{study}",
-            subcategory="Tables",
+            category="{dataset}",
+            subcategory="{study}",
+            labels=report_labels("table"),
         ),
     params:
-        decimals=config["report"].get("decimals", 3),
+        decimals=REPORT["decimals"],
     log:
         "results/logs/{study}/table_{dataset}.log",
     localrule: True
@@ -50,25 +61,31 @@ rule compare:
     input:
         metrics="results/{study}/metrics.csv",
         paper=workflow.source_path("../resources/paper_tables.csv"),
+        thesis_caption=workflow.source_path("../report/thesis_comparison.rst"),
+        paired_caption=workflow.source_path("../report/paired.rst"),
     output:
-        thesis=report(
-            "results/{study}/comparisons/thesis.csv",
-            caption="../report/thesis_comparison.rst",
-            category="{study}",
-            subcategory="Comparisons",
-        ),
+        thesis="results/{study}/comparisons/thesis.csv",
         thesis_tex="results/{study}/comparisons/thesis.tex",
-        paired=report(
-            "results/{study}/comparisons/paired.csv",
-            caption="../report/paired.rst",
-            category="{study}",
-            subcategory="Comparisons",
+        thesis_html=report(
+            "results/{study}/comparisons/thesis.html",
+            caption="../report/thesis_comparison.rst",
+            category=ALL_DATASETS,
+            subcategory="{study}",
+            labels=report_labels("thesis"),
         ),
+        paired="results/{study}/comparisons/paired.csv",
         paired_tex="results/{study}/comparisons/paired.tex",
+        paired_html=report(
+            "results/{study}/comparisons/paired.html",
+            caption="../report/paired.rst",
+            category=ALL_DATASETS,
+            subcategory="{study}",
+            labels=report_labels("paired"),
+        ),
     params:
         paper_names={k: v.get("paper_name", k) for k, v in config["datasets"].items()},
-        decimals=config["report"].get("decimals", 3),
-        confidence=config["report"].get("confidence", 0.95),
+        decimals=REPORT["decimals"],
+        confidence=REPORT["confidence"],
     log:
         "results/logs/{study}/compare.log",
     localrule: True
@@ -78,6 +95,32 @@ rule compare:
         "../scripts/compare.py"
 
 
+rule run_cards:
+    """What produced each run of a study (versions, commit, device, threads, wall time): one row
+    per run, as CSV and as HTML."""
+    input:
+        cards=lambda w: run_files(RUN_CARD, w.study),
+        caption=workflow.source_path("../report/run_cards.rst"),
+    output:
+        csv="results/{study}/run_cards.csv",
+        html=report(
+            "results/{study}/run_cards.html",
+            caption="../report/run_cards.rst",
+            category=ALL_DATASETS,
+            subcategory="{study}",
+            labels=report_labels("run_cards"),
+        ),
+    params:
+        runs=run_labels,
+    log:
+        "results/logs/{study}/run_cards.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/run_cards.py"
+
+
 rule figures:
     """Figures 5.1-5.3 of the thesis and three more, for one data set and regime."""
     input:
@@ -85,22 +128,25 @@ rule figures:
         betas=figure_runs("betas.csv"),
         layers=figure_runs("layers.csv"),
         metrics="results/{study}/metrics.csv",
+        captions=[workflow.source_path(f"../report/{name}.rst") for name in FIGURES],
     output:
-        png=[
+        png=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.png" for name in FIGURES],
+        pdf=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.pdf" for name in FIGURES],
+        html=[
             report(
-                f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.png",
+                f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.html",
                 caption=f"../report/{name}.rst",
-                category="{study}",
-                subcategory="Figures: {dataset}, {regime}",
+                category="{dataset}",
+                subcategory="{study}",
+                labels=report_labels(name),
             )
             for name in FIGURES
         ],
-        pdf=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{name}.pdf" for name in FIGURES],
     params:
         runs=figure_labels,
-        beta_layer=config["report"].get("beta_layer", 18),
-        esm_layers=config["report"].get("esm_layers", [2, 19]),
-        dpi=config["report"].get("figure_dpi", 150),
+        beta_layer=lambda w: study_report_settings(w)["beta_layer"],
+        esm_layers=lambda w: study_report_settings(w)["esm_layers"],
+        dpi=REPORT["figure_dpi"],
     log:
         "results/logs/{study}/figures_{dataset}_{regime}.log",
     localrule: True
@@ -108,3 +154,35 @@ rule figures:
         "../envs/dmbn.yaml"
     script:
         "../scripts/figures.py"
+
+
+rule run_figures:
+    """Training curves and ESM per layer and epoch of one architecture's runs (seeds as a band)."""
+    input:
+        history=arch_run_files("history.csv"),
+        esm=arch_run_files("esm.csv"),
+        captions=[workflow.source_path(f"../report/{name}.rst") for name in RUN_FIGURES],
+    output:
+        png=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.png" for name in RUN_FIGURES],
+        pdf=[f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.pdf" for name in RUN_FIGURES],
+        html=[
+            report(
+                f"results/{{study}}/figures/{{dataset}}/{{regime}}/{{arch}}/{name}.html",
+                caption=f"../report/{name}.rst",
+                category="{dataset}",
+                subcategory="{study}",
+                labels=report_labels(name),
+            )
+            for name in RUN_FIGURES
+        ],
+    params:
+        runs=arch_runs,
+        estimator=lambda w: study_report_settings(w)["esm_estimator"],
+        dpi=REPORT["figure_dpi"],
+    log:
+        "results/logs/{study}/figures_{dataset}_{regime}_{arch}.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/run_figures.py"
