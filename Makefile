@@ -53,13 +53,18 @@ mutation: $(BIN)/.installed
 	done
 	$(BIN)/python benchmarks/mutation_scores.py $(MUTATION_MODULES)
 
-# Copy a finished study's tables, figures (PNG) and metrics into docs/results/<study>/ (committed).
+# Copy a finished study into docs/results/<study>/ (committed): metrics, run cards, tables,
+# comparisons, per-run summaries, figures (PNG) and the report. RESULTS: where the study ran (a
+# clean clone at one commit, say; default results/). The run cards name the commit of every run.
+RESULTS ?= results
 publish:
-	@test -n "$(STUDY)" || (echo "usage: make publish STUDY=<study>" && exit 1)
+	@test -n "$(STUDY)" || (echo "usage: make publish STUDY=<study> [RESULTS=<results folder>]" && exit 1)
+	@test -f $(RESULTS)/$(STUDY)/run_cards.csv || (echo "$(RESULTS)/$(STUDY) is not a finished study (no run_cards.csv)" && exit 1)
 	rm -rf docs/results/$(STUDY) && mkdir -p docs/results/$(STUDY)
-	cp results/$(STUDY)/metrics.csv docs/results/$(STUDY)/
-	cp -r results/$(STUDY)/tables results/$(STUDY)/comparisons docs/results/$(STUDY)/
-	cd results/$(STUDY) && find figures -name '*.png' -exec cp --parents {} ../../docs/results/$(STUDY)/ \;
+	cp $(RESULTS)/$(STUDY)/metrics.csv $(RESULTS)/$(STUDY)/run_cards.csv docs/results/$(STUDY)/
+	cp -r $(RESULTS)/$(STUDY)/tables $(RESULTS)/$(STUDY)/comparisons $(RESULTS)/$(STUDY)/summaries docs/results/$(STUDY)/
+	cd $(RESULTS)/$(STUDY) && find figures -name '*.png' -exec cp --parents {} $(CURDIR)/docs/results/$(STUDY)/ \;
+	if [ -f $(RESULTS)/$(STUDY)/report.html ]; then cp $(RESULTS)/$(STUDY)/report.html docs/results/$(STUDY)/; fi
 
 clean:
 	rm -rf .snakemake $(filter-out results/README.md,$(wildcard results/*))
