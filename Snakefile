@@ -7,11 +7,18 @@
 # Data flow: download -> prepare (tensors) -> split -> train (one trajectory, every estimator)
 #            -> evaluate (test metrics per estimator) -> aggregate -> tables, figures, report.
 
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version
 
-from dmbn.config import validate
+# The core library is src/dmbn: this checkout's, also without `pip install -e .`, and for the
+# jobs' scripts too (they run in their own processes and inherit PYTHONPATH).
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+
+from dmbn.config import export_source, validate
+
+export_source(Path(workflow.basedir) / "src")
 
 min_version("8.0")
 
@@ -36,6 +43,7 @@ report: "workflow/report/workflow.rst"
 
 
 rule all:
+    """The default study (config.yaml's `default_study`)."""
     input:
         study_targets(config["default_study"]),
     default_target: True
@@ -46,6 +54,7 @@ rule all:
 for _study in config["studies"]:
 
     rule:
+        """Every table, figure and report item of the study this target is named after."""
         name:
             _study
         input:

@@ -9,6 +9,7 @@ Integers must be written as integers: ``50.0`` is rejected where the schema says
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def export_source(src: str | Path) -> None:
+    """Put ``src`` first on PYTHONPATH, so that the workflow's job scripts (own processes, here or
+    on a cluster node) import the same ``dmbn`` as the workflow, installed or not."""
+    paths = [str(src)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(src)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+
+
 def load_strict(path: str | Path) -> dict:
     """Read a YAML config, refusing duplicate keys (two studies of the same name, say)."""
     try:
@@ -63,9 +71,10 @@ def load_strict(path: str | Path) -> dict:
 
 # A value the schema rejects as a string where it expects something else: nested `--config`
 # values (`--config 'train={batch_size: 50}'`) arrive as strings, whatever they look like.
-NESTED_CONFIG_ADVICE = ("A nested setting given with --config arrives as a string: write it in a YAML "
-                        "file (e.g. `train: {batch_size: 50}`) and pass --configfile FILE, which is "
-                        "merged over config.yaml.")
+NESTED_CONFIG_ADVICE = ("Values given with --config arrive as strings; where a number or a boolean is "
+                        "expected they are read as YAML, but this one is not one. Nested settings are "
+                        "safest in a YAML file (e.g. `train: {batch_size: 50}`) passed with "
+                        "--configfile FILE, which is merged over config.yaml.")
 
 
 def validate(config: dict, schema: str | Path) -> None:
@@ -74,13 +83,38 @@ def validate(config: dict, schema: str | Path) -> None:
     import jsonschema  # the workflow's process needs it, training jobs do not
 
     with open(schema) as handle:
-        errors = list(_validator_class()(yaml.safe_load(handle)).iter_errors(config))
+        validator = _validator_class()(yaml.safe_load(handle))
+    errors = list(validator.iter_errors(config))
+    while errors and any(_read_string_as_yaml(config, e) for e in errors):
+        errors = list(validator.iter_errors(config))
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         lines = [_describe(best)] + [_describe(e) for e in errors if e is not best]
         if any(e.validator == "type" and isinstance(e.instance, str) for e in errors):
             lines.append(NESTED_CONFIG_ADVICE)
         raise ConfigError("\n".join(lines))
+
+
+def _read_string_as_yaml(config: dict, error) -> bool:
+    """``--config`` hands values over as strings (``download=false``; every leaf of a nested
+    ``train={epochs: 2}``). Where the schema wants a boolean or a number, read such a string as
+    YAML and keep the value if it has a type the schema accepts; True if ``config`` changed."""
+    if error.validator != "type" or not isinstance(error.instance, str) or not error.absolute_path:
+        return False
+    try:
+        value = yaml.safe_load(error.instance)
+    except yaml.YAMLError:
+        return False
+    wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    scalar = isinstance(value, (bool, int, float)) and set(wanted) <= {"boolean", "integer", "number"}
+    if not scalar or not any(error._type_checker.is_type(value, t) for t in wanted):
+        return False
+    *parents, key = error.absolute_path
+    container = config
+    for part in parents:
+        container = container[part]
+    container[key] = value
+    return True
 
 
 def _validator_class() -> type:

@@ -320,11 +320,11 @@ class Run:
 
 
 def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Path | None = None,
-              on_epoch: Callable[[int], None] | None = None) -> RunResult:
+              on_epoch: Callable[[int], None] | None = None, label: str = "run") -> RunResult:
     """Train ``model`` on ``data`` for ``cfg.epochs``, resuming from ``checkpoint`` if it exists.
 
     ``on_epoch(epoch)`` is called after each epoch's checkpoint is written (tests use it to
-    interrupt a run at a known point).
+    interrupt a run at a known point); ``label`` names the run in the progress lines.
     """
     make_deterministic()
     run = Run(model, data.to(cfg.device), cfg)
@@ -338,18 +338,18 @@ def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Pat
         row = run.next_epoch()
         if checkpoint is not None:
             save_atomic(run.state_dict(), checkpoint)
-        _progress(run.epoch, cfg.epochs, first_epoch, started, row)  # logged before any kill point
+        _progress(label, run.epoch, cfg.epochs, first_epoch, started, row)  # before any kill point
         faults.reached("checkpoint", run.epoch)
         if on_epoch is not None:
             on_epoch(run.epoch)
     return run.result()
 
 
-def _progress(epoch: int, epochs: int, first_epoch: int, started: float, row: dict) -> None:
+def _progress(label: str, epoch: int, epochs: int, first_epoch: int, started: float, row: dict) -> None:
     elapsed = time.perf_counter() - started
     eta = elapsed / (epoch - first_epoch) * (epochs - epoch)
-    log.info("epoch %d/%d  loss %.4f  train acc %.4f  elapsed %s  ETA %s", epoch, epochs,
-             row["train_loss"], row["train_accuracy"], _clock(elapsed), _clock(eta))
+    log.info("%s · epoch %d/%d · loss %.4f · train acc %.4f · elapsed %s · ETA %s", label, epoch,
+             epochs, row["train_loss"], row["train_accuracy"], _clock(elapsed), _clock(eta))
 
 
 def _clock(seconds: float) -> str:

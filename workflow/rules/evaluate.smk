@@ -2,6 +2,8 @@
 
 
 rule evaluate:
+    """Test-set metrics (accuracy, macro sensitivity, specificity, F1) of every estimator of a
+    run, on its final weights."""
     input:
         data="results/data/{dataset}/tensors.pt",
         split="results/data/{dataset}/split.pt",

@@ -4,6 +4,8 @@
 
 
 rule train:
+    """Train one run (dataset, regime, arch, seed, member), every estimator riding along;
+    resumes from its per-epoch checkpoint; writes the run's logs, weights, statistics and card."""
     input:
         data="results/data/{dataset}/tensors.pt",
         split="results/data/{dataset}/split.pt",

@@ -21,5 +21,6 @@ with logging_to(snakemake.log[0], history=run_history(checkpoint)) as log:
     torch.manual_seed(cfg.seed)
     model = build_model(w.arch, data.input_shape, data.num_classes, **model_kwargs(settings["train"]))
     log.info("run %s/%s/%s seed %s (%s): %s", w.dataset, w.regime, w.arch, w.seed, w.member, cfg)
-    result = train_run(model, data, cfg, checkpoint)
+    label = f"{w.dataset}/{w.regime}/{w.arch} seed {w.seed}" + ("" if w.member == "bank" else f" ({w.member})")
+    result = train_run(model, data, cfg, checkpoint, label=label)
     write_run(result, Path(snakemake.output.esm).parent)
