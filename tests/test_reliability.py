@@ -64,6 +64,42 @@ def with_prepared_data(source: Path, workdir: Path) -> None:
 
 # -- 1. kill and resume ------------------------------------------------------------------------------
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["split", "batch_free"])
+def test_a_changed_setting_never_resumes_a_stale_checkpoint(change, tmp_path):
+    """Issue #11's reproductions: a run killed after epoch 1, then the split seed (or BN-BFN's
+    batch-free norm) changed and the same command run again. The checkpoint is set aside, the run
+    starts over, and its results equal a clean run with the new setting."""
+    arch = "mlp-bnbfn" if change == "batch_free" else "mlp"
+    run, checkpoint = RUN.replace("/mlp/", f"/{arch}/"), CHECKPOINT.replace("/mlp/", f"/{arch}/")
+
+    def config(folder: Path, changed: bool) -> Path:
+        cfg = quickstart_config(folder, epochs=3)
+        cfg["studies"]["quickstart"].update(regimes=["mini"], archs=[arch], seeds=[1])
+        if changed and change == "split":
+            cfg["split"]["seed"] = 7
+        if changed and change == "batch_free":
+            cfg["studies"]["quickstart"]["train"].update(batch_free="groupnorm", groups=2)
+        return write_config(folder, cfg)
+
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    killed = snakemake(stale, config(stale, False), "--cores", "1", f"{run}/metrics.csv", check=False,
+                       env={"DMBN_KILL_AT": "checkpoint:1"})
+    assert killed.returncode != 0 and (stale / checkpoint).exists()
+    snakemake(stale, config(stale, True), "--cores", "1", "--rerun-incomplete", f"{run}/metrics.csv")
+    log = (stale / TRAIN_LOG.replace("_mlp_", f"_{arch}_")).read_text()
+    reason = "different data" if change == "split" else "different model"
+    assert f"not resuming from checkpoint {checkpoint}" in log and reason in log, log[-2000:]
+    assert "resumed from" not in log and len(list((stale / checkpoint).parent.glob("bank.ckpt.stale-*"))) == 1
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    snakemake(clean, config(clean, True), "--cores", "1", f"{run}/metrics.csv")
+    for name in ("metrics.csv", "history.csv", "esm.csv"):
+        assert (stale / run / name).read_bytes() == (clean / run / name).read_bytes(), name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["step:2", "checkpoint:1", "esm:2"])
 def test_sigkilled_training_resumes_bitwise_identically(point, uninterrupted, tmp_path):

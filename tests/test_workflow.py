@@ -1,6 +1,8 @@
 """The real Snakemake DAG, executed: the quickstart study end to end, incremental rebuilds, lint."""
 
 import copy
+import os
+import shutil
 import subprocess
 import sys
 
@@ -205,3 +207,25 @@ def test_separate_runs_protocol_agrees_with_the_bank(tmp_path):
         pd.testing.assert_series_equal(alone.loc[f"static-{beta}"], bank.loc[f"static-{beta}"])
     metrics = pd.read_csv(tmp_path / "results/quickstart/metrics.csv")
     assert metrics.estimator.value_counts().max() == 1  # each estimator once: no double rows
+
+
+@pytest.mark.slow
+def test_the_workflow_uses_its_own_source_tree_without_an_install(tmp_path):
+    """Plain `snakemake` in a copy of the checkout: the Snakefile puts the copy's src/ first, for
+    itself and for the jobs' scripts, ahead of anything else called dmbn on the path (here a
+    stub that fails on import, standing in for no install or another version)."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(ROOT / name, checkout / name)
+    for folder in ("workflow", "src"):
+        shutil.copytree(ROOT / folder, checkout / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    stub = tmp_path / "stub" / "dmbn"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('the stub dmbn was imported')\n")
+    env = {**os.environ, "PYTHONPATH": str(stub.parent)}
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-d", str(checkout),
+                             "-s", str(checkout / "Snakefile"), "results/data/digits/split.pt"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (checkout / "results/data/digits/split.pt").exists()
