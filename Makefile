@@ -54,8 +54,9 @@ mutation: $(BIN)/.installed
 	$(BIN)/python benchmarks/mutation_scores.py $(MUTATION_MODULES)
 
 # Copy a finished study into docs/results/<study>/ (committed): metrics, run cards, tables,
-# comparisons, per-run summaries, figures (PNG) and the report. RESULTS: where the study ran (a
-# clean clone at one commit, say; default results/). The run cards name the commit of every run.
+# comparisons, per-run summaries and figures (PNG); the report (MBs) stays behind. RESULTS: where
+# the study ran (a clean clone at one commit, say; default results/). The run cards name the
+# commit of every run.
 RESULTS ?= results
 publish:
 	@test -n "$(STUDY)" || (echo "usage: make publish STUDY=<study> [RESULTS=<results folder>]" && exit 1)
@@ -64,7 +65,6 @@ publish:
 	cp $(RESULTS)/$(STUDY)/metrics.csv $(RESULTS)/$(STUDY)/run_cards.csv docs/results/$(STUDY)/
 	cp -r $(RESULTS)/$(STUDY)/tables $(RESULTS)/$(STUDY)/comparisons $(RESULTS)/$(STUDY)/summaries docs/results/$(STUDY)/
 	cd $(RESULTS)/$(STUDY) && find figures -name '*.png' -exec cp --parents {} $(CURDIR)/docs/results/$(STUDY)/ \;
-	if [ -f $(RESULTS)/$(STUDY)/report.html ]; then cp $(RESULTS)/$(STUDY)/report.html docs/results/$(STUDY)/; fi
 
 clean:
 	rm -rf .snakemake $(filter-out results/README.md,$(wildcard results/*))
