@@ -3,10 +3,11 @@ statistics, β* and CMA count, and goes on exactly as the original."""
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from dmbn.estimators import EstimatorBank
+from dmbn.estimators import EstimatorBank, precise_statistics
 from dmbn.models import build_model
 
 
@@ -40,3 +41,14 @@ def test_a_bank_loaded_from_a_state_continues_as_the_original(data):
     for name in bank.names:
         for a, b in zip(bank.statistics(name), loaded.statistics(name)):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_a_model_without_batchnorm_is_refused_naming_the_reason():
+    with pytest.raises(ValueError, match="^the model has no BatchNorm layer to estimate statistics for$"):
+        EstimatorBank(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+
+
+def test_precise_bn_without_batches_says_so():
+    model = build_model("mlp", (1, 1, 4), 2, depth=2, width=4)
+    with pytest.raises(ValueError, match="^PreciseBN needs at least one batch$"):
+        precise_statistics(model, [])
