@@ -52,3 +52,10 @@ def test_precise_bn_without_batches_says_so():
     model = build_model("mlp", (1, 1, 4), 2, depth=2, width=4)
     with pytest.raises(ValueError, match="^PreciseBN needs at least one batch$"):
         precise_statistics(model, [])
+
+
+def test_dmbn_without_candidates_is_refused_naming_the_reason():
+    model = build_model("mlp", (1, 1, 4), 2, depth=2, width=4)
+    with pytest.raises(ValueError, match="^DMBN chooses among static candidates: give at least one β$"):
+        EstimatorBank(model, betas=())
+    assert EstimatorBank(model, betas=(), dmbn=False).names == ["cma"]  # without DMBN no β is needed
