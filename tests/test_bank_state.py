@@ -59,3 +59,15 @@ def test_dmbn_without_candidates_is_refused_naming_the_reason():
     with pytest.raises(ValueError, match="^DMBN chooses among static candidates: give at least one β$"):
         EstimatorBank(model, betas=())
     assert EstimatorBank(model, betas=(), dmbn=False).names == ["cma"]  # without DMBN no β is needed
+
+
+def test_the_banks_tensors_live_on_the_models_device():
+    # the meta device stands in for a GPU: a tensor created without the model's device lands on the CPU
+    model = build_model("mlp", (1, 1, 4), 2, depth=2, width=4).to("meta")
+    bank = EstimatorBank(model, betas=(0.1, 0.5))
+    tensors = {"ema_mean": bank.ema_mean, "ema_var": bank.ema_var, "dmbn_mean": bank.dmbn_mean,
+               "dmbn_var": bank.dmbn_var}
+    assert {name: t.device.type for name, t in tensors.items()} == {name: "meta" for name in tensors}
+    model.train()(torch.empty(8, 1, 1, 4, device="meta"))
+    bank.observe()  # the EMA weights must be on the model's device too
+    assert bank.ema_mean.device.type == "meta"
