@@ -71,3 +71,10 @@ def test_the_banks_tensors_live_on_the_models_device():
     model.train()(torch.empty(8, 1, 1, 4, device="meta"))
     bank.observe()  # the EMA weights must be on the model's device too
     assert bank.ema_mean.device.type == "meta"
+
+
+def test_a_fresh_bank_has_no_beta_star_and_needs_an_epoch_start():
+    bank = EstimatorBank(build_model("mlp", (1, 1, 4), 2, depth=2, width=4), betas=(0.1, 0.5))
+    assert bank.beta_star is None  # no epoch finished yet
+    with pytest.raises(RuntimeError, match=r"finish_epoch\(\) called without start_epoch\(\)"):
+        bank.finish_epoch(torch.zeros(2, 2))
