@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .names import METRICS
-from .tables import _t_interval
+from .tables import t_interval
 
 CELL = ["dataset", "regime", "arch", "estimator"]
 
@@ -29,7 +29,7 @@ def rounding_noise(reference: pd.DataFrame, perturbed: pd.DataFrame, confidence:
             spread = spread[spread[key] == value]
         for metric in METRICS:
             diff = (group[f"{metric}_perturbed"] - group[metric]).to_numpy()
-            low, high = _t_interval(diff, confidence)
+            low, high = t_interval(diff, confidence)
             rows.append({**dict(zip(CELL, cell)), "metric": metric, "seeds": len(diff),
                          "mean_difference": diff.mean(), "ci_low": low, "ci_high": high,
                          "mean_abs_difference": np.abs(diff).mean(), "max_abs_difference": np.abs(diff).max(),

@@ -178,21 +178,20 @@ def paired_comparisons(metrics: pd.DataFrame, confidence: float) -> pd.DataFrame
                 continue
             diff = (wide[(metric, a)] - wide[(metric, b)]).dropna()
             for (dataset, regime), d in diff.groupby(level=["dataset", "regime"]):
-                low, high = _t_interval(d.to_numpy(), confidence)
+                low, high = t_interval(d.to_numpy(), confidence)
                 rows.append({"dataset": dataset, "regime": regime, "comparison": f"{a} - {b}",
                              "metric": metric, "seeds": len(d), "mean_difference": d.mean(),
                              "ci_low": low, "ci_high": high, "confidence": confidence})
     return pd.DataFrame(rows)
 
 
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` with n − 1 degrees of freedom (NaN for n < 2)."""
     from scipy import stats  # a second of start-up: only where intervals are computed
 
     if len(values) < 2:
         return float("nan"), float("nan")
     half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * stats.sem(values)
-    if np.isnan(half):  # identical values: a zero-width interval
-        half = 0.0
     return float(values.mean() - half), float(values.mean() + half)
 
 
