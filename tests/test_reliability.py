@@ -217,9 +217,11 @@ BAD_CONFIGS = [  # (dotted key, bad value, words the error's FIRST line must con
     ("studies.quickstart.protocol", "paired", ["studies.quickstart.protocol", "paired"]),
     ("threads", 0, ["threads", "0"]),
     ("studies.quickstart.train.groups", 5, ["studies.quickstart.train.groups", "5"]),
-    # nested --config values arrive as strings (snakemake parses them with YAML's BaseLoader)
+    # nested --config values arrive as strings (snakemake parses them with YAML's BaseLoader):
+    # a whole block is not read, nor a string that spells no number ("50" is read as 50)
     ("train", "{batch_size: 50}", ["train", "{batch_size: 50}"]),
-    ("train.batch_size", "50", ["train.batch_size", "'50'"]),
+    ("train.batch_size", "fifty", ["train.batch_size", "'fifty'"]),
+    ("train.batch_size", "50.0", ["train.batch_size", "'50.0'"]),
 ]
 
 
