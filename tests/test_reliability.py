@@ -485,6 +485,7 @@ def test_diverging_run_fails_naming_epoch_step_and_loss(tmp_path):
     config = quickstart_config(tmp_path)
     config["studies"]["quickstart"].update(regimes=["mini"], archs=["mlp"], seeds=[1])
     config["studies"]["quickstart"]["train"]["lr"] = 1e10
+    config["studies"]["quickstart"].pop("regime_overrides", None)  # the mini-batch lr would win
     result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", TARGET, check=False)
     assert result.returncode != 0
     log = (tmp_path / TRAIN_LOG).read_text()

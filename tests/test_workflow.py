@@ -42,7 +42,7 @@ def test_quickstart_writes_metrics_for_every_run_and_estimator(quickstart):
     workdir, config, _ = quickstart
     metrics = pd.read_csv(workdir / "results/quickstart/metrics.csv")
     assert list(metrics.columns) == ["dataset", "regime", "arch", "seed", "estimator", *METRICS]
-    assert len(metrics) == 2 * 2 * 3 * ESTIMATORS  # regimes x archs x seeds x estimators
+    assert len(metrics) == 3 * 2 * 3 * ESTIMATORS  # regimes x archs x seeds x estimators
     runs = workdir / "results/quickstart/runs/digits"
     for (regime, arch, seed), rows in metrics.groupby(["regime", "arch", "seed"]):
         # the study's rows are the run's own evaluation, labelled with the run
@@ -75,7 +75,7 @@ def test_quickstart_tables_hold_the_thesis_rows(quickstart):
     workdir, config, _ = quickstart
     table = pd.read_csv(workdir / "results/quickstart/tables/digits.csv")
     expected = [f"static-0.{i}" for i in range(1, 10)] + ["dmbn", "bn-bfn", "precise", "cma", "recalibrated"]
-    for regime in ("full", "mini"):
+    for regime in ("full", "full-heldout", "mini"):
         assert table[table.regime == regime].variant.tolist() == expected
     assert (table.seeds == 3).all()
     latex = (workdir / "results/quickstart/tables/digits.tex").read_text()
@@ -93,7 +93,7 @@ def test_quickstart_tables_hold_the_thesis_rows(quickstart):
     wide = metrics.assign(variant=variant).dropna(subset=["variant"]).pivot_table(
         index=["regime", "seed"], columns="variant", values=list(METRICS))
     paired = pd.read_csv(workdir / "results/quickstart/comparisons/paired.csv")
-    assert len(paired) == 2 * 3 * len(METRICS)  # regimes x comparisons x metrics
+    assert len(paired) == 3 * 3 * len(METRICS)  # regimes x comparisons x metrics
     confidence = config["report"]["confidence"]
     for row in paired.itertuples():
         a, b = row.comparison.split(" - ")
