@@ -178,14 +178,20 @@ def beta_star_heatmap(betas: pd.DataFrame, title: str = "") -> Figure:
     if grid.empty:
         _no_data(ax, "no β* logged")
         return fig
-    image = ax.imshow(grid.values, aspect="auto", origin="lower", cmap="viridis", vmin=0.1, vmax=0.9,
+    _layer_epoch_image(fig, ax, grid, "mean β* over seeds", f"{title}\nDMBN's β* per layer and epoch",
+                       cmap="viridis", vmin=0.1, vmax=0.9)
+    return fig
+
+
+def _layer_epoch_image(fig: Figure, ax, grid: pd.DataFrame, colour_label: str, title: str, **style) -> None:
+    """``grid`` (BN layers × epochs) as an image with one cell per layer and epoch, integer ticks."""
+    image = ax.imshow(grid.values, aspect="auto", origin="lower",
                       extent=(grid.columns.min() - 0.5, grid.columns.max() + 0.5,
-                              grid.index.min() - 0.5, grid.index.max() + 0.5))
-    fig.colorbar(image, ax=ax, label="mean β* over seeds")
-    ax.set(xlabel="epoch", ylabel="BN layer", title=f"{title}\nDMBN's β* per layer and epoch")
+                              grid.index.min() - 0.5, grid.index.max() + 0.5), **style)
+    fig.colorbar(image, ax=ax, label=colour_label)
+    ax.set(xlabel="epoch", ylabel="BN layer", title=title)
     _integer_ticks(ax.xaxis)
     _integer_ticks(ax.yaxis)
-    return fig
 
 
 def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
@@ -273,14 +279,8 @@ def esm_layers(esm: pd.DataFrame, estimator: str, title: str = "") -> Figure:
         _no_data(ax, f"no positive ESM$_\\mu$ logged for {label(estimator)}"
                      + (" (ESM = 0 by construction)" if estimator == "recalibrated" else ""))
         return fig
-    image = ax.imshow(positive.values, aspect="auto", origin="lower", cmap="magma",
-                      norm=LogNorm(vmin=np.nanmin(positive.values), vmax=np.nanmax(positive.values)),
-                      extent=(grid.columns.min() - 0.5, grid.columns.max() + 0.5,
-                              grid.index.min() - 0.5, grid.index.max() + 0.5))
-    fig.colorbar(image, ax=ax, label="ESM$_\\mu$, mean over seeds")
-    ax.set(xlabel="epoch", ylabel="BN layer", title=f"{title}\nESM$_\\mu$ of {label(estimator)}")
-    _integer_ticks(ax.xaxis)
-    _integer_ticks(ax.yaxis)
+    _layer_epoch_image(fig, ax, positive, "ESM$_\\mu$, mean over seeds", f"{title}\nESM$_\\mu$ of {label(estimator)}",
+                       cmap="magma", norm=LogNorm(vmin=np.nanmin(positive.values), vmax=np.nanmax(positive.values)))
     return fig
 
 
