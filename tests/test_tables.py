@@ -13,6 +13,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from dmbn.config import report_settings
 from dmbn.names import METRICS, REGIMES, regime_label
 from dmbn.tables import (label, long_metrics, paired_comparisons, summary, thesis_comparison,
                          thesis_table, to_latex, with_variants)
@@ -335,9 +336,9 @@ def test_to_latex_formats_floats_and_escapes_names():
 
 def _report_settings() -> tuple[int, float, dict[str, str]]:
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    report = config["report"]
+    report = report_settings(config, "quickstart")
     names = {k: v.get("paper_name", k) for k, v in config["datasets"].items()}
-    return report.get("decimals", 3), report.get("confidence", 0.95), names
+    return report["decimals"], report["confidence"], names
 
 
 def _same_csv(published: Path, frame: pd.DataFrame) -> None:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
-from dmbn.config import model_kwargs, study_train
+from dmbn.config import model_kwargs, report_settings, study_train
 from dmbn.data import load_run_data
 from dmbn.models import build_model
 from dmbn.names import METRICS, regime_label
@@ -94,7 +94,7 @@ def test_quickstart_tables_hold_the_thesis_rows(quickstart):
         index=["regime", "seed"], columns="variant", values=list(METRICS))
     paired = pd.read_csv(workdir / "results/quickstart/comparisons/paired.csv")
     assert len(paired) == 3 * 3 * len(METRICS)  # regimes x comparisons x metrics
-    confidence = config["report"]["confidence"]
+    confidence = report_settings(config)["confidence"]
     for row in paired.itertuples():
         a, b = row.comparison.split(" - ")
         d = (wide[(row.metric, a)] - wide[(row.metric, b)]).xs(row.regime).to_numpy()

@@ -29,7 +29,7 @@ rule rounding_noise:
     output:
         "results/{study}/comparisons/rounding.csv",
     params:
-        confidence=config["report"].get("confidence", 0.95),
+        confidence=REPORT["confidence"],
     log:
         "results/logs/{study}/rounding_noise.log",
     localrule: True
