@@ -1,21 +1,71 @@
-"""The published reproduction agrees with the committed tables it describes."""
+"""The published reproduction agrees with the committed files it describes."""
 
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
 from conftest import ROOT
 
-PUBLISHED = ROOT / "docs" / "results" / "mlp_fashion"
+RESULTS = ROOT / "docs" / "results"
+PUBLISHED = RESULTS / "mlp_fashion"
+
+
+def generate(*args: str) -> str:
+    return subprocess.run([sys.executable, str(ROOT / "docs" / "reproduction_tables.py"), *args],
+                          capture_output=True, text=True, check=True).stdout
 
 
 @pytest.mark.skipif(not PUBLISHED.exists(), reason="no published FashionMNIST results")
 def test_reproduction_page_shows_the_published_tables():
-    generated = subprocess.run([sys.executable, str(ROOT / "docs" / "reproduction_tables.py"), "mlp_fashion"],
-                               capture_output=True, text=True, check=True).stdout
     page = (ROOT / "docs" / "REPRODUCTION.md").read_text()
-    assert generated.strip() in page
+    assert generate("mlp_fashion").strip() in page
+
+
+@pytest.mark.skipif(not PUBLISHED.exists(), reason="no published FashionMNIST results")
+def test_thesis_numbers_are_set_against_our_prediction_interval():
+    """Each row's interval and verdict, recomputed by hand from metrics.csv and the thesis's CSV."""
+    metrics = pd.read_csv(PUBLISHED / "metrics.csv")
+    paper = pd.read_csv(ROOT / "workflow" / "resources" / "paper_tables.csv")
+    out = generate("mlp_fashion")
+    verdicts = []
+    for regime, variant in (("full", "static-0.1"), ("full", "static-0.7"), ("mini", "dmbn")):
+        acc = metrics[(metrics.regime == regime) & (metrics.arch == "mlp")
+                      & (metrics.estimator == variant)].accuracy.to_numpy()
+        n, mean, sd = len(acc), acc.mean(), acc.std(ddof=1)
+        half = stats.t.ppf(0.975, n - 1) * sd * np.sqrt(1 + 1 / n)
+        thesis = paper[(paper.dataset == "FashionMNIST") & (paper.regime == regime)
+                       & (paper.variant == variant)].accuracy.item()
+        verdict = "yes" if mean - half <= thesis <= mean + half else "**no**"
+        row = next(line for line in out.splitlines()
+                   if line.startswith(f"| {variant} ") and f"[{mean - half:.3f}, {mean + half:.3f}]" in line)
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == str(n) and cells[4] == f"{thesis:.3f}" and cells[5] == verdict
+        verdicts.append(verdict)
+    assert verdicts == ["**no**", "**no**", "yes"]  # full batch: the thesis's 0.802 and 0.769 fall outside
+
+
+def test_rounding_noise_section_reads_the_rounding_comparison(tmp_path, monkeypatch):
+    """A study published with a rounding comparison gets the noise table, its numbers as given."""
+    study, rounding = RESULTS / "quickstart", pd.DataFrame([{
+        "dataset": "digits", "regime": "full", "arch": "mlp", "estimator": "static-0.1",
+        "metric": "accuracy", "seeds": 3, "mean_difference": -0.0123, "ci_low": -0.03, "ci_high": 0.0054,
+        "mean_abs_difference": 0.015, "max_abs_difference": 0.0311, "seed_std": 0.0072, "seed_n": 10}])
+    folder = RESULTS / "_test_rounding" / "comparisons"
+    folder.mkdir(parents=True)
+    try:
+        rounding.to_csv(folder / "rounding.csv", index=False)
+        out = generate("quickstart", "--rounding", "_test_rounding")
+    finally:
+        (folder / "rounding.csv").unlink()
+        folder.rmdir()
+        folder.parent.rmdir()
+    noise = out.split("### Noise: seed to seed, and rounding alone")[1]
+    assert "0.0072 (10)" in noise and "-0.0123 [-0.0300, +0.0054] (3)" in noise and "0.0311" in noise
+    assert study.exists()
 
 
 def test_readme_links_the_reproduction():

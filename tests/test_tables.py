@@ -15,8 +15,8 @@ from scipy import stats
 
 from dmbn.config import report_settings
 from dmbn.names import METRICS, REGIMES, regime_label
-from dmbn.tables import (label, long_metrics, paired_comparisons, summary, thesis_comparison,
-                         thesis_table, to_latex, with_variants)
+from dmbn.tables import (label, long_metrics, paired_comparisons, prediction_interval, summary,
+                         thesis_comparison, thesis_table, to_latex, with_variants)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "workflow/resources/paper_tables.csv"
@@ -248,6 +248,21 @@ def test_paired_interval_of_one_seed_is_undefined():
     row = paired_comparisons(metrics, 0.95).iloc[0]
     assert row.seeds == 1 and row.mean_difference == pytest.approx(0.2)
     assert np.isnan(row.ci_low) and np.isnan(row.ci_high)
+
+
+def test_paired_comparisons_take_the_pairs_asked_for():
+    metrics = metrics_frame({("full", "mlp", "static-0.9"): [0.9, 0.8, 0.7], ("full", "mlp", "static-0.1"): [0.5, 0.5, 0.6],
+                             ("full", "mlp", "dmbn"): [0.9, 0.8, 0.7]})
+    out = paired_comparisons(metrics, 0.95, (("static-0.9", "static-0.1"),))
+    assert set(out.comparison) == {"static-0.9 - static-0.1"}
+    assert out[out.metric == "accuracy"].mean_difference.item() == pytest.approx((0.4 + 0.3 + 0.1) / 3)
+
+
+def test_prediction_interval_for_one_run_by_hand():
+    # 1, 2, 3: mean 2, s = 1, t(0.975, 2 dof) = 4.302652729911275, half = t * s * sqrt(1 + 1/3)
+    half = 4.302652729911275 * (4 / 3) ** 0.5
+    assert prediction_interval(np.array([1.0, 2.0, 3.0]), 0.95) == pytest.approx((2 - half, 2 + half), abs=1e-9)
+    assert all(np.isnan(prediction_interval(np.array([0.5]), 0.95)))
 
 
 def test_pairs_are_formed_per_regime_and_dataset():

@@ -166,13 +166,14 @@ def thesis_gaps(metrics: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[st
     return notes
 
 
-def paired_comparisons(metrics: pd.DataFrame, confidence: float) -> pd.DataFrame:
-    """For each pair (a, b) of ``PAIRS``: a − b per seed (same seed, and for estimators of one
+def paired_comparisons(metrics: pd.DataFrame, confidence: float,
+                       pairs: tuple[tuple[str, str], ...] = PAIRS) -> pd.DataFrame:
+    """For each pair (a, b) of ``pairs``: a − b per seed (same seed, and for estimators of one
     network the same weights), its mean and a t-based confidence interval over seeds."""
     wide = with_variants(metrics).pivot_table(index=["dataset", "regime", "seed"], columns="variant",
                                               values=list(METRICS))
     rows = []
-    for a, b in PAIRS:
+    for a, b in pairs:
         for metric in METRICS:
             if (metric, a) not in wide.columns or (metric, b) not in wide.columns:
                 continue
@@ -193,6 +194,19 @@ def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
         return float("nan"), float("nan")
     half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * stats.sem(values)
     return float(values.mean() - half), float(values.mean() + half)
+
+
+def prediction_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Student-t interval for *one more* run drawn like ``values``: mean ± t·s·√(1 + 1/n) with
+    n − 1 degrees of freedom (NaN for n < 2). A single published run (the thesis's) outside it is
+    unlikely to come from the same distribution as ours."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
+    return float(np.mean(values) - half), float(np.mean(values) + half)
 
 
 def to_latex(frame: pd.DataFrame, decimals: int) -> str:
