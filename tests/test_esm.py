@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dmbn.esm import esm, expected_statistics, measure_esm, recalibrated_statistics
+from dmbn.esm import Moments, esm, expected_statistics, measure_esm, recalibrated_statistics
 from dmbn.models import build_model
 from dmbn.statistics import LayerLayout, batchnorm_layers, using_statistics
 
@@ -68,6 +68,45 @@ def test_esm_is_l2_norm_per_layer():
                             torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64), layout)
     assert esm_mu.tolist() == [5.0, 1.0]
     assert esm_sigma.tolist() == [(1.0 + 4.0) ** 0.5, 0.0]
+
+
+def test_esm_is_computed_on_the_estimates_device():
+    """Expected statistics from another device (a CPU pass, estimates on an accelerator) are moved
+    to the estimates' device; the meta device stands in for a GPU."""
+    layout = LayerLayout(("a",), (2,))
+    esm_mu, esm_sigma = esm(torch.zeros(2, device="meta"), torch.ones(2, device="meta"),
+                            torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64), layout)
+    assert esm_mu.device.type == esm_sigma.device.type == "meta" and esm_mu.shape == (1,)
+
+
+@pytest.mark.parametrize("chunks", [[[1.0, 2.0]], [[1.0], [2.0]], [[5.0], [1.0, 2.0, 9.0], [4.0, 4.0]]])
+def test_moments_merge_chunks_into_the_unbiased_variance_of_all_values(chunks):
+    moments = Moments()
+    for chunk in chunks:
+        values = torch.tensor(chunk, dtype=torch.float64)
+        moments.add(len(chunk), values.mean()[None], values.var(unbiased=False)[None])
+    everything = torch.tensor(sum(chunks, []), dtype=torch.float64)
+    mean, var = moments.mean_var()
+    assert mean.item() == pytest.approx(everything.mean().item(), abs=1e-12)
+    assert var.item() == pytest.approx(everything.var().item(), abs=1e-12)  # n − 1, also for n = 2
+
+
+def test_moments_of_nothing_are_refused():
+    with pytest.raises(ValueError, match="no values"):
+        Moments().mean_var()
+
+
+def test_measure_esm_evaluates_in_chunks_of_the_given_size():
+    """``chunk`` bounds samples × estimators per forward: 10 samples, 2 estimators, chunk 4 ->
+    2 samples a forward, 5 forwards (the default chunk would take them in one)."""
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 1, 6), 3, depth=2, width=4)
+    layout = LayerLayout.of(model)
+    forwards = []
+    model.register_forward_pre_hook(lambda m, inp: forwards.append(inp[0].shape[0]))
+    estimators = {n: (torch.zeros(layout.channels), torch.ones(layout.channels)) for n in ("a", "b")}
+    measure_esm(model, estimators, torch.randn(10, 1, 1, 6), torch.zeros(10, dtype=torch.long), chunk=4)
+    assert forwards == [2] * 5
 
 
 @pytest.mark.parametrize("chunk", [16, 3, 1])  # 3 estimators: parts of 5, 1 and 1 samples

@@ -51,27 +51,26 @@ class ExpectedStatistics:
 class Moments:
     """Per-channel count, mean and centred sum of squares, merged chunk by chunk in float64
     (Chan et al.), so that neither large means nor many chunks cost precision. Means and
-    variances may carry leading axes (one row per estimator)."""
+    variances may carry leading axes (one row per estimator). Starting from zero values, the
+    first chunk's merge gives that chunk's own moments: no special case."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.mean: Tensor | None = None
-        self.m2: Tensor | None = None
+        self.mean: Tensor | float = 0.0
+        self.m2: Tensor | float = 0.0
 
     def add(self, count: int, mean: Tensor, var: Tensor) -> None:
         """Merge a chunk of ``count`` values per channel with this (biased) mean and variance."""
-        mean, m2 = mean.double(), var.double() * count
-        if self.mean is None:
-            self.count, self.mean, self.m2 = count, mean, m2
-            return
         total = self.count + count
-        delta = mean - self.mean
+        delta = mean.double() - self.mean
         self.mean = self.mean + delta * (count / total)
-        self.m2 = self.m2 + m2 + delta.square() * (self.count * count / total)
+        self.m2 = self.m2 + var.double() * count + delta.square() * (self.count * count / total)
         self.count = total
 
     def mean_var(self) -> tuple[Tensor, Tensor]:
-        """Mean and unbiased variance."""
+        """Mean and unbiased variance (a single value per channel: variance 0)."""
+        if self.count == 0:
+            raise ValueError("no values were added to these moments")
         return self.mean, self.m2 / max(self.count - 1, 1)
 
 
