@@ -55,7 +55,8 @@ def thesis_beside_ours(metrics: pd.DataFrame, paper: pd.DataFrame, dataset: str,
         runs = ours[ours.variant == variant]
         if runs.empty:
             continue
-        low, high = prediction_interval(runs.accuracy.to_numpy(), CONFIDENCE)
+        low, high = (float(v) for v in prediction_interval(runs.accuracy.mean(), runs.accuracy.std(),
+                                                            len(runs), CONFIDENCE))
         thesis = theirs.accuracy.get(variant)
         rows.append({"variant": variant, "n": len(runs), "ours acc.": _mean_std(runs.accuracy),
                      "95 % PI (one run)": f"[{low:.3f}, {high:.3f}]", "thesis acc.": thesis,

@@ -67,7 +67,7 @@ def summary_rows(seed: int = 0) -> pd.DataFrame:
     rows = []
     for regime in ("mini", "full"):
         for variant in ("dmbn", "static-0.1", "bn-bfn", "static-0.5"):
-            row = {"dataset": "d", "regime": regime, "variant": variant, "seeds": 3}
+            row = {"dataset": "d", "regime": regime, "variant": variant, "seeds": int(rng.integers(2, 11))}
             for metric in ("accuracy", "sensitivity", "specificity", "f1"):
                 row[f"{metric}_mean"] = round(float(rng.uniform(0.5, 1.0)), 6)
                 row[f"{metric}_std"] = round(float(rng.uniform(0.0, 0.05)), 6)
@@ -98,7 +98,7 @@ def test_thesis_table_bolds_the_best_mean_and_only_it_in_latex_and_html():
 
     table = parse(html(thesis_styler(frame), 3, "a caption"))
     bold, regime = set(), None
-    body = [(heads, cells) for heads, cells in table.rows if cells and len(cells) == 4]
+    body = [(heads, cells) for heads, cells in table.rows if cells and len(cells) == 5]
     assert len(body) == 8
     for heads, cells in body:
         if len(heads) == 2:
@@ -110,6 +110,7 @@ def test_thesis_table_bolds_the_best_mean_and_only_it_in_latex_and_html():
             assert text == f"{row[f'{metric}_mean']:.3f} ± {row[f'{metric}_std']:.3f}"
             if "best" in classes:
                 bold.add((regime, variant, header))
+        assert cells[-1][0] == str(row.seeds)  # n, never bold
     assert bold == expected
     assert table.caption.strip() == "a caption"
     assert "td.best" in html(thesis_styler(frame), 3, "")  # the class is styled bold

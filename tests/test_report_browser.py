@@ -135,6 +135,7 @@ def test_thesis_table_shows_every_variant_with_its_seed_means(reader, study):
     reader.shot("table")
     per_regime = bn.estimator.nunique() + 1  # every estimator of the BN network, and BN-BFN
     assert len(rows) == len(config["studies"][STUDY]["regimes"]) * per_regime
+    assert {r[-1] for r in rows} == {str(len(config["studies"][STUDY]["seeds"]))}  # the n column
     for regime in ("mini", "full"):
         dmbn = bn[(bn.regime == regime) & (bn.estimator == "dmbn")].accuracy
         expected = f"{dmbn.mean():.3f} ± {dmbn.std():.3f}"

@@ -38,7 +38,7 @@ def summary_rows(seed: int = 0, regimes=("mini", "full"), variants=VARIANTS, dat
             for metric in METRICS:
                 row[f"{metric}_mean"] = rng.uniform(0.1, 0.99)
                 row[f"{metric}_std"] = rng.uniform(0.001, 0.05)
-            row["seeds"] = 3
+            row["seeds"] = int(rng.integers(2, 11))  # the n column shows each row's own
             rows.append(row)
     return pd.DataFrame(rows).sample(frac=1, random_state=seed).reset_index(drop=True)
 
@@ -69,7 +69,7 @@ def parse_latex(latex: str) -> pd.DataFrame:
         parts = [p.strip() for p in line.rstrip().removesuffix("\\\\").split(" & ")]
         first = re.fullmatch(r"\\multirow\[t\]\{\d+\}\{\*\}\{(.*)\}", parts[0])
         regime = first.group(1) if first else (parts[0] or regime)
-        for column, text in zip(COLUMNS, parts[2:]):
+        for column, text in zip(COLUMNS + ["n"], parts[2:], strict=True):
             bold = re.fullmatch(r"\\textbf\{(.*)\}", text)
             cells.append({"regime": regime, "variant": parts[1], "column": column,
                           "text": bold.group(1) if bold else text, "bold": bool(bold)})
@@ -83,7 +83,7 @@ def test_the_best_mean_per_regime_and_metric_is_bold_and_only_it(seed):
     rows = summary_rows(seed)
     _, latex = thesis_table(rows, decimals=3)
     cells = parse_latex(latex)
-    assert len(cells) == len(rows) * len(METRICS)
+    assert len(cells) == len(rows) * (len(METRICS) + 1)
     for regime, block in rows.groupby("regime"):
         for metric, column in zip(METRICS, COLUMNS):
             best = block.loc[block[f"{metric}_mean"].idxmax(), "variant"]
@@ -132,6 +132,7 @@ def test_cells_show_mean_and_std_at_the_configured_decimals(decimals):
             if not np.isnan(std):
                 expected += f" $\\pm$ {round(std, decimals):.{decimals}f}"
             assert cells[(label(row.variant), column)] == expected
+        assert cells[(label(row.variant), "n")] == str(row.seeds)  # the seeds behind the cell
     # the CSV keeps three more decimals than the table shows
     merged = csv.merge(rows, on=["dataset", "regime", "variant"], suffixes=("", "_in"))
     for metric in METRICS:
@@ -149,14 +150,14 @@ def test_csv_twin_has_the_summary_columns_and_no_index_column():
 
 def test_latex_table_is_booktabs_with_labels_and_column_headers():
     _, latex = thesis_table(summary_rows(7), decimals=3)
-    assert latex.startswith("\\begin{tabular}{llcccc}\n\\toprule\n")
+    assert latex.startswith("\\begin{tabular}{llccccc}\n\\toprule\n")
     for regime in ("full", "mini"):  # one multirow block of eight variants per regime
         assert f"\\multirow[t]{{8}}{{*}}{{{regime_label(regime)}}} & Static BN ($\\beta = 0.1$) (default) &" in latex
     rows = parse_latex(latex)
     assert rows[rows.column == "Accuracy"].variant.tolist()[:8] == [
         "Static BN ($\\beta = 0.1$) (default)", "Static BN ($\\beta = 0.5$)", "Static BN ($\\beta = 0.9$)",
         "DMBN", "BN-BFN", "PreciseBN", "Cumulative average", "Recalibrated (ESM = 0)"]
-    assert " & ".join(COLUMNS) in latex
+    assert " & ".join(COLUMNS + ["n"]) in latex
     assert "Static BN ($\\beta = 0.1$) (default)" in latex and "Static BN ($\\beta = 0.5$) &" in latex
     assert latex.rstrip().endswith("\\bottomrule\n\\end{tabular}")
 
@@ -261,8 +262,8 @@ def test_paired_comparisons_take_the_pairs_asked_for():
 def test_prediction_interval_for_one_run_by_hand():
     # 1, 2, 3: mean 2, s = 1, t(0.975, 2 dof) = 4.302652729911275, half = t * s * sqrt(1 + 1/3)
     half = 4.302652729911275 * (4 / 3) ** 0.5
-    assert prediction_interval(np.array([1.0, 2.0, 3.0]), 0.95) == pytest.approx((2 - half, 2 + half), abs=1e-9)
-    assert all(np.isnan(prediction_interval(np.array([0.5]), 0.95)))
+    assert prediction_interval(2.0, 1.0, 3, 0.95) == pytest.approx((2 - half, 2 + half), abs=1e-9)
+    assert all(np.isnan(prediction_interval(0.5, np.nan, 1, 0.95)))
 
 
 def test_pairs_are_formed_per_regime_and_dataset():
@@ -297,11 +298,11 @@ def test_thesis_comparison_on_the_thesis_rows_gives_every_difference_with_its_si
         rows.append(ours)
     rows.append({**rows[0], "variant": "precise"})  # no thesis number: no comparison row
     rows.append({**rows[0], "dataset": "digits"})   # a data set the thesis lacks
-    out = thesis_comparison(pd.DataFrame(rows), paper, {"mnist": "MNIST", "digits": "digits"})
+    out = thesis_comparison(pd.DataFrame(rows), paper, {"mnist": "MNIST", "digits": "digits"}, 0.9)
     assert len(out) == len(offsets) and set(out.dataset) == {"mnist"}
     assert out.index.equals(pd.RangeIndex(len(out)))
     ours = pd.DataFrame(rows[:-2]).set_index(["regime", "variant"])
-    signs = []
+    signs, inside = [], []
     for _, row in out.iterrows():
         assert row.ours_std == ours.loc[(row.regime, row.variant), f"{row.metric}_std"]
         assert row.seeds == ours.loc[(row.regime, row.variant), "seeds"]
@@ -310,8 +311,15 @@ def test_thesis_comparison_on_the_thesis_rows_gives_every_difference_with_its_si
         assert row.thesis == published
         assert row.ours == pytest.approx(published + offset)
         assert row.difference == pytest.approx(offset, abs=1e-12)
+        # one more run like ours: mean ± t(0.95, n − 1)·std·√(1 + 1/n), scipy's t by hand
+        std, n = row.ours_std, row.seeds
+        half = stats.t.ppf(0.95, n - 1) * std * np.sqrt(1 + 1 / n)
+        assert (row.pi_low, row.pi_high) == pytest.approx((row.ours - half, row.ours + half), abs=1e-12)
+        assert row.thesis_in_pi == (abs(offset) <= half)
+        inside.append(row.thesis_in_pi)
         signs.append(np.sign(row.difference) == np.sign(offset))
     assert all(signs) and {-1, 1} <= {int(np.sign(o)) for o in offsets.values()}
+    assert set(inside) == {True, False}  # both verdicts occur
 
 
 # -- long metrics: the separate-runs protocol ---------------------------------------------------------
@@ -377,7 +385,7 @@ def test_published_tables_regenerate_from_their_metrics(study):
         csv, latex = thesis_table(summary(metrics[metrics.dataset == path.stem]), decimals)
         _same_csv(path, csv)
         assert latex == path.with_suffix(".tex").read_text(), path.with_suffix(".tex")
-    versus_thesis = thesis_comparison(summary(metrics), pd.read_csv(PAPER), paper_names)
+    versus_thesis = thesis_comparison(summary(metrics), pd.read_csv(PAPER), paper_names, confidence)
     paired = paired_comparisons(metrics, confidence)
     for frame, name in ((versus_thesis, "thesis"), (paired, "paired")):
         _same_csv(folder / "comparisons" / f"{name}.csv", frame)

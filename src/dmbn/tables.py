@@ -72,16 +72,16 @@ def _thesis_order(summary_rows: pd.DataFrame) -> pd.DataFrame:
 
 def thesis_styler(summary_rows: pd.DataFrame) -> Styler:
     """One data set's table as one Styler for both exports: regime blocks, variant rows, the four
-    metrics as (mean, std) cells; the best mean per regime and metric is bold (``\\textbf`` in
+    metrics as (mean, std) cells and the number of seeds n; the best mean per regime and metric is bold (``\\textbf`` in
     LaTeX, class ``best`` in HTML) and no other. Render it with ``latex`` or ``html``."""
     rows = _thesis_order(summary_rows)
     index = pd.MultiIndex.from_arrays([rows.regime.map(regime_label), rows.variant],
                                       names=["Regime", "Variant"])
     cells = pd.DataFrame({metric_header(m): list(zip(rows[f"{m}_mean"], rows[f"{m}_std"]))
-                          for m in METRICS}, index=index)
+                          for m in METRICS} | {SEEDS_HEADER: rows.seeds.astype(int).to_numpy()}, index=index)
     best = pd.DataFrame({metric_header(m): np.isclose(
-        rows[f"{m}_mean"], rows.groupby("regime")[f"{m}_mean"].transform("max")) for m in METRICS},
-        index=index)
+        rows[f"{m}_mean"], rows.groupby("regime")[f"{m}_mean"].transform("max")) for m in METRICS}
+        | {SEEDS_HEADER: False}, index=index)
     styler = Styler(cells, uuid="", cell_ids=False)
     styler.apply(lambda _: best.map(lambda b: "textbf: --rwrap;" if b else ""), axis=None)
     styler.set_td_classes(best.map(lambda b: "best" if b else ""))
@@ -91,6 +91,9 @@ def thesis_styler(summary_rows: pd.DataFrame) -> Styler:
 def styled(frame: pd.DataFrame) -> Styler:
     """A plain table (comparisons, run cards) as a Styler, rendered with ``latex`` or ``html``."""
     return Styler(frame, uuid="", cell_ids=False).hide(axis="index")
+
+
+SEEDS_HEADER = "n"  # the thesis table's last column: seeds behind each mean ± std
 
 
 def metric_header(metric: str) -> str:
@@ -135,19 +138,22 @@ def thesis_table(summary_rows: pd.DataFrame, decimals: int) -> tuple[pd.DataFram
 
 
 def thesis_comparison(summary_rows: pd.DataFrame, paper: pd.DataFrame,
-                      paper_names: dict[str, str]) -> pd.DataFrame:
-    """The thesis's published numbers beside our means, with the difference (ours − thesis)."""
+                      paper_names: dict[str, str], confidence: float) -> pd.DataFrame:
+    """The thesis's published numbers beside our means, with the difference (ours − thesis) and
+    our prediction interval for one run (the thesis's numbers are single runs)."""
     ours = summary_rows.assign(paper_dataset=summary_rows.dataset.map(paper_names))
     merged = ours.merge(paper, left_on=["paper_dataset", "regime", "variant"],
                         right_on=["dataset", "regime", "variant"], suffixes=("", "_thesis"))
     rows = []
     for metric in METRICS:
+        low, high = prediction_interval(merged[f"{metric}_mean"], merged[f"{metric}_std"], merged.seeds, confidence)
         rows.append(pd.DataFrame({
             "dataset": merged.dataset, "regime": merged.regime, "variant": merged.variant,
             "metric": metric, "thesis": merged[metric], "ours": merged[f"{metric}_mean"],
             "ours_std": merged[f"{metric}_std"], "seeds": merged.seeds,
-            "difference": merged[f"{metric}_mean"] - merged[metric]}))
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+            "difference": merged[f"{metric}_mean"] - merged[metric],
+            "pi_low": low, "pi_high": high, "thesis_in_pi": (low <= merged[metric]) & (merged[metric] <= high)}))
+    return pd.concat(rows, ignore_index=True)
 
 
 def thesis_gaps(metrics: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[str, str]) -> list[str]:
@@ -196,17 +202,17 @@ def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
-def prediction_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    """Student-t interval for *one more* run drawn like ``values``: mean ± t·s·√(1 + 1/n) with
-    n − 1 degrees of freedom (NaN for n < 2). A single published run (the thesis's) outside it is
-    unlikely to come from the same distribution as ours."""
+def prediction_interval(mean, std, n, confidence: float):
+    """Student-t interval for *one more* run drawn like the n runs with this mean and std:
+    mean ± t·std·√(1 + 1/n), n − 1 degrees of freedom (NaN for n < 2); elementwise on arrays.
+    A single published run (the thesis's) outside it is unlikely to be a run like ours."""
     from scipy import stats
 
-    n = len(values)
-    if n < 2:
-        return float("nan"), float("nan")
-    half = stats.t.ppf(0.5 + confidence / 2, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
-    return float(np.mean(values) - half), float(np.mean(values) + half)
+    n = np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):
+        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * np.asarray(std) * np.sqrt(1 + 1 / n)
+    half = np.where(n >= 2, half, np.nan)
+    return np.asarray(mean) - half, np.asarray(mean) + half
 
 
 def to_latex(frame: pd.DataFrame, decimals: int) -> str:

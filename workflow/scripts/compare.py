@@ -15,7 +15,7 @@ study = snakemake.wildcards.study
 with logging_to(snakemake.log[0]):
     metrics = pd.read_csv(i.metrics)
     paper = pd.read_csv(i.paper)
-    versus_thesis = thesis_comparison(summary(metrics), paper, p.paper_names)
+    versus_thesis = thesis_comparison(summary(metrics), paper, p.paper_names, p.confidence)
     paired = paired_comparisons(metrics, p.confidence)
     pages = ((versus_thesis, o.thesis, o.thesis_tex, o.thesis_html, i.thesis_caption,
               "the thesis's numbers beside ours", thesis_gaps(metrics, paper, p.paper_names)),
