@@ -116,11 +116,28 @@ def test_stacked_pass_equals_a_direct_computation_per_estimator(arch, shape, chu
     # stem: both expand the shared samples into per-estimator blocks
     torch.manual_seed(0)
     model = build_model(arch, shape, 3, depth=4, width=8, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
-    x = torch.randn(11, *shape)
-    y = torch.arange(11) % 3
+    with torch.no_grad():  # trained-looking BN scales and shifts, not the initial 1 and 0
+        for _, bn in batchnorm_layers(model):
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.normal_()
+    assert_stacked_pass_matches_direct(model, torch.randn(11, *shape), estimators=3, chunk=chunk)
+
+
+@pytest.mark.parametrize("estimators", [1, 2])
+def test_stacked_pass_of_batchnorm_without_affine_parameters(estimators):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4, affine=False), nn.ReLU(), nn.Linear(4, 3),
+                          nn.BatchNorm1d(3, affine=False))
+    assert_stacked_pass_matches_direct(model, torch.randn(9, 5), estimators, chunk=64)
+
+
+def assert_stacked_pass_matches_direct(model: nn.Module, x: torch.Tensor, estimators: int, chunk: int) -> None:
+    """Every estimator's ESM and accuracy from one stacked pass equal a pass of its own, measured
+    with forward hooks on the model as it is."""
+    y = torch.arange(len(x)) % 3
     layout = LayerLayout.of(model)
     estimators = {f"e{i}": (torch.randn(layout.channels) * 0.1, torch.rand(layout.channels) + 0.5)
-                  for i in range(3)}
+                  for i in range(estimators)}
     measured = measure_esm(model, estimators, x, y, chunk=chunk)
     for e, (mean, var) in enumerate(estimators.values()):
         with using_statistics(model, mean, var):
