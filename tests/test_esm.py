@@ -161,5 +161,26 @@ def test_stacked_pass_refuses_a_shortcut_around_the_first_batchnorm():
             return x + self.bn(self.linear(x))
 
     estimators = {"a": (torch.zeros(4), torch.ones(4)), "b": (torch.ones(4), torch.ones(4))}
-    with pytest.raises(RuntimeError, match="before its first BN layer"):
+    with pytest.raises(RuntimeError) as refused:
         measure_esm(Shortcut(), estimators, torch.randn(6, 4), torch.zeros(6, dtype=torch.long))
+    message = str(refused.value)
+    assert message.startswith("the stacked ESM pass of 2 estimators failed: ")
+    assert message.endswith("(a model that combines a tensor computed before its first BN layer with one "
+                            "computed after it cannot share its first layers; see dmbn.esm)")
+
+
+def test_stacked_pass_names_a_batchnorm_that_receives_other_samples():
+    """A model that drops samples before a BN layer: the layer cannot tell the estimators' blocks
+    apart, and says how many samples it got and expected."""
+    class DropsOne(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            return self.bn(self.linear(x)[:-1])
+
+    estimators = {"a": (torch.zeros(4), torch.ones(4)), "b": (torch.ones(4), torch.ones(4))}
+    with pytest.raises(RuntimeError, match=r"failed: a BN layer received 4 samples in a stacked pass "
+                                           r"of 2 estimators x 5 samples \("):
+        measure_esm(DropsOne(), estimators, torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
