@@ -175,12 +175,12 @@ def test_stacked_pass_names_a_batchnorm_that_receives_other_samples():
     class DropsOne(nn.Module):
         def __init__(self):
             super().__init__()
-            self.linear, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+            self.linear, self.bn = nn.Linear(4, 3), nn.BatchNorm1d(3)
 
         def forward(self, x):
             return self.bn(self.linear(x)[:-1])
 
-    estimators = {"a": (torch.zeros(4), torch.ones(4)), "b": (torch.ones(4), torch.ones(4))}
+    estimators = {"a": (torch.zeros(3), torch.ones(3)), "b": (torch.ones(3), torch.ones(3))}
     with pytest.raises(RuntimeError, match=r"failed: a BN layer received 4 samples in a stacked pass "
                                            r"of 2 estimators x 5 samples \("):
         measure_esm(DropsOne(), estimators, torch.randn(5, 4), torch.zeros(5, dtype=torch.long))
