@@ -332,7 +332,8 @@ def esm_vs_batch_size(esm_last: pd.DataFrame, sizes: pd.DataFrame, arch: str, la
     estimator, ``l<layer>``); ``sizes``: regime, batch_size."""
     runs = esm_last[(esm_last.arch == arch) & (esm_last.member == "bank")]
     x = axis_positions(sizes)
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers) + 2.5, 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers) + 2.5, 4.2), squeeze=False,
+                             layout="constrained")
     for ax, layer in zip(axes[0], layers):
         for estimator in _estimator_order(runs.estimator):
             by_regime = runs[runs.estimator == estimator].groupby("regime")[f"l{layer}"]
