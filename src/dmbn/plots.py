@@ -22,8 +22,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, STATIC_BETAS,  # noqa: E402
-                    primary_arch, regime_label)
+from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
+                    regime_label)
 from .tables import (EXTRA_VARIANTS, axis_label, batch_axis, label, t_interval, variant_order,  # noqa: E402
                      with_variants)
 
@@ -287,19 +287,23 @@ def esm_layers(esm: pd.DataFrame, estimator: str, title: str = "") -> Figure:
 
 # -- the batch-size axis: one point per regime of a study with `batch_sizes` -----------------------
 
+def _point_sizes(points: pd.DataFrame) -> pd.Series:
+    """Regime -> batch size (NaN: a full batch of unknown size) of ``points`` (regime, batch_size)."""
+    return points.drop_duplicates("regime").set_index("regime").batch_size.astype(float)
+
+
 def axis_positions(points: pd.DataFrame) -> pd.Series:
     """x of each regime of ``points`` (regime, batch_size): its batch size (full batch: the number
     of training samples); a full batch of unknown size (a custom data set) one decade beyond the
     largest known batch."""
-    sizes = points.drop_duplicates("regime").set_index("regime").batch_size.astype(float)
+    sizes = _point_sizes(points)
     beyond = 10 * sizes.max() if sizes.notna().any() else 1.0
     return sizes.fillna(beyond)
 
 
 def _batch_axis(ax, points: pd.DataFrame) -> None:
     """A log x axis with one tick per batch size, the full batch labelled ``full (N)``."""
-    x = axis_positions(points)
-    sizes = points.drop_duplicates("regime").set_index("regime").batch_size.astype(float)
+    x, sizes = axis_positions(points), _point_sizes(points)
     ax.set_xscale("log")
     ax.set_xticks(x.to_numpy(), [axis_label(r, sizes[r]) for r in x.index])
     ax.xaxis.set_minor_locator(NullLocator())
