@@ -37,7 +37,7 @@ REPORT_DEFAULTS = {
     "beta_layer": 18,          # Fig 5.1: β* per epoch of this BN layer
     "esm_layers": [2, 19],     # Figs 5.2 and 5.3
     "esm_estimator": "dmbn",   # ESM per layer and epoch
-    "confidence": 0.95,        # paired comparisons
+    "confidence": 0.95,        # paired comparisons, batch-size intervals
     "figure_dpi": 150,
 }
 
