@@ -202,6 +202,16 @@ def test_batch_table_is_the_seed_mean_and_students_t_interval_per_variant_and_ba
     assert "Static BN ($\\beta = 0.5$)" in tex  # labels as LaTeX, not escaped
 
 
+def test_an_estimator_the_order_does_not_name_is_kept_last():
+    metrics = axis_metrics()
+    extra = metrics[metrics.estimator == "dmbn"].assign(estimator="new-rule", accuracy=0.5)
+    axis = batch_axis(pd.concat([extra, metrics]), 0.95)
+    assert axis.variant.unique().tolist() == ["static-0.1", "static-0.5", "dmbn", "bn-bfn", "new-rule"]
+    assert batch_axis_wide(axis).index[-1] == "new-rule"
+    ax = plots.accuracy_vs_batch_size(pd.concat([extra, metrics]), "mlp", 0.95).axes[0]
+    np.testing.assert_allclose(lines_by_label(ax)["new-rule"][1], [0.5, 0.5, 0.5])
+
+
 # -- the batch figures: their plotted data ------------------------------------------------------------
 
 def lines_by_label(ax) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -355,3 +365,13 @@ def test_publish_copies_the_batch_table_and_figures(tiny_sweep):
     assert sorted(p.name for p in (published / "figures/digits/batch_sizes").iterdir()) == \
         sorted(f"{name}.png" for name in BATCH_FIGURES)
     assert (published / "summaries/esm_last_epoch.csv").is_file() and (published / "metrics.csv").is_file()
+
+
+@pytest.mark.slow
+def test_the_report_holds_the_batch_table_and_figures_with_their_captions(tiny_sweep):
+    workdir, config, _ = tiny_sweep
+    path = write_config(workdir, config)
+    snakemake(workdir, path, "--report", str(workdir / "report.html"), "sweep")
+    report = (workdir / "report.html").read_text(errors="replace")
+    for name in [*BATCH_FIGURES, "digits_batch_sizes"]:
+        assert f"{name}.html" in report, name

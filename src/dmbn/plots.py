@@ -24,7 +24,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
                     regime_label)
-from .tables import (EXTRA_VARIANTS, axis_label, batch_axis, label, t_interval, variant_order,  # noqa: E402
+from .tables import (EXTRA_VARIANTS, axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
                      with_variants)
 
 # One look per estimator (and BN-BFN), the same in every figure: static β on a sequential colour
@@ -212,9 +212,8 @@ def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
 
 
 def _estimator_order(estimators) -> list[str]:
-    """The estimators present, in the tables' order."""
-    present = set(estimators)
-    return [v for v in variant_order(present) if v in present]
+    """The estimators present, in the tables' order (``tables.present_order``)."""
+    return present_order(estimators)
 
 
 def accuracy_vs_beta(metrics: pd.DataFrame, arch: str, title: str = "") -> Figure:

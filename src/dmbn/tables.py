@@ -35,6 +35,13 @@ def variant_order(estimators) -> list[str]:
     return statics + ["dmbn", "bn-bfn", *EXTRA_VARIANTS]
 
 
+def present_order(variants) -> list[str]:
+    """The variants present, in the tables' order; any the order does not name follow, sorted."""
+    present = set(variants)
+    known = [v for v in variant_order(present) if v in present]
+    return known + sorted(present - set(known))
+
+
 def label(variant: str, latex: bool = True) -> str:
     """A variant's name for readers: LaTeX (tables, matplotlib's mathtext) or plain text (HTML)."""
     if variant.startswith("static-"):
@@ -220,7 +227,7 @@ def batch_axis(metrics: pd.DataFrame, confidence: float) -> pd.DataFrame:
             row.update({f"{metric}_mean": values.mean(), f"{metric}_ci_low": low, f"{metric}_ci_high": high})
         rows.append(row)
     out = pd.DataFrame(rows)
-    order = {v: i for i, v in enumerate(variant_order(out.variant))}
+    order = {v: i for i, v in enumerate(present_order(out.variant))}
     keys = pd.DataFrame({"variant": out.variant.map(order), "full": out.full_batch,
                          "size": out.batch_size.fillna(np.inf)})
     out = out.loc[keys.sort_values(["variant", "full", "size"], kind="stable").index]
@@ -244,7 +251,7 @@ def batch_axis_wide(axis: pd.DataFrame, metric: str = "accuracy", latex: bool = 
     cells = axis.assign(column=columns, cell=list(zip(
         axis[f"{metric}_mean"], (axis[f"{metric}_ci_high"] - axis[f"{metric}_ci_low"]) / 2)))
     wide = cells.pivot(index="variant", columns="column", values="cell")
-    wide = wide.loc[[v for v in variant_order(wide.index) if v in wide.index], list(points.column)]
+    wide = wide.loc[present_order(wide.index), list(points.column)]
     wide.index = pd.Index([label(v, latex=latex) for v in wide.index], name="Variant")
     wide.columns.name = None
     return wide
