@@ -225,8 +225,8 @@ def test_every_report_item_has_a_caption_and_the_thesis_order():
     assert rules.count("report(") == len(re.findall(r'caption=f?"\.\./report/', rules))  # each has one
     labels = [item_label(name) for name in DATASET_ITEMS]
     assert labels == sorted(labels)  # the report sorts by label: the thesis's order survives
-    assert labels[0].startswith("1. Table") and labels[1].startswith("2. Fig. 5.1") \
-        and labels[3].startswith("4. Fig. 5.3")
+    assert labels[0].startswith("01. Table") and labels[1].startswith("02. Fig. 5.1") \
+        and labels[3].startswith("04. Fig. 5.3")
     assert [item_label(n) for n in STUDY_ITEMS] == sorted(item_label(n) for n in STUDY_ITEMS)
 
 

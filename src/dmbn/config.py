@@ -9,6 +9,7 @@ Integers must be written as integers: ``50.0`` is rejected where the schema says
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,17 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .names import BATCH_NORM_ARCHS, FULL_BATCH_REGIMES, static_name
+from .names import (BATCH_NORM_ARCHS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime, family_batch_size,
+                    static_name)
 
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
     from .train import TrainConfig
 
 MODEL_KEYS = ("depth", "width", "batch_free", "groups", "resnet_blocks", "resnet_width")
-# Training-set sizes before the validation split (digits: after its fixed 30 % test part).
-TRAIN_SIZES = {"MNIST": 60000, "FashionMNIST": 60000, "CIFAR10": 50000, "CIFAR100": 50000, None: 1257}
+# (training, test) set sizes of torchvision's data sets, before the validation split.
+TORCHVISION_SIZES = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "CIFAR10": (50000, 10000),
+                     "CIFAR100": (50000, 10000)}
+DIGITS_SIZE = 1797  # scikit-learn's digits, split into training and test by its test_fraction
 
 
 # The report's settings where a configuration leaves them out: the one place that holds them.
@@ -33,7 +37,7 @@ REPORT_DEFAULTS = {
     "beta_layer": 18,          # Fig 5.1: β* per epoch of this BN layer
     "esm_layers": [2, 19],     # Figs 5.2 and 5.3
     "esm_estimator": "dmbn",   # ESM per layer and epoch
-    "confidence": 0.95,        # paired comparisons
+    "confidence": 0.95,        # paired comparisons, batch-size intervals
     "figure_dpi": 150,
 }
 
@@ -83,7 +87,7 @@ def validate(config: dict, schema: str | Path) -> None:
     import jsonschema  # the workflow's process needs it, training jobs do not
 
     with open(schema) as handle:
-        validator = _validator_class()(yaml.safe_load(handle))
+        validator = _validator_class()(with_registries(yaml.safe_load(handle)))
     errors = list(validator.iter_errors(config))
     while errors and any(_read_string_as_yaml(config, e) for e in errors):
         errors = list(validator.iter_errors(config))
@@ -93,6 +97,12 @@ def validate(config: dict, schema: str | Path) -> None:
         if any(e.validator == "type" and isinstance(e.instance, str) for e in errors):
             lines.append(NESTED_CONFIG_ADVICE)
         raise ConfigError("\n".join(lines))
+
+
+def with_registries(schema: dict) -> dict:
+    """``schema`` with the names it takes from ``dmbn.names`` filled in (its ``$defs.regime``)."""
+    schema.setdefault("$defs", {})["regime"] = {"type": "string", "pattern": f"^({REGIME_PATTERN})$"}
+    return schema
 
 
 def _read_string_as_yaml(config: dict, error) -> bool:
@@ -146,7 +156,8 @@ def _describe(error) -> str:
         return "; ".join(f"{_dotted(path + [key])}: unknown key (value {error.instance[key]!r}); "
                          f"known keys here: {', '.join(known)}" for key in unknown)
     message = error.message
-    if error.validator == "type" and error.validator_value == "integer" and isinstance(error.instance, float):
+    wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+    if error.validator == "type" and "integer" in wanted and isinstance(error.instance, float):
         message += " (write integers without a decimal point)"
     return f"{_dotted(path) or 'config'}: {message}"
 
@@ -155,12 +166,58 @@ def _dotted(path: list) -> str:
     return "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path).lstrip(".")
 
 
+def study_regimes(config: dict, study: str) -> list[str]:
+    """A study's regimes: its ``regimes``, or the regimes of its ``batch_sizes`` (``8`` ->
+    ``mini-b8``, ``full`` -> ``full-heldout``); where both are given they must agree."""
+    spec = config["studies"][study]
+    key = f"studies.{study}"
+    if "batch_sizes" not in spec:
+        if "regimes" not in spec:
+            raise ConfigError(f"{key}: no `regimes` and no `batch_sizes`; give one of them")
+        return list(spec["regimes"])
+    axis = [axis_regime(point) for point in spec["batch_sizes"]]
+    if "regimes" in spec and sorted(spec["regimes"]) != sorted(axis):
+        raise ConfigError(f"{key}.regimes: {spec['regimes']} does not match {key}.batch_sizes: "
+                          f"{spec['batch_sizes']}, whose regimes are {axis}; give only one of them")
+    return axis
+
+
 def study_train(config: dict, study: str, regime: str | None = None) -> dict[str, Any]:
     """The training settings of a study's runs in ``regime``: the global ``train`` block, updated
-    by the study's own, updated by the study's ``regime_overrides.<regime>.train``."""
+    by the study's own, updated by the study's ``regime_overrides.<regime>.train``; a
+    ``mini-b<B>`` regime's batch size is B."""
     spec = config["studies"][study]
     override = spec.get("regime_overrides", {}).get(regime, {}) if regime else {}
-    return {**config["train"], **spec.get("train", {}), **override.get("train", {})}
+    train = {**config["train"], **spec.get("train", {}), **override.get("train", {})}
+    if regime and family_batch_size(regime) is not None:
+        train["batch_size"] = family_batch_size(regime)
+    return train
+
+
+def regime_batch_size(config: dict, study: str, dataset: str, regime: str) -> int | None:
+    """The batch size of a study's runs in ``regime`` on ``dataset``, the x of the batch-size
+    axis: full batch is the number of training samples (None for a custom data set, whose size
+    the configuration does not say)."""
+    if regime not in FULL_BATCH_REGIMES:
+        return study_train(config, study, regime)["batch_size"]
+    sizes = dataset_sizes(config, dataset)
+    if sizes is None:
+        return None
+    return sizes[1] if regime == "full" else sizes[0]  # the thesis's full trains on the test set
+
+
+def dataset_sizes(config: dict, dataset: str) -> tuple[int, int] | None:
+    """(training samples of the 80 % split, official test samples) of a data set; None for a
+    custom one. Sizes as scikit-learn's train_test_split makes them: the test part rounded up."""
+    spec = config["datasets"][dataset]
+    if "mirrors" in spec or "md5" in spec:
+        return None
+    if "torchvision" in spec:
+        train, test = TORCHVISION_SIZES[spec["torchvision"]]
+    else:
+        test = math.ceil(DIGITS_SIZE * spec.get("test_fraction", 0.3))
+        train = DIGITS_SIZE - test
+    return train - math.ceil(train * config["split"]["validation_fraction"]), test
 
 
 def study_seeds(config: dict, study: str, regime: str) -> list[int]:
@@ -230,28 +287,37 @@ def check(config: dict) -> None:
         if study.get("rounding_of", name) not in studies or study.get("rounding_of") == name:
             raise ConfigError(f"{key}.rounding_of: {study['rounding_of']!r} is not another study "
                               f"(studies: {sorted(studies)})")
-        for regime in study.get("regime_overrides", {}):
-            if regime not in study["regimes"]:
+        regimes = study_regimes(config, name)
+        for regime, override in study.get("regime_overrides", {}).items():
+            if regime not in regimes:
                 raise ConfigError(f"{key}.regime_overrides.{regime}: the study has no regime "
-                                  f"{regime!r} (regimes: {study['regimes']})")
-        for regime in study["regimes"]:
+                                  f"{regime!r} (regimes: {regimes})")
+            if family_batch_size(regime) is not None and "batch_size" in override.get("train", {}):
+                raise ConfigError(f"{key}.regime_overrides.{regime}.train.batch_size: "
+                                  f"{override['train']['batch_size']}, but the regime's name sets it "
+                                  f"({family_batch_size(regime)})")
+        for regime in regimes:
             train = study_train(config, name, regime)
-            if regime == "mini":
-                _check_batch_size(config, key, study, train)
+            if regime not in FULL_BATCH_REGIMES:
+                _check_batch_size(config, _batch_size_key(key, study, regime), study, train)
             _check_layers(report_settings(config, name), key, study, train)
             if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
                 raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
 
 
+def _batch_size_key(key: str, study: dict, regime: str) -> str:
+    """Where a mini-batch regime's batch size is written."""
+    if family_batch_size(regime) is None:
+        return f"{key}.train.batch_size"
+    return f"{key}.batch_sizes" if "batch_sizes" in study else f"{key}.regimes"
+
+
 def _check_batch_size(config: dict, key: str, study: dict, train: dict) -> None:
     for dataset in study["datasets"]:
-        spec = config["datasets"][dataset]
-        if "mirrors" in spec or "md5" in spec:
-            continue  # a custom data set of unknown size
-        size = int(TRAIN_SIZES[spec.get("torchvision")] * (1 - config["split"]["validation_fraction"]))
-        if train["batch_size"] > size:
-            raise ConfigError(f"{key}.train.batch_size: {train['batch_size']} is larger than the "
-                              f"{size} training samples of {dataset!r}")
+        sizes = dataset_sizes(config, dataset)
+        if sizes is not None and train["batch_size"] > sizes[0]:  # None: a custom data set
+            raise ConfigError(f"{key}: {train['batch_size']} is larger than the {sizes[0]} "
+                              f"training samples of {dataset!r}")
 
 
 def _check_layers(report: dict, key: str, study: dict, train: dict) -> None:

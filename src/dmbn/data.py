@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .names import REGIMES
+from .names import REGIMES, is_regime
 
 log = logging.getLogger("dmbn")
 
@@ -390,17 +390,17 @@ class RunData:
 
 
 def regime_data(data: Processed, regime: str, train_index: Tensor, esm_index: Tensor) -> RunData:
-    """The regimes (``dmbn.names.REGIMES``): ``mini`` and ``full-heldout`` train on the 80 % split,
-    measure ESM on the 20 % and test on the official test set; the thesis's ``full`` trains,
-    measures ESM and tests on the official test set. Inputs are standardised with the moments of
-    the training part."""
-    if regime in ("mini", "full-heldout"):
-        x_train, y_train = data.x_train[train_index], data.y_train[train_index]
-        x_esm, y_esm = data.x_train[esm_index], data.y_train[esm_index]
-    elif regime == "full":
+    """The regimes (``dmbn.names.REGIMES``): ``mini``, ``mini-b<B>`` and ``full-heldout`` train
+    on the 80 % split, measure ESM on the 20 % and test on the official test set; the thesis's
+    ``full`` trains, measures ESM and tests on the official test set. Inputs are standardised with
+    the moments of the training part."""
+    if not is_regime(regime):
+        raise ValueError(f"unknown regime {regime!r}; choose one of {list(REGIMES)} or mini-b<B>")
+    if regime == "full":
         x_train, y_train, x_esm, y_esm = data.x_test, data.y_test, data.x_test, data.y_test
     else:
-        raise ValueError(f"unknown regime {regime!r}; choose one of {list(REGIMES)}")
+        x_train, y_train = data.x_train[train_index], data.y_train[train_index]
+        x_esm, y_esm = data.x_train[esm_index], data.y_train[esm_index]
     mean, std = channel_moments(x_train)
     x_train, x_esm, x_test = (standardise(x, mean, std) for x in (x_train, x_esm, data.x_test))
     return RunData(x_train, y_train, x_esm, y_esm, x_test, data.y_test, data.num_classes)

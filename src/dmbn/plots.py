@@ -19,12 +19,13 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
                     regime_label)
-from .tables import EXTRA_VARIANTS, label, variant_order, with_variants  # noqa: E402
+from .tables import (EXTRA_VARIANTS, axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
+                     with_variants)
 
 # One look per estimator (and BN-BFN), the same in every figure: static β on a sequential colour
 # scale with solid lines and a marker per β; the others in distinct colours and line styles.
@@ -211,9 +212,8 @@ def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
 
 
 def _estimator_order(estimators) -> list[str]:
-    """The estimators present, in the tables' order."""
-    present = set(estimators)
-    return [v for v in variant_order(present) if v in present]
+    """The estimators present, in the tables' order (``tables.present_order``)."""
+    return present_order(estimators)
 
 
 def accuracy_vs_beta(metrics: pd.DataFrame, arch: str, title: str = "") -> Figure:
@@ -282,6 +282,120 @@ def esm_layers(esm: pd.DataFrame, estimator: str, title: str = "") -> Figure:
     _layer_epoch_image(fig, ax, positive, "ESM$_\\mu$, mean over seeds", f"{title}\nESM$_\\mu$ of {label(estimator)}",
                        cmap="magma", norm=LogNorm(vmin=np.nanmin(positive.values), vmax=np.nanmax(positive.values)))
     return fig
+
+
+# -- the batch-size axis: one point per regime of a study with `batch_sizes` -----------------------
+
+def _point_sizes(points: pd.DataFrame) -> pd.Series:
+    """Regime -> batch size (NaN: a full batch of unknown size) of ``points`` (regime, batch_size)."""
+    return points.drop_duplicates("regime").set_index("regime").batch_size.astype(float)
+
+
+def axis_positions(points: pd.DataFrame) -> pd.Series:
+    """x of each regime of ``points`` (regime, batch_size): its batch size (full batch: the number
+    of training samples); a full batch of unknown size (a custom data set) one decade beyond the
+    largest known batch."""
+    sizes = _point_sizes(points)
+    beyond = 10 * sizes.max() if sizes.notna().any() else 1.0
+    return sizes.fillna(beyond)
+
+
+def _batch_axis(ax, points: pd.DataFrame) -> None:
+    """A log x axis with one tick per batch size, the full batch labelled ``full (N)``."""
+    x, sizes = axis_positions(points), _point_sizes(points)
+    ax.set_xscale("log")
+    ax.set_xticks(x.to_numpy(), [axis_label(r, sizes[r]) for r in x.index])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("batch size (log scale; full = every training sample)")
+
+
+def accuracy_vs_batch_size(metrics: pd.DataFrame, arch: str, confidence: float, title: str = "") -> Figure:
+    """Test accuracy against batch size per estimator (and BN-BFN): mean over seeds with its
+    Student-t interval (``tables.batch_axis``); ``metrics`` carries ``batch_size``."""
+    own = metrics[(metrics.arch == arch) | (metrics.arch == BATCH_NORM_ARCHS.get(arch))]
+    axis = batch_axis(own, confidence)
+    x = axis_positions(axis)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for variant, rows in axis.groupby("variant", sort=False):
+        mean = rows.accuracy_mean.to_numpy()
+        error = np.stack([mean - rows.accuracy_ci_low.to_numpy(), rows.accuracy_ci_high.to_numpy() - mean])
+        ax.errorbar(x[rows.regime].to_numpy(), mean, yerr=np.nan_to_num(error), capsize=2, markersize=4,
+                    label=label(variant), **style(variant))
+    _batch_axis(ax, axis)
+    ax.set(ylabel="test accuracy",
+           title=f"{title}\nTest accuracy against batch size (mean, {confidence:.0%} t-interval over seeds)")
+    _legend_outside(ax)
+    return fig
+
+
+def esm_vs_batch_size(esm_last: pd.DataFrame, sizes: pd.DataFrame, arch: str, layers: list[int],
+                      title: str = "") -> Figure:
+    """ESM_μ at the last epoch against batch size, one panel per BN layer, every estimator: mean
+    over seeds with a min-max band. ``esm_last``: the ``esm_last_epoch`` summary (run keys, epoch,
+    estimator, ``l<layer>``); ``sizes``: regime, batch_size."""
+    runs = esm_last[(esm_last.arch == arch) & (esm_last.member == "bank")]
+    x = axis_positions(sizes)
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers) + 2.5, 4.2), squeeze=False,
+                             layout="constrained")
+    for ax, layer in zip(axes[0], layers):
+        for estimator in _estimator_order(runs.estimator):
+            by_regime = runs[runs.estimator == estimator].groupby("regime")[f"l{layer}"]
+            stats = by_regime.agg(["mean", "min", "max"]).assign(x=lambda f: x[f.index]).sort_values("x")
+            _log_curve(ax, stats.x.to_numpy(), stats["mean"], stats["min"], stats["max"], estimator,
+                       label(estimator))
+        _batch_axis(ax, sizes)
+        ax.set(ylabel="ESM$_\\mu$ (last epoch)", yscale="log", title=f"BN layer {layer}")
+    fig.suptitle(f"{title}\nESM$_\\mu$ at the last epoch against batch size")
+    _legend_outside(axes[0][-1])
+    return fig
+
+
+def beta_star_vs_batch_size(beta_star: pd.DataFrame, sizes: pd.DataFrame, arch: str, layer: int,
+                            confidence: float, title: str = "") -> Figure:
+    """DMBN's β* of one BN layer against batch size: at the last epoch and averaged over the
+    epochs, each the mean over seeds with its Student-t interval. ``beta_star``: the
+    ``beta_star`` summary (run keys, layer, ``e<epoch>``); ``sizes``: regime, batch_size."""
+    runs = beta_star[(beta_star.arch == arch) & (beta_star.member == "bank") & (beta_star.layer == layer)]
+    epochs = runs.filter(regex=r"^e\d+$")
+    per_run = pd.DataFrame({"regime": runs.regime,
+                            "last epoch": epochs.ffill(axis=1).iloc[:, -1] if len(epochs.columns) else np.nan,
+                            "mean over epochs": epochs.mean(axis=1)})
+    x = axis_positions(sizes)
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    for column, look in (("last epoch", dict(marker="o", color="#d62728")),
+                         ("mean over epochs", dict(marker="s", color="#1f4e79", linestyle="--"))):
+        points = []
+        for regime, values in per_run.groupby("regime")[column]:
+            low, high = t_interval(values.to_numpy(), confidence)
+            points.append((x[regime], values.mean(), low, high))
+        if not points:
+            continue
+        px, mean, low, high = (np.array(v, dtype=float) for v in zip(*sorted(points)))
+        ax.errorbar(px, mean, yerr=np.nan_to_num(np.stack([mean - low, high - mean])), capsize=2,
+                    label=f"β* at the {column}" if column == "last epoch" else f"β*, {column}", **look)
+    if per_run.empty:
+        _no_data(ax, f"no β* logged for BN layer {layer}")
+    else:
+        _batch_axis(ax, sizes)
+    ax.set(ylabel="β*", ylim=(0.05, 0.95),
+           title=f"{title}\nDMBN's β* of BN layer {layer} against batch size "
+                 f"(mean, {confidence:.0%} t-interval over seeds)")
+    _legend_outside(ax)
+    return fig
+
+
+def batch_figures(metrics: pd.DataFrame, esm_last: pd.DataFrame, beta_star: pd.DataFrame, beta_layer: int,
+                  esm_layers: list[int], confidence: float, dataset: str) -> dict[str, Figure]:
+    """The batch-size figures of one data set, keyed by the workflow's figure names; every frame
+    is the data set's, ``metrics`` with ``batch_size``."""
+    arch = primary_arch(metrics.arch)
+    sizes = metrics[["regime", "batch_size"]].drop_duplicates("regime")
+    title = f"{dataset} · {arch}"
+    return {
+        "accuracy_vs_batch_size": accuracy_vs_batch_size(metrics, arch, confidence, title),
+        "esm_vs_batch_size": esm_vs_batch_size(esm_last, sizes, arch, esm_layers, title),
+        "beta_star_vs_batch_size": beta_star_vs_batch_size(beta_star, sizes, arch, beta_layer, confidence, title),
+    }
 
 
 def save(fig: Figure, png: str | Path, pdf: str | Path, dpi: int = 150) -> None:

@@ -21,7 +21,14 @@ RUN_FIGURES = {  # one per data set, regime and architecture
     "training": "Training curves",
     "esm_layers": "ESM per layer and epoch",
 }
-DATASET_ITEMS = {"table": "Table: the thesis's layout", **FIGURES, **RUN_FIGURES}
+BATCH_FIGURES = {  # one per data set of a study with `batch_sizes` (the first BN architecture)
+    "accuracy_vs_batch_size": "Test accuracy against batch size",
+    "esm_vs_batch_size": "ESM at the last epoch against batch size",
+    "beta_star_vs_batch_size": "β* against batch size",
+}
+DATASET_ITEMS = {"table": "Table: the thesis's layout", **FIGURES, **RUN_FIGURES,
+                 "batch_table": "Table: test accuracy against batch size", **BATCH_FIGURES}
+ALL_FIGURES = {**FIGURES, **RUN_FIGURES, **BATCH_FIGURES}
 STUDY_ITEMS = {  # items that cover every data set of a study
     "thesis": "The thesis's numbers beside ours",
     "paired": "Paired comparisons",
@@ -48,9 +55,10 @@ figcaption { max-width: 60em; margin-top: 0.8em; }
 
 
 def item_label(name: str) -> str:
-    """The report's label of an item, ordinal first so the report lists items in the thesis's order."""
+    """The report's label of an item, ordinal first (zero-padded: the report sorts labels as text)
+    so the report lists items in the thesis's order."""
     items = DATASET_ITEMS if name in DATASET_ITEMS else STUDY_ITEMS
-    return f"{list(items).index(name) + 1}. {items[name]}"
+    return f"{list(items).index(name) + 1:0{len(str(len(items)))}d}. {items[name]}"
 
 
 def rst_to_html(text: str) -> str:
@@ -85,5 +93,5 @@ def write_figure_pages(pngs: list[str], htmls: list[str], captions: list[str], t
     """One page per figure (the PNGs, in order, beside their pages and rst captions)."""
     for png, out, caption in zip(pngs, htmls, captions):
         name = Path(png).stem
-        heading = f"{FIGURES.get(name) or RUN_FIGURES[name]} · {title}"
+        heading = f"{ALL_FIGURES[name]} · {title}"
         write_page(out, heading, [figure(png, rst_to_html(Path(caption).read_text()), heading)])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from .names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, METRICS, REGIMES, regime_label
+from .names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, METRICS, regime_label, regime_rank
 
 EXTRA_VARIANTS = ("precise", "cma", "recalibrated")
 LABELS = {"dmbn": "DMBN", "bn-bfn": "BN-BFN", "precise": "PreciseBN", "cma": "Cumulative average",
@@ -33,6 +33,13 @@ def variant_order(estimators) -> list[str]:
     statics = sorted((e for e in estimators if e.startswith("static-")),
                      key=lambda e: float(e.removeprefix("static-")))
     return statics + ["dmbn", "bn-bfn", *EXTRA_VARIANTS]
+
+
+def present_order(variants) -> list[str]:
+    """The variants present, in the tables' order; any the order does not name follow, sorted."""
+    present = set(variants)
+    known = [v for v in variant_order(present) if v in present]
+    return known + sorted(present - set(known))
 
 
 def label(variant: str, latex: bool = True) -> str:
@@ -63,9 +70,10 @@ def summary(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def _thesis_order(summary_rows: pd.DataFrame) -> pd.DataFrame:
-    """Regime blocks in ``REGIMES`` order (full batch first, as the thesis), variants within."""
+    """Regime blocks in ``regime_rank`` order (full batch first, as the thesis), variants within."""
     order = variant_order(summary_rows.variant)
-    keys = pd.DataFrame({"regime": summary_rows.regime.map({r: i for i, r in enumerate(REGIMES)}),
+    regimes = sorted(set(summary_rows.regime), key=regime_rank)
+    keys = pd.DataFrame({"regime": summary_rows.regime.map({r: i for i, r in enumerate(regimes)}),
                          "variant": summary_rows.variant.map({v: i for i, v in enumerate(order)})})
     return summary_rows.loc[keys.sort_values(["regime", "variant"]).index]
 
@@ -213,6 +221,68 @@ def prediction_interval(mean, std, n, confidence: float):
         half = stats.t.ppf(0.5 + confidence / 2, n - 1) * np.asarray(std) * np.sqrt(1 + 1 / n)
     half = np.where(n >= 2, half, np.nan)
     return np.asarray(mean) - half, np.asarray(mean) + half
+
+
+def with_batch_size(frame: pd.DataFrame, sizes: dict[str, int | None]) -> pd.DataFrame:
+    """``frame`` with a ``batch_size`` column from its ``regime`` (``sizes``: regime -> batch size,
+    ``dmbn.config.regime_batch_size``; full batch is the number of training samples)."""
+    missing = sorted(set(frame.regime) - set(sizes))
+    if missing:
+        raise ValueError(f"no batch size for the regimes {missing} (known: {sorted(sizes)})")
+    return frame.assign(batch_size=frame.regime.map(sizes).astype(float))
+
+
+def batch_axis(metrics: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """Per (dataset, variant, regime) of ``metrics`` (with ``batch_size``): every metric's mean over
+    seeds and its Student-t interval (``t_interval``), in the order of the axis: variants in the
+    tables' order, batch sizes ascending, full batch last."""
+    rows = []
+    for (dataset, variant, regime), runs in with_variants(metrics).groupby(["dataset", "variant", "regime"]):
+        row = {"dataset": dataset, "variant": variant, "regime": regime,
+               "batch_size": runs.batch_size.iloc[0], "full_batch": regime in FULL_BATCH_REGIMES,
+               "seeds": len(runs)}
+        for metric in METRICS:
+            values = runs[metric].to_numpy()
+            low, high = t_interval(values, confidence)
+            row.update({f"{metric}_mean": values.mean(), f"{metric}_ci_low": low, f"{metric}_ci_high": high})
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    order = {v: i for i, v in enumerate(present_order(out.variant))}
+    keys = pd.DataFrame({"variant": out.variant.map(order), "full": out.full_batch,
+                         "size": out.batch_size.fillna(np.inf)})
+    out = out.loc[keys.sort_values(["variant", "full", "size"], kind="stable").index]
+    return out.assign(confidence=confidence).reset_index(drop=True)
+
+
+def axis_label(regime: str, batch_size: float) -> str:
+    """A point of the batch-size axis for readers: ``8``, or ``full`` with its size if known."""
+    if regime not in FULL_BATCH_REGIMES:
+        return f"{batch_size:g}"
+    return "full" if np.isnan(batch_size) else f"full ({batch_size:g})"
+
+
+def batch_axis_wide(axis: pd.DataFrame, metric: str = "accuracy", latex: bool = True) -> pd.DataFrame:
+    """One data set's ``batch_axis`` rows for reading: a row per variant (its label, the index), a
+    column per batch size in the axis's order, cells (mean, half-width of the interval), rendered
+    ``mean ± half-width`` by ``batch_axis_latex`` and ``html``."""
+    columns = [axis_label(r, b) for r, b in zip(axis.regime, axis.batch_size)]
+    points = axis.assign(column=columns).drop_duplicates("column").assign(
+        size=lambda f: f.batch_size.fillna(np.inf)).sort_values(["full_batch", "size"], kind="stable")
+    cells = axis.assign(column=columns, cell=list(zip(
+        axis[f"{metric}_mean"], (axis[f"{metric}_ci_high"] - axis[f"{metric}_ci_low"]) / 2)))
+    wide = cells.pivot(index="variant", columns="column", values="cell")
+    wide = wide.loc[present_order(wide.index), list(points.column)]
+    wide.index = pd.Index([label(v, latex=latex) for v in wide.index], name="Variant")
+    wide.columns.name = None
+    return wide
+
+
+def batch_axis_latex(wide: pd.DataFrame, decimals: int) -> str:
+    """Booktabs LaTeX of ``batch_axis_wide(..., latex=True)``: variant labels as written (LaTeX)."""
+    styler = Styler(wide.rename_axis(None), uuid="", cell_ids=False)
+    styler.format(partial(_cell, decimals=decimals, pm=" $\\pm$ "))
+    styler.format_index(escape="latex", axis="columns")
+    return styler.to_latex(hrules=True, column_format="l" + "c" * wide.shape[1])
 
 
 def to_latex(frame: pd.DataFrame, decimals: int) -> str:

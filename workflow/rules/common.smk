@@ -6,12 +6,21 @@ from dmbn.config import (
     load_strict,
     members,
     model_kwargs,
+    regime_batch_size,
     report_settings,
+    study_regimes,
     study_seeds,
     study_train,
 )
-from dmbn.names import REGIMES, RUN_CARD, primary_arch, regime_label
-from dmbn.report import ALL_DATASETS, ALL_REGIMES, FIGURES, RUN_FIGURES, item_label
+from dmbn.names import REGIME_PATTERN, RUN_CARD, primary_arch, regime_label
+from dmbn.report import (
+    ALL_DATASETS,
+    ALL_REGIMES,
+    BATCH_FIGURES,
+    FIGURES,
+    RUN_FIGURES,
+    item_label,
+)
 
 for _configfile in workflow.configfiles:
     load_strict(_configfile)  # duplicate keys (e.g. two studies of one name) are errors
@@ -26,7 +35,7 @@ REPORT = report_settings(config)  # the report block, defaults filled in
 wildcard_constraints:
     study=r"[A-Za-z0-9_]+",
     dataset=r"[a-z0-9][a-z0-9-]*",
-    regime="|".join(REGIMES),
+    regime=REGIME_PATTERN,
     arch=r"mlp|mlp-bnbfn|resnet50|resnet50-xbnblock-p2",
     seed=r"\d+",
     member=r"bank|static-[0-9.]+",
@@ -47,7 +56,7 @@ def runs(study_name, **fixed):
     return [
         dict(study=study_name, dataset=d, regime=r, arch=a, seed=s, member=m)
         for d in spec["datasets"]
-        for r in spec["regimes"]
+        for r in study_regimes(config, study_name)
         for a in spec["archs"]
         for s in study_seeds(config, study_name, r)
         for m in members(config, study_name)
@@ -101,7 +110,8 @@ def report_labels(item):
 
     def labels(wildcards):
         w = dict(wildcards.items())
-        arch = w.get("arch") or (primary_arch(study(wildcards)["archs"]) if item in FIGURES else "all")
+        plotted = item in FIGURES or item in BATCH_FIGURES
+        arch = w.get("arch") or (primary_arch(study(wildcards)["archs"]) if plotted else "all")
         return {
             "item": item_label(item),
             "regime": regime_label(w["regime"]) if "regime" in w else ALL_REGIMES,
@@ -142,8 +152,22 @@ def train_runtime(wildcards, attempt):
     return study(wildcards).get("resources", {}).get("runtime", 120) * attempt
 
 
+def batch_sizes(wildcards):
+    """Regime -> batch size (full batch: the training samples) of a study's runs on a data set."""
+    return {
+        r: regime_batch_size(config, wildcards.study, wildcards.dataset, r)
+        for r in study_regimes(config, wildcards.study)
+    }
+
+
+def batch_axis(study_name):
+    """Whether a study gets the batch-size table and figures: it lists `batch_sizes`."""
+    return "batch_sizes" in config["studies"][study_name]
+
+
 def study_targets(study_name):
     spec = config["studies"][study_name]
+    regimes = study_regimes(config, study_name)
     targets = [
         f"results/{study_name}/metrics.{ext}" for ext in ("csv", "html")
     ] + [
@@ -165,7 +189,7 @@ def study_targets(study_name):
         "results/{study}/figures/{dataset}/{regime}/{figure}.{ext}",
         study=study_name,
         dataset=spec["datasets"],
-        regime=spec["regimes"],
+        regime=regimes,
         figure=list(FIGURES),
         ext=["png", "pdf", "html"],
     )
@@ -173,9 +197,23 @@ def study_targets(study_name):
         "results/{study}/figures/{dataset}/{regime}/{arch}/{figure}.{ext}",
         study=study_name,
         dataset=spec["datasets"],
-        regime=spec["regimes"],
+        regime=regimes,
         arch=spec["archs"],
         figure=list(RUN_FIGURES),
         ext=["png", "pdf", "html"],
     )
+    if batch_axis(study_name):
+        targets += expand(
+            "results/{study}/tables/{dataset}_batch_sizes.{ext}",
+            study=study_name,
+            dataset=spec["datasets"],
+            ext=["tex", "csv", "html"],
+        )
+        targets += expand(
+            "results/{study}/figures/{dataset}/batch_sizes/{figure}.{ext}",
+            study=study_name,
+            dataset=spec["datasets"],
+            figure=list(BATCH_FIGURES),
+            ext=["png", "pdf", "html"],
+        )
     return targets

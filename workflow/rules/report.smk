@@ -186,3 +186,68 @@ rule run_figures:
         "../envs/dmbn.yaml"
     script:
         "../scripts/run_figures.py"
+
+
+rule batch_table:
+    """Test metrics against batch size, one data set of a study with `batch_sizes`: mean and
+    Student-t interval over seeds per estimator and batch size (CSV; LaTeX and HTML: accuracy)."""
+    input:
+        metrics="results/{study}/metrics.csv",
+        caption=workflow.source_path("../report/batch_table.rst"),
+    output:
+        tex="results/{study}/tables/{dataset}_batch_sizes.tex",
+        csv="results/{study}/tables/{dataset}_batch_sizes.csv",
+        html=report(
+            "results/{study}/tables/{dataset}_batch_sizes.html",
+            caption="../report/batch_table.rst",
+            category="{dataset}",
+            subcategory="{study}",
+            labels=report_labels("batch_table"),
+        ),
+    params:
+        batch_sizes=batch_sizes,
+        confidence=lambda w: study_report_settings(w)["confidence"],
+        decimals=REPORT["decimals"],
+    log:
+        "results/logs/{study}/batch_table_{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/batch_table.py"
+
+
+rule batch_figures:
+    """Test accuracy, last-epoch ESM and β* against batch size, one data set of a study with
+    `batch_sizes` (from the metrics table and the per-run summaries)."""
+    input:
+        metrics="results/{study}/metrics.csv",
+        esm="results/{study}/summaries/esm_last_epoch.csv",
+        betas="results/{study}/summaries/beta_star.csv",
+        captions=[workflow.source_path(f"../report/{name}.rst") for name in BATCH_FIGURES],
+    output:
+        png=[f"results/{{study}}/figures/{{dataset}}/batch_sizes/{name}.png" for name in BATCH_FIGURES],
+        pdf=[f"results/{{study}}/figures/{{dataset}}/batch_sizes/{name}.pdf" for name in BATCH_FIGURES],
+        html=[
+            report(
+                f"results/{{study}}/figures/{{dataset}}/batch_sizes/{name}.html",
+                caption=f"../report/{name}.rst",
+                category="{dataset}",
+                subcategory="{study}",
+                labels=report_labels(name),
+            )
+            for name in BATCH_FIGURES
+        ],
+    params:
+        batch_sizes=batch_sizes,
+        beta_layer=lambda w: study_report_settings(w)["beta_layer"],
+        esm_layers=lambda w: study_report_settings(w)["esm_layers"],
+        confidence=lambda w: study_report_settings(w)["confidence"],
+        dpi=REPORT["figure_dpi"],
+    log:
+        "results/logs/{study}/batch_figures_{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/batch_figures.py"
