@@ -2,7 +2,10 @@
 epoch on 48,000 samples: one pass per estimator (before) against one stacked pass over all of
 them (after: dmbn.esm, what training uses).
 
-    python benchmarks/bench_esm.py [--repeats 3] [--threads 1] [--chunk 2048]
+    python benchmarks/bench_esm.py [--repeats 3] [--threads 1] [--chunk 2048] [--every 1]
+
+The estimators are those measured every epoch (stages ``epoch`` and ``chosen``) of the default
+set, or with ``--every 1`` of every kind in ``dmbn.names.ESTIMATORS``.
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ from common import arguments, fashion_shaped, interleaved, machine
 
 from dmbn.esm import ESM_CHUNK, measure_esm, stacked_expected_statistics
 from dmbn.models import build_model
+from dmbn.names import DEFAULT_ESTIMATORS, ESTIMATOR_KINDS
 from dmbn.train import Run, TrainConfig
 
 
 def main() -> None:
-    args = arguments(__doc__, repeats=3, chunk=ESM_CHUNK)
+    args = arguments(__doc__, repeats=3, chunk=ESM_CHUNK, every=0)
+    kinds = ESTIMATOR_KINDS if args.every else DEFAULT_ESTIMATORS
     data = fashion_shaped()
-    run = Run(build_model("mlp", data.input_shape, 10), data, TrainConfig(batch_size=100, seed=0))
+    cfg = TrainConfig(batch_size=100, seed=0, estimators=kinds)
+    run = Run(build_model("mlp", data.input_shape, 10), data, cfg)
     start = time.perf_counter()
     run.train_epoch()
     epoch = time.perf_counter() - start
-    estimators = {name: run.bank.statistics(name) for name in run.bank.candidates + ["cma", "dmbn"]}
+    estimators = {**run.holder.stage_statistics("epoch"), **run.holder.stage_statistics("chosen")}
 
     def one_pass_each() -> None:
         for stats in estimators.values():
