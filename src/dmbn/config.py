@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .names import BATCH_NORM_ARCHS, FULL_BATCH_REGIMES, static_name
+from .names import (BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, estimator_name_pattern,
+                    static_name)
 
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
     from .train import TrainConfig
@@ -83,7 +84,7 @@ def validate(config: dict, schema: str | Path) -> None:
     import jsonschema  # the workflow's process needs it, training jobs do not
 
     with open(schema) as handle:
-        validator = _validator_class()(yaml.safe_load(handle))
+        validator = _validator_class()(with_registry(yaml.safe_load(handle)))
     errors = list(validator.iter_errors(config))
     while errors and any(_read_string_as_yaml(config, e) for e in errors):
         errors = list(validator.iter_errors(config))
@@ -93,6 +94,16 @@ def validate(config: dict, schema: str | Path) -> None:
         if any(e.validator == "type" and isinstance(e.instance, str) for e in errors):
             lines.append(NESTED_CONFIG_ADVICE)
         raise ConfigError("\n".join(lines))
+
+
+def with_registry(schema: dict) -> dict:
+    """The schema with its estimator definitions derived from ``dmbn.names.ESTIMATORS``: the kinds
+    ``train.estimators`` may list, and the row names that have an ESM (``report.esm_estimator``)."""
+    definitions = schema["$defs"]
+    definitions["estimator_kind"] = {"enum": list(ESTIMATORS)}
+    definitions["estimator_name"] = {"type": "string",
+                                     "pattern": estimator_name_pattern(("epoch", "chosen", "final"))}
+    return schema
 
 
 def _read_string_as_yaml(config: dict, error) -> bool:
@@ -236,11 +247,21 @@ def check(config: dict) -> None:
                                   f"{regime!r} (regimes: {study['regimes']})")
         for regime in study["regimes"]:
             train = study_train(config, name, regime)
+            _check_betas(key, train)
             if regime == "mini":
                 _check_batch_size(config, key, study, train)
             _check_layers(report_settings(config, name), key, study, train)
             if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
                 raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
+
+
+def _check_betas(key: str, train: dict) -> None:
+    """Two βs must not share a row name (``static_name`` keeps ten decimals)."""
+    names = [static_name(b) for b in train["betas"]]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ConfigError(f"{key}.train.betas: {train['betas']} give the same estimator name "
+                          f"{clash[0]!r} twice; use βs that differ within ten decimals")
 
 
 def _check_batch_size(config: dict, key: str, study: dict, train: dict) -> None:

@@ -88,10 +88,18 @@ def estimator_kind(name: str) -> str:
     """The kind of a row name: ``static-0.3`` -> ``static``, ``dmbn-sigma`` -> ``dmbn-sigma``."""
     if name in ESTIMATORS:
         return name
-    kind, _, beta = name.rpartition("-")
-    if kind in ESTIMATORS and ESTIMATORS[kind].per_beta:
-        return kind
+    for kind, spec in ESTIMATORS.items():
+        if spec.per_beta and name.startswith(f"{kind}-") and _is_number(name.removeprefix(f"{kind}-")):
+            return kind
     raise KeyError(f"{name!r} is no estimator name (kinds: {', '.join(ESTIMATORS)})")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def estimator_label(name: str, latex: bool = True) -> str:

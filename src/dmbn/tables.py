@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from .names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, METRICS, REGIMES, regime_label
+from .names import (BATCH_FREE_ARCHS, BN_BFN_RANK, DEFAULT_ESTIMATOR, METRICS, REGIMES,
+                    estimator_label, estimator_rank, regime_label)
 
-EXTRA_VARIANTS = ("precise", "cma", "recalibrated")
-LABELS = {"dmbn": "DMBN", "bn-bfn": "BN-BFN", "precise": "PreciseBN", "cma": "Cumulative average",
-          "recalibrated": "Recalibrated (ESM = 0)"}
-PAIRS = (("dmbn", DEFAULT_ESTIMATOR), ("dmbn", "bn-bfn"), ("dmbn", "precise"))
+BN_BFN = "bn-bfn"  # the batch-free twin with the default estimator: a variant, not an estimator
+PAIRS = (("dmbn", DEFAULT_ESTIMATOR), ("dmbn", BN_BFN), ("dmbn", "precise"),
+         ("dmbn-causal", DEFAULT_ESTIMATOR))
 
 
 def long_metrics(runs: pd.DataFrame) -> pd.DataFrame:
@@ -30,18 +30,21 @@ def long_metrics(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def variant_order(estimators) -> list[str]:
-    statics = sorted((e for e in estimators if e.startswith("static-")),
-                     key=lambda e: float(e.removeprefix("static-")))
-    return statics + ["dmbn", "bn-bfn", *EXTRA_VARIANTS]
+    """The estimators and BN-BFN in table order: the registry's ranks (``dmbn.names.ESTIMATORS``),
+    β within a kind; BN-BFN after the DMBNs, as in the thesis."""
+    return sorted(set(estimators) | {BN_BFN}, key=lambda v: (BN_BFN_RANK, 0.0) if v == BN_BFN
+                  else estimator_rank(v))
 
 
 def label(variant: str, latex: bool = True) -> str:
     """A variant's name for readers: LaTeX (tables, matplotlib's mathtext) or plain text (HTML)."""
-    if variant.startswith("static-"):
-        beta = variant.removeprefix("static-")
-        name = f"Static BN ($\\beta = {beta}$)" if latex else f"Static BN (β = {beta})"
-        return name + (" (default)" if variant == DEFAULT_ESTIMATOR else "")
-    return LABELS.get(variant, variant)
+    if variant == BN_BFN:
+        return "BN-BFN"
+    try:
+        name = estimator_label(variant, latex)
+    except KeyError:  # not an estimator of this dmbn: its name as it is
+        return variant
+    return name + (" (default)" if variant == DEFAULT_ESTIMATOR else "")
 
 
 def with_variants(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +52,7 @@ def with_variants(metrics: pd.DataFrame) -> pd.DataFrame:
     the default estimator). The twin's other estimators are not thesis rows and are dropped."""
     batch_free = metrics.arch.isin(list(BATCH_FREE_ARCHS))
     bn = metrics[~batch_free].assign(variant=lambda f: f.estimator)
-    bfn = metrics[batch_free & (metrics.estimator == DEFAULT_ESTIMATOR)].assign(variant="bn-bfn")
+    bfn = metrics[batch_free & (metrics.estimator == DEFAULT_ESTIMATOR)].assign(variant=BN_BFN)
     return pd.concat([bn, bfn], ignore_index=True)
 
 

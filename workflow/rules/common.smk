@@ -10,7 +10,7 @@ from dmbn.config import (
     study_seeds,
     study_train,
 )
-from dmbn.names import REGIMES, RUN_CARD, primary_arch, regime_label
+from dmbn.names import REGIMES, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label
 from dmbn.report import ALL_DATASETS, ALL_REGIMES, FIGURES, RUN_FIGURES, item_label
 
 for _configfile in workflow.configfiles:
@@ -29,7 +29,7 @@ wildcard_constraints:
     regime="|".join(REGIMES),
     arch=r"mlp|mlp-bnbfn|resnet50|resnet50-xbnblock-p2",
     seed=r"\d+",
-    member=r"bank|static-[0-9.]+",
+    member="bank|" + SEPARATE_MEMBER,
 
 
 def study(wildcards):
