@@ -17,7 +17,7 @@ def predict(model: nn.Module, x: Tensor, chunk: int = 4096) -> Tensor:
     return torch.cat([model(part).argmax(dim=1) for part in x.split(chunk)])
 
 
-def test_batches(n: int, batch_size: int | None) -> list[int]:
+def prediction_batch_sizes(n: int, batch_size: int | None) -> list[int]:
     """Sizes of consecutive test batches of ``batch_size`` (None: one batch of all ``n``); a
     trailing batch of one sample, which has no variance, joins the batch before it."""
     sizes = [min(batch_size or n, n - start) for start in range(0, n, batch_size or n)]
@@ -29,7 +29,7 @@ def test_batches(n: int, batch_size: int | None) -> list[int]:
 @torch.no_grad()
 def predict_with_batch_statistics(model: nn.Module, x: Tensor, batch_size: int | None) -> Tensor:
     """Prediction-time BN (Nado et al. 2020): class predictions where every BN layer normalises
-    each test batch (``test_batches``, in order) with that batch's own mean and biased variance, as
+    each test batch (``prediction_batch_sizes``, in order) with that batch's own mean and biased variance, as
     in training. Only the BN layers are in train mode, at momentum 0 so their running statistics
     stay; buffers, momenta, batch counters and modes are restored afterwards."""
     layers = [bn for _, bn in batchnorm_layers(model)]
@@ -42,7 +42,7 @@ def predict_with_batch_statistics(model: nn.Module, x: Tensor, batch_size: int |
             bn.momentum = 0.0
         try:
             return torch.cat([model(part).argmax(dim=1)
-                              for part in x.split(test_batches(len(x), batch_size))])
+                              for part in x.split(prediction_batch_sizes(len(x), batch_size))])
         finally:
             for bn, (momentum, steps) in zip(layers, saved):
                 bn.momentum = momentum
