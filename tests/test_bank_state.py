@@ -82,3 +82,23 @@ def test_a_fresh_bank_has_no_beta_star_and_needs_an_epoch_start():
     assert bank.beta_star is None  # no epoch finished yet
     with pytest.raises(RuntimeError, match=r"finish_epoch\(\) called without start_epoch\(\)"):
         bank.finish_epoch(torch.zeros(2, 2))
+
+
+def test_a_bank_state_written_before_estimators_were_plug_ins_still_loads(data):
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 1, 12), 3, depth=3, width=8)
+    kinds = ("static", "dmbn", "cma", "precise", "recalibrated")
+    loaded = EstimatorBank(copy.deepcopy(model), (0.2, 0.6), kinds)
+    g = torch.Generator().manual_seed(0)
+    ema_mean, ema_var = torch.randn(3, 24, generator=g), torch.rand(3, 24, generator=g)
+    dmbn, precise = (torch.randn(24, generator=g), torch.rand(24, generator=g)), (torch.zeros(24), torch.ones(24))
+    old = {"ema_mean": ema_mean, "ema_var": ema_var, "dmbn_mean": dmbn[0], "dmbn_var": dmbn[1],
+           "cma_steps": 4, "beta_star": torch.tensor([0.2, 0.6, 0.6], dtype=torch.float64),
+           "extra": {"precise": precise}}  # the old format, field by field
+    loaded.load_state_dict(old)
+    assert loaded.names == ["static-0.2", "static-0.6", "cma", "dmbn", "precise"]
+    assert torch.equal(loaded.statistics("static-0.6")[0], ema_mean[1]) and torch.equal(loaded.statistics("cma")[1], ema_var[2])
+    assert all(torch.equal(a, b) for a, b in zip(loaded.statistics("dmbn"), dmbn))
+    assert loaded.estimator("cma").steps == 4 and loaded.beta_star.tolist() == [0.2, 0.6, 0.6]
+    with pytest.raises(ValueError, match="^the bank's state has no estimator horizon"):
+        EstimatorBank(model, (0.2, 0.6), kinds + ("horizon",)).load_state_dict(old)

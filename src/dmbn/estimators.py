@@ -636,10 +636,28 @@ class EstimatorBank:
                 "estimators": {e.kind: e.state_dict() for e in self.estimators}}
 
     def load_state_dict(self, state: dict) -> None:
+        state = _plug_in_state(state)
+        missing = [e.kind for e in self.estimators if e.kind not in state["estimators"]]
+        if missing:
+            raise ValueError(f"the bank's state has no estimator {', '.join(missing)} "
+                             f"(it holds {', '.join(state['estimators'])})")
         self.ema_mean.copy_(state["ema_mean"])
         self.ema_var.copy_(state["ema_var"])
         for e in self.estimators:
             e.load_state_dict(state["estimators"][e.kind])
+
+
+def _plug_in_state(state: dict) -> dict:
+    """A bank state as this version writes it; a checkpoint of the bank before estimators were
+    plug-ins (static, CMA and DMBN as fields, PreciseBN and recalibrated in ``extra``) is converted,
+    so a run interrupted under that version resumes."""
+    if "estimators" in state:
+        return state
+    extra = state.get("extra", {})
+    return {"ema_mean": state["ema_mean"], "ema_var": state["ema_var"], "estimators": {
+        "static": {}, "cma": {"steps": state["cma_steps"]},
+        "dmbn": {"mean": state["dmbn_mean"], "var": state["dmbn_var"], "beta_star": state["beta_star"]},
+        "precise": {"value": extra.get("precise")}, "recalibrated": {"value": extra.get("recalibrated")}}}
 
 
 class OwnMomentum:

@@ -7,7 +7,8 @@ bitwise-identical results. Its files (see ``write_run``):
 * ``betas.csv``    epoch, layer, beta                           (DMBN's β* per layer and epoch)
 * ``history.csv``  epoch, train_loss, train_accuracy, esm_accuracy_<estimator>...  (wide: one
                    ESM-set accuracy column per estimator; precise/recalibrated exist only at the
-                   last epoch)
+                   last epoch; test-batch, which has no fixed statistics, has none, nor rows in
+                   esm.csv: its ESM is 0 by definition)
 * ``layers.csv``   layer, name, channels, position  (position: 1-based index among all norm
                    layers, batch-free ones included, i.e. the hidden layer of an MLP)
 * ``statistics.pt`` final statistics of every estimator, ``model.pt`` final weights
@@ -114,7 +115,8 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
 # -- the run -------------------------------------------------------------------------------------
 
 class Run:
-    """State of one training run: model, optimiser, bank, RNG and the logs so far."""
+    """State of one training run: model, optimiser, the estimators' holder (``statistics_holder``:
+    the bank, or BN's own buffers under the thesis's protocol), RNG and the logs so far."""
 
     def __init__(self, model: nn.Module, data: RunData, cfg: TrainConfig) -> None:
         self.cfg, self.data = cfg, data
