@@ -29,7 +29,7 @@ wildcard_constraints:
     regime="|".join(REGIMES),
     arch=r"mlp|mlp-bnbfn|resnet50|resnet50-xbnblock-p2",
     seed=r"\d+",
-    member="bank|" + SEPARATE_MEMBER,
+    member=f"bank|{SEPARATE_MEMBER}",
 
 
 def study(wildcards):
