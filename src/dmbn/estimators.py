@@ -246,14 +246,15 @@ class MomentEMA(Estimator):
         self.mean = torch.zeros(rows, channels, dtype=torch.float64, device=self.device)
         self.square = torch.ones(rows, channels, dtype=torch.float64, device=self.device)
         self.count = torch.full((channels,), 2.0, dtype=torch.float64, device=self.device)
+        self._biased = (self.count - 1) / self.count
 
     def observe(self, batch: Batch) -> None:
-        n = batch.count.double()
+        if batch.count is not self.count:  # a new batch size: the biased-variance factor changes
+            self.count, self._biased = batch.count, (batch.count - 1) / batch.count
         mean = batch.mean.double()
-        square = batch.var.double() * (n - 1) / n + mean.square()
+        square = torch.addcmul(mean.square(), batch.var.double(), self._biased)
         self.mean.lerp_(mean.expand_as(self.mean), self.beta)
         self.square.lerp_(square.expand_as(self.square), self.beta)
-        self.count = n
 
     def statistics(self) -> dict[str, Statistics]:
         bessel = 1.0 - self.beta / ((2.0 - self.beta) * self.count)
@@ -268,6 +269,7 @@ class MomentEMA(Estimator):
         self.mean.copy_(state["mean"])
         self.square.copy_(state["square"])
         self.count = state["count"].to(self.device)
+        self._biased = (self.count - 1) / self.count
 
 
 # -- DMBN and its variants -------------------------------------------------------------------------
@@ -501,6 +503,8 @@ class EstimatorBank:
                              "to the estimators")
         self._observers = [e for e in self.estimators if type(e).observe is not Estimator.observe]
         self._counts = self._count_hooks() if any(e.needs_count for e in self.estimators) else None
+        self._last_counts: tuple[int, ...] = ()
+        self._count: Tensor | None = None
         self.epoch_steps = 0
         self._epoch_start: Statistics | tuple | None = None  # the candidates' state at the start
 
@@ -535,6 +539,17 @@ class EstimatorBank:
         for i, (_, bn) in enumerate(batchnorm_layers(self.model)):
             bn.register_forward_pre_hook(_count_into(counts, i))
         return counts
+
+    def _count_per_channel(self) -> Tensor | None:
+        """Values per channel of the last batch (only if an estimator asks); rebuilt only when the
+        batch size changed, so a step usually reuses the same tensor."""
+        if self._counts is None:
+            return None
+        if tuple(self._counts) != self._last_counts:
+            self._last_counts = tuple(self._counts)
+            self._count = self.layout.per_channel(torch.tensor(self._last_counts, dtype=torch.float64,
+                                                               device=self._batch_mean.device))
+        return self._count
 
     # -- names -----------------------------------------------------------------------------
     @property
@@ -584,10 +599,7 @@ class EstimatorBank:
     def observe(self) -> None:
         """Fold the batch statistics of the training forward just run into every estimator."""
         if self._observers:
-            count = None
-            if self._counts is not None:
-                count = self.layout.per_channel(torch.tensor(self._counts, device=self._batch_mean.device))
-            batch = Batch(self._batch_mean, self._batch_var, count)
+            batch = Batch(self._batch_mean, self._batch_var, self._count_per_channel())
             for e in self._observers:
                 e.observe(batch)
         self.ema_mean.lerp_(self._batch_mean.expand_as(self.ema_mean), self._weights)
