@@ -259,3 +259,28 @@ def test_a_run_with_every_estimator_logs_each_and_resumes_bitwise(data, tmp_path
     assert set(statistics.names) == per_beta | others
     # static-1 and moment-1 are both the last batch's statistics, by two routes
     torch.testing.assert_close(statistics.of("moment-1"), statistics.of("static-1"), rtol=1e-4, atol=1e-5)
+
+
+# -- through the workflow --------------------------------------------------------------------------
+
+@pytest.mark.slow  # a small study through every rule: a few minutes on 2 cores
+def test_a_study_with_every_estimator_runs_through_the_workflow(tmp_path):
+    from conftest import quickstart_config, snakemake, write_config
+
+    config = quickstart_config(tmp_path, epochs=2)
+    study = config["studies"]["quickstart"]
+    study.update(seeds=[1], regimes=["mini", "full"])
+    study["train"].update(estimators=list(ESTIMATOR_KINDS), betas=[0.01, 0.1, 1.0])
+    snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2", "quickstart")
+    metrics = pd.read_csv(tmp_path / "results/quickstart/metrics.csv")
+    bn = metrics[metrics.arch == "mlp"]
+    per_beta = [f"{k}-{b}" for k in ("static", "horizon", "moment") for b in ("0.01", "0.1", "1")]
+    others = ["cma", "dmbn", "dmbn-causal", "dmbn-sigma", "dmbn-mu-sigma", "precise", "recalibrated", "test-batch"]
+    assert bn.groupby("regime").estimator.apply(set).to_dict() == {r: set(per_beta + others) for r in ("mini", "full")}
+    table = pd.read_csv(tmp_path / "results/quickstart/tables/digits.csv")
+    order = table[table.regime == "mini"].variant.tolist()  # the registry's ranks, β within a kind
+    assert order == ["static-0.01", "static-0.1", "static-1", "horizon-0.01", "horizon-0.1", "horizon-1",
+                     "moment-0.01", "moment-0.1", "moment-1", "dmbn", "dmbn-causal", "dmbn-sigma",
+                     "dmbn-mu-sigma", "bn-bfn", "precise", "cma", "recalibrated", "test-batch"]
+    figures = tmp_path / "results/quickstart/figures/digits/mini"
+    assert (figures / "accuracy_vs_beta.png").stat().st_size > 0 and (figures / "mlp/training.png").stat().st_size > 0
