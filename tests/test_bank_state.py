@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dmbn.estimators import EstimatorBank, TrainingContext, precise_statistics
+from dmbn.bank import EstimatorBank
+from dmbn.estimators import TrainingContext, precise_statistics
 from dmbn.models import build_model
 
 

@@ -5,7 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmbn.estimators import STATIC_BETAS, EstimatorBank, precise_statistics
+from dmbn.bank import EstimatorBank
+from dmbn.estimators import precise_statistics
+from dmbn.names import STATIC_BETAS
 from dmbn.models import build_model
 from dmbn.statistics import read_buffers
 

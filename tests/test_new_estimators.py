@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dmbn.estimators import EstimatorBank, TrainingContext
+from dmbn.bank import EstimatorBank
 from dmbn.evaluate import evaluate_estimators, predict_with_batch_statistics, prediction_batch_sizes
 from dmbn.models import build_model
 from dmbn.names import ESTIMATOR_KINDS, STATIC_BETAS

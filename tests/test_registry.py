@@ -13,7 +13,7 @@ from torch import nn
 
 import dmbn.estimators
 from dmbn.config import ConfigError, check, validate
-from dmbn.estimators import EstimatorBank
+from dmbn.bank import EstimatorBank
 from dmbn.names import ESTIMATORS, EstimatorKind, estimator_kind, static_name
 from dmbn.statistics import read_buffers
 from dmbn.tables import label, variant_order
@@ -74,7 +74,7 @@ def readme_example() -> str:
 
 
 def test_the_readme_example_of_adding_an_estimator_works(monkeypatch):
-    namespace = {**vars(dmbn.estimators), "copy": copy, "nn": nn, "torch": torch,
+    namespace = {**vars(dmbn.estimators), "EstimatorBank": EstimatorBank, "copy": copy, "nn": nn, "torch": torch,
                  "read_buffers": read_buffers, "EstimatorKind": EstimatorKind}
     exec(compile(readme_example(), "README.md", "exec"), namespace)
     for kind, entry in namespace["REGISTRY_LINE"].items():

@@ -38,7 +38,8 @@ from . import cards, checkpoints, faults
 from .checkpoints import save_atomic
 from .data import RunData, augment, augmentation_draws
 from .esm import ESM_CHUNK, measure_esm, recalibrated_statistics
-from .estimators import EstimatorBank, OwnMomentum, StatisticsHolder, TrainingContext
+from .bank import EstimatorBank, OwnMomentum, StatisticsHolder
+from .estimators import TrainingContext
 from .names import DEFAULT_ESTIMATORS, REFERENCE_BATCH_SIZE, RUN_CARD, STATIC_BETAS
 from .models import norm_layers
 from .statistics import EstimatorStatistics, batchnorm_layers
