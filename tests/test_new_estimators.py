@@ -16,7 +16,7 @@ from dmbn.evaluate import evaluate_estimators, predict_with_batch_statistics, pr
 from dmbn.models import build_model
 from dmbn.names import ESTIMATOR_KINDS, STATIC_BETAS
 from dmbn.statistics import EstimatorStatistics, LayerLayout, read_buffers
-from dmbn.train import Run, TrainConfig, statistics_holder, train_run, write_run
+from dmbn.train import TrainConfig, statistics_holder, train_run, write_run
 
 
 def small_mlp(seed: int = 0) -> nn.Module:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .estimators import (DMBN, Batch, CausalDMBN, EmaRows, Estimator, EpochContext, Setup, StaticEMA,
-                         Statistics, TrainingContext, _count_into, estimator_class)
+                         Statistics, TrainingContext, element_counter, estimator_class)
 from .names import ESTIMATORS, STATIC_BETAS, static_name
 from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers, using_statistics
 
@@ -60,18 +60,11 @@ class EstimatorBank:
         if not self.layout.sizes:
             raise ValueError("the model has no BatchNorm layer to estimate statistics for")
         self.betas = tuple(sorted(float(b) for b in betas))
+        classes = _estimator_classes(set(estimators))  # checked before the model is touched
         self._batch_mean, self._batch_var = self._pool_buffers()
         setup = Setup(self.layout, self._batch_mean.device, self.betas, kappa, prediction_batch)
-        kinds = set(estimators)
-        self.estimators = [estimator_class(k)(setup) for k in ESTIMATORS if k in kinds]
-        unknown = kinds - set(ESTIMATORS)
-        if unknown:
-            raise KeyError(f"unknown estimator kinds {sorted(unknown)} (kinds: {', '.join(ESTIMATORS)})")
+        self.estimators = [cls(setup) for cls in classes]
         self._bind_ema_rows()
-        choosers = [e.kind for e in self.estimators if isinstance(e, (DMBN, CausalDMBN))]
-        if choosers and self._static is None:
-            raise ValueError(f"{', '.join(choosers)} choose among the static candidates: add 'static' "
-                             "to the estimators")
         self._observers = [e for e in self.estimators if type(e).observe is not Estimator.observe]
         self._counts = self._count_hooks() if any(e.needs_count for e in self.estimators) else None
         self._last_counts: tuple[int, ...] = ()
@@ -108,7 +101,7 @@ class EstimatorBank:
         """Values per channel of each BN layer's last input (forward pre-hooks)."""
         counts = [0] * len(self.layout.sizes)
         for i, (_, bn) in enumerate(batchnorm_layers(self.model)):
-            bn.register_forward_pre_hook(_count_into(counts, i))
+            bn.register_forward_pre_hook(element_counter(counts, i))
         return counts
 
     def _count_per_channel(self) -> Tensor | None:
@@ -228,6 +221,20 @@ class EstimatorBank:
         self.ema_var.copy_(state["ema_var"])
         for e in self.estimators:
             e.load_state_dict(state["estimators"][e.kind])
+
+
+def _estimator_classes(kinds: set[str]) -> list[type[Estimator]]:
+    """The classes of ``kinds`` in registry order; unknown kinds, and choosers of β* without
+    their static candidates, are refused."""
+    unknown = kinds - set(ESTIMATORS)
+    if unknown:
+        raise KeyError(f"unknown estimator kinds {sorted(unknown)} (kinds: {', '.join(ESTIMATORS)})")
+    classes = [estimator_class(k) for k in ESTIMATORS if k in kinds]
+    choosers = [c.kind for c in classes if issubclass(c, (DMBN, CausalDMBN))]
+    if choosers and "static" not in kinds:
+        raise ValueError(f"{', '.join(choosers)} choose among the static candidates: add 'static' "
+                         "to the estimators")
+    return classes
 
 
 def _plug_in_state(state: dict) -> dict:

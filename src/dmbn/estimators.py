@@ -494,7 +494,7 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
     saved_steps = [bn.num_batches_tracked.clone() for bn in layers]  # train forwards count them
     was_training = model.training
     counts: list[int] = [0] * len(layers)
-    hooks = [bn.register_forward_pre_hook(_count_into(counts, i)) for i, bn in enumerate(layers)]
+    hooks = [bn.register_forward_pre_hook(element_counter(counts, i)) for i, bn in enumerate(layers)]
     population = PopulationStatistics()
     with preserved_statistics(model):
         for bn in layers:
@@ -518,7 +518,7 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
     return mean.to(dtype), var.to(dtype)
 
 
-def _count_into(counts: list[int], index: int):
+def element_counter(counts: list[int], index: int):
     """A forward pre-hook recording how many elements per channel a BN layer's input holds."""
     def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         x = inputs[0]

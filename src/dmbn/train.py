@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from . import cards, checkpoints, faults
 from .checkpoints import save_atomic
 from .data import RunData, augment, augmentation_draws
-from .esm import ESM_CHUNK, measure_esm, recalibrated_statistics
+from .esm import ESM_CHUNK, measure_esm
 from .bank import EstimatorBank, OwnMomentum, StatisticsHolder
 from .estimators import TrainingContext
 from .names import DEFAULT_ESTIMATORS, REFERENCE_BATCH_SIZE, RUN_CARD, STATIC_BETAS
