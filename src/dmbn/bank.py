@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .estimators import (DMBN, Batch, CausalDMBN, EmaRows, Estimator, EpochContext, Setup, StaticEMA,
                          Statistics, TrainingContext, element_counter, estimator_class)
-from .names import ESTIMATORS, STATIC_BETAS, static_name
+from .names import ESTIMATORS, STAGES, STATIC_BETAS, static_name
 from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers, using_statistics
 
 
@@ -224,12 +224,14 @@ class EstimatorBank:
 
 
 def _estimator_classes(kinds: set[str]) -> list[type[Estimator]]:
-    """The classes of ``kinds`` in registry order; unknown kinds, and choosers of β* without
-    their static candidates, are refused."""
+    """The classes of ``kinds`` by stage (``dmbn.names.STAGES``: the order the ESM passes measure
+    them in), registry order within a stage; unknown kinds, and choosers of β* without their
+    static candidates, are refused."""
     unknown = kinds - set(ESTIMATORS)
     if unknown:
         raise KeyError(f"unknown estimator kinds {sorted(unknown)} (kinds: {', '.join(ESTIMATORS)})")
-    classes = [estimator_class(k) for k in ESTIMATORS if k in kinds]
+    order = sorted(kinds, key=lambda k: (STAGES.index(ESTIMATORS[k].stage), list(ESTIMATORS).index(k)))
+    classes = [estimator_class(k) for k in order]
     choosers = [c.kind for c in classes if issubclass(c, (DMBN, CausalDMBN))]
     if choosers and "static" not in kinds:
         raise ValueError(f"{', '.join(choosers)} choose among the static candidates: add 'static' "

@@ -31,12 +31,13 @@ class EstimatorKind:
     per_beta: bool = False
 
 
-# The registry, in bank order (the order of a run's files). Adding an estimator: one line here,
-# one class in dmbn.estimators (README, "The library").
+# The registry. A bank holds its estimators by stage (STAGES), in this order within a stage: the
+# order of a run's files. Adding an estimator: one line here, one class in dmbn.estimators (README,
+# "The library").
 ESTIMATORS = {
     "static": EstimatorKind("Static BN", "StaticEMA", "epoch", True, 10, per_beta=True),
-    "cma": EstimatorKind("Cumulative average", "CumulativeAverage", "epoch", True, 40),
     "dmbn": EstimatorKind("DMBN", "DMBN", "chosen", True, 20),
+    "cma": EstimatorKind("Cumulative average", "CumulativeAverage", "epoch", True, 40),
     "precise": EstimatorKind("PreciseBN", "PreciseBN", "final", True, 30),
     "recalibrated": EstimatorKind("Recalibrated (ESM = 0)", "Recalibrated", "final", True, 50),
     "horizon": EstimatorKind("Horizon-matched EMA", "HorizonEMA", "epoch", False, 11, per_beta=True),
@@ -49,6 +50,7 @@ ESTIMATORS = {
     "test-batch": EstimatorKind("Prediction-time BN (test batch statistics)", "TestBatch", "none",
                                 False, 60),
 }
+STAGES = ("epoch", "chosen", "final", "none")  # when statistics are ready (EstimatorKind.stage)
 ESTIMATOR_KINDS = tuple(ESTIMATORS)
 DEFAULT_ESTIMATORS = tuple(k for k, v in ESTIMATORS.items() if v.default)
 BN_BFN_RANK = 25  # the batch-free twin's row sits between the DMBNs and PreciseBN, as in the thesis
@@ -121,7 +123,7 @@ def estimator_rank(name: str) -> tuple[int, float]:
     return ESTIMATORS[kind].rank, beta
 
 
-def estimator_name_pattern(stages: tuple[str, ...] = ("epoch", "chosen", "final", "none")) -> str:
+def estimator_name_pattern(stages: tuple[str, ...] = STAGES) -> str:
     """A regular expression matching the row names of every kind in ``stages`` (schema)."""
     parts = [k + (r"-[0-9.]+" if v.per_beta else "")
              for k, v in ESTIMATORS.items() if v.stage in stages]
