@@ -1,4 +1,4 @@
-"""Running-statistics estimators of BatchNorm as plug-ins, and the holders that carry them.
+"""Running-statistics estimators of BatchNorm as plug-ins: one class per kind, one interface.
 
 In train mode BN normalises with batch statistics and only *writes* its running estimates, so the
 momentum β never changes the weights. One run can therefore carry every estimator. Each kind is
