@@ -77,7 +77,7 @@ def main() -> None:
         run = Run(model, data, cfg)
         seconds = timed_epochs(run, args.epochs, args.device)
         print(f"  {name:42s} {args.train / seconds:9.0f} images/s  (target >= 10,000 on an H100)")
-    estimators = {n: run.bank.statistics(n) for n in run.bank.candidates + ["cma", "dmbn"]}
+    estimators = {**run.holder.stage_statistics("epoch"), **run.holder.stage_statistics("chosen")}
     start = time.perf_counter()
     measure_esm(run.model, estimators, data.x_esm, data.y_esm, chunk=1000)
     synchronize(args.device)

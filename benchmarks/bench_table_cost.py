@@ -39,7 +39,8 @@ def plain_epochs(data) -> Callable[[], None]:
 def final_work(run: Run) -> float:
     """Seconds of the end-of-training estimators (PreciseBN, recalibrated) and their ESM."""
     start = time.perf_counter()
-    if run.bank is not None and (final := run.final_estimators()):
+    run.holder.finish_training(run.training_context())
+    if final := run.holder.stage_statistics("final"):
         run.measure(final)
     return time.perf_counter() - start
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-import dmbn.train
+import dmbn.estimators
 from dmbn.config import members, study_train, train_config
 from dmbn.models import build_model
 from dmbn.train import TrainConfig, layer_table, train_run, write_run
@@ -48,8 +48,8 @@ def run(tmp_path_factory):
     """One tiny bank run, written to disk, and what PreciseBN saw during it."""
     folder = tmp_path_factory.mktemp("run")
     patch = pytest.MonkeyPatch()
-    spy = PreciseSpy(dmbn.train.precise_statistics)
-    patch.setattr(dmbn.train, "precise_statistics", spy)
+    spy = PreciseSpy(dmbn.estimators.precise_statistics)  # what PreciseBN calls
+    patch.setattr(dmbn.estimators, "precise_statistics", spy)
     try:
         torch.manual_seed(3)
         data = tiny_data()
@@ -99,8 +99,8 @@ def test_precise_bn_sees_the_configured_number_of_training_batches(run):
 
 
 def test_full_batch_precise_bn_gets_the_whole_training_set_once(monkeypatch):
-    spy = PreciseSpy(dmbn.train.precise_statistics)
-    monkeypatch.setattr(dmbn.train, "precise_statistics", spy)
+    spy = PreciseSpy(dmbn.estimators.precise_statistics)  # what PreciseBN calls
+    monkeypatch.setattr(dmbn.estimators, "precise_statistics", spy)
     data = tiny_data()
     model = build_model("mlp", data.input_shape, data.num_classes, depth=2, width=8)
     train_run(model, data, TrainConfig(epochs=1, batch_size=None, precise_batches=5, seed=1))

@@ -229,9 +229,10 @@ def test_compiled_training_step_feeds_the_bank_as_the_eager_one_does(data):
     compiled = Run(fresh_model(), data, TrainConfig(**{**config.__dict__, "compile": True}))
     rows = [run.next_epoch() for run in (eager, compiled)]
     assert rows[1]["train_loss"] == pytest.approx(rows[0]["train_loss"], rel=1e-6)
-    torch.testing.assert_close(compiled.bank.ema_mean, eager.bank.ema_mean, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(compiled.bank.ema_var, eager.bank.ema_var, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(compiled.bank.dmbn_mean, eager.bank.dmbn_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.holder.ema_mean, eager.holder.ema_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.holder.ema_var, eager.holder.ema_var, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled.holder.statistics("dmbn"), eager.holder.statistics("dmbn"),
+                               rtol=1e-5, atol=1e-6)
     compiled.next_epoch()  # the compiled model trains on after the ESM pass swapped its BN layers
     assert sorted({row["epoch"] for row in compiled.esm_rows}) == [1, 2]
-    assert len(compiled.history_rows) == 2 and compiled.bank.cma_steps == 2
+    assert len(compiled.history_rows) == 2 and compiled.holder.estimator("cma").steps == 2

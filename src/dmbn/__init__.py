@@ -9,7 +9,8 @@ from importlib import import_module
 
 # Public names, loaded on first use so that torch-free modules (dmbn.config) import fast.
 _EXPORTS = {
-    "EstimatorBank": "estimators", "precise_statistics": "estimators",
+    "EstimatorBank": "bank", "precise_statistics": "estimators", "Estimator": "estimators",
+    "ESTIMATORS": "names",
     "STATIC_BETAS": "names", "static_name": "names",
     "expected_statistics": "esm", "measure_esm": "esm", "recalibrated_statistics": "esm",
     "EstimatorStatistics": "statistics", "LayerLayout": "statistics", "using_statistics": "statistics",

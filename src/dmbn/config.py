@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .names import (BATCH_NORM_ARCHS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime, family_batch_size,
+from .names import (BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime,
+                    estimator_name_pattern, family_batch_size,
                     static_name)
 
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
@@ -100,8 +101,14 @@ def validate(config: dict, schema: str | Path) -> None:
 
 
 def with_registries(schema: dict) -> dict:
-    """``schema`` with the names it takes from ``dmbn.names`` filled in (its ``$defs.regime``)."""
-    schema.setdefault("$defs", {})["regime"] = {"type": "string", "pattern": f"^({REGIME_PATTERN})$"}
+    """``schema`` with the names it takes from ``dmbn.names`` filled in: the regimes
+    (``$defs.regime``), the estimator kinds ``train.estimators`` may list and the row names that
+    have an ESM (``report.esm_estimator``), from ``ESTIMATORS``."""
+    definitions = schema.setdefault("$defs", {})
+    definitions["regime"] = {"type": "string", "pattern": f"^({REGIME_PATTERN})$"}
+    definitions["estimator_kind"] = {"enum": list(ESTIMATORS)}
+    definitions["estimator_name"] = {"type": "string",
+                                     "pattern": estimator_name_pattern(("epoch", "chosen", "final"))}
     return schema
 
 
@@ -298,6 +305,7 @@ def check(config: dict) -> None:
                                   f"({family_batch_size(regime)})")
         for regime in regimes:
             train = study_train(config, name, regime)
+            _check_betas(key, train)
             if regime not in FULL_BATCH_REGIMES:
                 _check_batch_size(config, _batch_size_key(key, study, regime), study, train)
             _check_layers(report_settings(config, name), key, study, train)
@@ -310,6 +318,15 @@ def _batch_size_key(key: str, study: dict, regime: str) -> str:
     if family_batch_size(regime) is None:
         return f"{key}.train.batch_size"
     return f"{key}.batch_sizes" if "batch_sizes" in study else f"{key}.regimes"
+
+
+def _check_betas(key: str, train: dict) -> None:
+    """Two βs must not share a row name (``static_name`` keeps ten decimals)."""
+    names = [static_name(b) for b in train["betas"]]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ConfigError(f"{key}.train.betas: {train['betas']} give the same estimator name "
+                          f"{clash[0]!r} twice; use βs that differ within ten decimals")
 
 
 def _check_batch_size(config: dict, key: str, study: dict, train: dict) -> None:

@@ -210,6 +210,11 @@ class EsmMeasurement:
     esm_sigma: Tensor
     accuracy: Tensor
 
+    def select(self, names: Sequence[str]) -> "EsmMeasurement":
+        """The measurement of ``names`` alone, in that order."""
+        rows = [self.names.index(n) for n in names]
+        return EsmMeasurement(list(names), self.esm_mu[rows], self.esm_sigma[rows], self.accuracy[rows])
+
     def rows(self, epoch: int) -> list[dict]:
         """Long-format rows ``epoch, layer, estimator, esm_mu, esm_sigma`` (layers 1-based)."""
         mu, sigma = self.esm_mu.tolist(), self.esm_sigma.tolist()

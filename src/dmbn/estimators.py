@@ -1,174 +1,449 @@
-"""The estimator bank: many BatchNorm running-statistics estimators fed by one training trajectory.
+"""Running-statistics estimators of BatchNorm as plug-ins: one class per kind, one interface.
 
 In train mode BN normalises with batch statistics and only *writes* its running estimates, so the
-momentum β never changes the weights. One run can therefore carry every estimator:
+momentum β never changes the weights. One run can therefore carry every estimator. Each kind is
+one small class behind the ``Estimator`` interface (in the style of fvcore's ``precise_bn``), listed
+in the registry ``dmbn.names.ESTIMATORS``; ``docs/ESTIMATORS.md`` states each one's definition and
+cost. Notation: per channel, batch b of n values has mean m_b and unbiased variance v_b.
 
-* ``static-β``     PyTorch's EMA with momentum β (unbiased batch variance, as PyTorch keeps it)
-* ``cma``          cumulative moving average (PyTorch's ``momentum=None``)
-* ``dmbn``         Dynamic Momentum BN: per layer and epoch, the β* whose static estimator has
-                   the smallest ESM_μ at that epoch's end drives this layer's EMA over that epoch
-* ``precise``      PreciseBN: population statistics (all samples of N training batches, Bessel-
-                   corrected once) of the final weights, as fvcore's ``update_bn_stats``
+* ``static-β``     PyTorch's EMA with momentum β: μ ← (1−β)μ + β m_b, σ² ← (1−β)σ² + β v_b
+* ``cma``          cumulative average (PyTorch's ``momentum=None``): β_t = 1/t
+* ``horizon-β``    the static EMA at per-step momentum 1 − (1−β)^κ, κ = batch size / reference
+                   batch size: the same horizon in samples whatever the batch size
+* ``moment-β``     EMAs of E[x] and E[x²], σ² = (E[x²] − E[x]²) / (1 − β/((2−β)n))
+* ``dmbn``         Dynamic Momentum BN: per layer and epoch, the β* whose static EMA has the
+                   smallest ESM_μ at that epoch's end drives this layer's EMA over that epoch
+* ``dmbn-sigma``, ``dmbn-mu-sigma``: the same, choosing by ESM_σ, or by ESM_μ + ESM_σ
+* ``dmbn-causal``  a real per-layer EMA whose β during epoch e is epoch e−1's β* (0.1 first)
+* ``precise``      PreciseBN: population statistics of the final weights (fvcore's ``update_bn_stats``)
 * ``recalibrated`` expected statistics measured layer by layer on the ESM set (ESM = 0)
+* ``test-batch``   prediction-time BN: no statistics; each test batch is normalised with its own
 
-How batch statistics are observed at no cost: every BN layer's buffers become views into one flat
-vector and its momentum is set to 1.0, so after each training forward that vector holds exactly
-the last batch's mean and unbiased variance for all layers. ``observe()`` then updates all EMAs
-with one ``lerp_`` on an ``[estimators, channels]`` tensor.
+A holder (``dmbn.bank``) carries the estimators of one run and feeds them every training batch.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
-from .names import STATIC_BETAS, static_name
-from .statistics import (EstimatorStatistics, LayerLayout, batchnorm_layers, preserved_statistics,
-                         read_buffers, using_statistics)
+from .names import ESTIMATORS, static_name
+from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, read_buffers
+
+Statistics = tuple[Tensor, Tensor]  # flat (mean, var) over every BN channel
+FIRST_EPOCH_BETA = 0.1  # causal DMBN's momentum before any β* exists: PyTorch's default
 
 
-class EstimatorBank:
-    """Running-statistics estimators for every BN layer of ``model``.
+# -- what estimators see ---------------------------------------------------------------------------
 
-    Call ``start_epoch()`` before an epoch, ``observe()`` after every training forward, and
-    ``finish_epoch(esm_mu)`` at the epoch's end with the static candidates' ESM_μ per layer
-    (from ``dmbn.esm``) to set DMBN's β* for that epoch.
+@dataclass
+class Batch:
+    """One training forward's statistics, flat over every BN channel."""
+
+    mean: Tensor          # batch mean
+    var: Tensor           # unbiased batch variance (what BN writes at momentum 1)
+    count: Tensor | None  # values per channel (samples x positions); only if an estimator asks
+
+
+@dataclass
+class Setup:
+    """What an estimator is built from: the model's layout and device, and the run's settings."""
+
+    layout: LayerLayout
+    device: torch.device
+    betas: tuple[float, ...]        # the static candidates (sorted)
+    kappa: float = 1.0              # batch size / reference batch size (horizon-matched EMAs)
+    prediction_batch: int | None = None  # test-batch: samples per test batch (None: all at once)
+
+
+@dataclass
+class EpochContext:
+    """The end of an epoch, for estimators that choose β*: the static candidates' ESM (``[candidates,
+    layers]``), their EMA states at the epoch's start and end (``[candidates, channels]``) and the
+    number of steps in between."""
+
+    betas: tuple[float, ...]
+    esm_mu: Tensor
+    esm_sigma: Tensor | None
+    start: Statistics
+    end: Statistics
+    steps: int
+
+
+@dataclass
+class TrainingContext:
+    """The end of training, for estimators of the final weights."""
+
+    model: nn.Module
+    training_batches: Callable[[], Iterable[Tensor]]  # PreciseBN's batches of training inputs
+    x_esm: Tensor
+    esm_chunk: int
+
+
+# -- the interface ---------------------------------------------------------------------------------
+
+class Estimator:
+    """One kind of running-statistics estimator (``dmbn.names.ESTIMATORS`` lists them).
+
+    A holder calls ``start_epoch()`` before each epoch, ``observe(batch)`` after every training
+    forward, ``finish_epoch(context)`` at each epoch's end (after the ESM pass of the ``epoch``
+    stage) and ``finish_training(context)`` once at the end. ``statistics()`` gives the rows it
+    holds now ({} before they exist); ``names`` every row it contributes.
     """
 
-    def __init__(self, model: nn.Module, betas: Iterable[float] = STATIC_BETAS,
-                 dmbn: bool = True, cma: bool = True) -> None:
-        self.model = model
-        self.layout = LayerLayout.of(model)
-        if not self.layout.sizes:
-            raise ValueError("the model has no BatchNorm layer to estimate statistics for")
-        self.betas = tuple(sorted(float(b) for b in betas))
-        if dmbn and not self.betas:
-            raise ValueError("DMBN chooses among static candidates: give at least one β")
-        self.has_dmbn, self.has_cma = dmbn, cma
-        self._batch_mean, self._batch_var = self._pool_buffers()
-        device, channels = self._batch_mean.device, self.layout.channels
-        rows = len(self.betas) + int(cma)
-        # EMA rows: the static candidates, then CMA (its weight 1/n changes every step).
-        self._weights = torch.tensor(self.betas + (1.0,) * int(cma), device=device).unsqueeze(1)
-        self.ema_mean = torch.zeros(rows, channels, device=device)
-        self.ema_var = torch.ones(rows, channels, device=device)
-        self.dmbn_mean = torch.zeros(channels, device=device)
-        self.dmbn_var = torch.ones(channels, device=device)
-        self.cma_steps = 0
-        self.epoch_steps = 0
-        self.beta_star: Tensor | None = None  # β* per layer from the last finished epoch
-        self.extra: dict[str, tuple[Tensor, Tensor]] = {}  # precise, recalibrated (end of training)
-        self._epoch_start: tuple[Tensor, Tensor] | None = None
+    kind = ""
+    needs_count = False  # observe() needs Batch.count (a forward hook per BN layer)
 
-    def _pool_buffers(self) -> tuple[Tensor, Tensor]:
-        """Make every BN buffer a view into one flat vector and have BN write raw batch stats there."""
-        layers = [bn for _, bn in batchnorm_layers(self.model)]
-        flat_mean = torch.cat([bn.running_mean.detach() for bn in layers])
-        flat_var = torch.cat([bn.running_var.detach() for bn in layers])
-        for bn, m, v in zip(layers, self.layout.split(flat_mean), self.layout.split(flat_var)):
-            bn.running_mean, bn.running_var = m, v
-            bn.momentum = 1.0
-        return flat_mean, flat_var
-
-    # -- names -----------------------------------------------------------------------------
-    @property
-    def names(self) -> list[str]:
-        """Every estimator this bank currently holds statistics for."""
-        return self._ema_names + ["dmbn"] * self.has_dmbn + list(self.extra)
+    def __init__(self, setup: Setup) -> None:
+        self.layout, self.device = setup.layout, setup.device
+        self.names = [self.kind]
 
     @property
-    def _ema_names(self) -> list[str]:
-        """Names of the rows of ``ema_mean``/``ema_var``."""
-        return self.candidates + ["cma"] * self.has_cma
+    def stage(self) -> str:
+        return ESTIMATORS[self.kind].stage
 
-    @property
-    def candidates(self) -> list[str]:
-        """DMBN's candidates: the static estimators, smallest β first."""
-        return [static_name(b) for b in self.betas]
-
-    def statistics(self, name: str) -> tuple[Tensor, Tensor]:
-        """(mean, var) flat vectors of estimator ``name``."""
-        if name == "dmbn" and self.has_dmbn:
-            return self.dmbn_mean, self.dmbn_var
-        if name in self.extra:
-            return self.extra[name]
-        if name not in self._ema_names:
-            raise KeyError(f"no estimator {name!r}; this bank has {self.names}")
-        row = self._ema_names.index(name)
-        return self.ema_mean[row], self.ema_var[row]
-
-    def use(self, name: str):
-        """Context manager: the model normalises with estimator ``name``'s statistics."""
-        return using_statistics(self.model, *self.statistics(name))
-
-    # -- training-time updates ---------------------------------------------------------------
     def start_epoch(self) -> None:
-        self._epoch_start = (self.ema_mean[: len(self.betas)].clone(),
-                             self.ema_var[: len(self.betas)].clone())
-        self.epoch_steps = 0
+        pass
 
-    @torch.no_grad()
-    def observe(self) -> None:
-        """Fold the batch statistics of the training forward just run into every EMA."""
-        if self.has_cma:
-            self.cma_steps += 1
-            self._weights[-1] = 1.0 / self.cma_steps
-        self.ema_mean.lerp_(self._batch_mean.expand_as(self.ema_mean), self._weights)
-        self.ema_var.lerp_(self._batch_var.expand_as(self.ema_var), self._weights)
-        self.epoch_steps += 1
+    def observe(self, batch: Batch) -> None:
+        pass
 
-    @torch.no_grad()
-    def finish_epoch(self, candidate_esm_mu: Tensor) -> Tensor:
-        """Choose β* per layer from the candidates' ESM_μ ``[candidates, layers]`` and update DMBN.
+    def finish_epoch(self, context: EpochContext | None) -> None:
+        pass
 
-        The EMA is linear in its start state, so DMBN's EMA over this epoch with β* equals the
-        β* candidate's end state plus ``(1-β*)^n`` times the difference of the two start states.
-        Ties go to the smaller β (``argmin`` returns the first minimum).
-        """
-        if not self.has_dmbn:
-            raise RuntimeError("this bank carries no DMBN estimator")
-        if self._epoch_start is None:
-            raise RuntimeError("finish_epoch() called without start_epoch()")
-        n_candidates = len(self.betas)
-        if tuple(candidate_esm_mu.shape) != (n_candidates, len(self.layout.sizes)):
-            raise ValueError(f"expected ESM_μ of shape ({n_candidates}, {len(self.layout.sizes)}), "
-                             f"got {tuple(candidate_esm_mu.shape)}")
-        choice = candidate_esm_mu.to(self.ema_mean.device).argmin(dim=0)  # [layers]
-        betas = torch.tensor(self.betas, dtype=torch.float64, device=self.ema_mean.device)
-        self.beta_star = betas[choice]
-        row = self.layout.per_channel(choice)
-        channel = torch.arange(self.layout.channels, device=row.device)
-        decay = ((1.0 - self.layout.per_channel(self.beta_star)) ** self.epoch_steps).to(self.ema_mean.dtype)
-        start_mean, start_var = self._epoch_start
-        self.dmbn_mean = self.ema_mean[row, channel] + decay * (self.dmbn_mean - start_mean[row, channel])
-        self.dmbn_var = self.ema_var[row, channel] + decay * (self.dmbn_var - start_var[row, channel])
-        self._epoch_start = None
-        return self.beta_star
+    def finish_training(self, context: TrainingContext) -> None:
+        pass
 
-    # -- export and checkpoints ------------------------------------------------------------------
-    def export(self) -> EstimatorStatistics:
-        names = self.names
-        stats = [self.statistics(n) for n in names]
-        return EstimatorStatistics(names, torch.stack([m for m, _ in stats]).cpu(),
-                                   torch.stack([v for _, v in stats]).cpu(), self.layout)
+    def reopen(self) -> None:
+        """A finished run goes on for more epochs: drop statistics of the old final weights."""
+
+    def statistics(self) -> dict[str, Statistics]:
+        raise NotImplementedError
+
+    def prediction_batches(self) -> dict[str, int | None]:
+        """Rows evaluated with each test batch's own statistics: name -> samples per batch."""
+        return {}
 
     def state_dict(self) -> dict:
-        return {"ema_mean": self.ema_mean, "ema_var": self.ema_var, "dmbn_mean": self.dmbn_mean,
-                "dmbn_var": self.dmbn_var, "cma_steps": self.cma_steps,
-                "beta_star": self.beta_star, "extra": dict(self.extra)}
+        return {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.ema_mean.copy_(state["ema_mean"])
-        self.ema_var.copy_(state["ema_var"])
-        self.dmbn_mean = state["dmbn_mean"].to(self.ema_mean.device)
-        self.dmbn_var = state["dmbn_var"].to(self.ema_mean.device)
-        self.cma_steps = int(state["cma_steps"])
-        if self.has_cma:
-            self._weights[-1] = 1.0 / max(self.cma_steps, 1)
+        pass
+
+    def _zeros_ones(self, *rows: int) -> Statistics:
+        """The start state BN gives its buffers: mean 0, variance 1."""
+        shape = (*rows, self.layout.channels)
+        return torch.zeros(shape, device=self.device), torch.ones(shape, device=self.device)
+
+
+class EmaRows(Estimator):
+    """Rows of plain EMAs, μ ← μ + w (m_b − μ) and σ² ← σ² + w (v_b − σ²), one momentum w per
+    row. The holder stacks every ``EmaRows`` estimator's rows into one tensor and advances them all
+    with one ``lerp_`` after each ``observe``; ``momenta()`` gives this one's initial w (a row may
+    change its own w in ``observe``, through the view ``self.weights``)."""
+
+    def momenta(self) -> list[float]:
+        raise NotImplementedError
+
+    def bind(self, mean: Tensor, var: Tensor, weights: Tensor) -> None:
+        self.mean, self.var, self.weights = mean, var, weights
+
+    def statistics(self) -> dict[str, Statistics]:
+        return {name: (self.mean[i], self.var[i]) for i, name in enumerate(self.names)}
+
+
+# -- the EMAs --------------------------------------------------------------------------------------
+
+class StaticEMA(EmaRows):
+    """PyTorch's running statistics at momentum β, one row per β:
+    μ ← (1−β) μ + β m_b,  σ² ← (1−β) σ² + β v_b  (v_b unbiased, as PyTorch keeps it)."""
+
+    kind = "static"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.betas = setup.betas
+        self.names = [static_name(b) for b in self.betas]
+
+    def momenta(self) -> list[float]:
+        return list(self.betas)
+
+
+class CumulativeAverage(EmaRows):
+    """PyTorch's ``momentum=None``: the plain mean of every batch's statistics, β_t = 1/t."""
+
+    kind = "cma"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.steps = 0
+
+    def momenta(self) -> list[float]:
+        return [1.0]
+
+    def observe(self, batch: Batch) -> None:
+        self.steps += 1
+        self.weights.fill_(1.0 / self.steps)
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = int(state["steps"])
+        self.weights.fill_(1.0 / max(self.steps, 1))
+
+
+class HorizonEMA(EmaRows):
+    """The static EMA with its horizon matched in samples rather than steps ("How to Scale Your
+    EMA", Busbridge et al. 2023): per-step momentum 1 − (1−β)^κ, κ = batch size / reference batch
+    size (``train.reference_batch_size``, 100 = the thesis's; full batch: κ = n_train / 100).
+    After κ reference batches' worth of samples the start state weighs (1−β)^κ per step, as a
+    β-EMA's does after one reference batch."""
+
+    kind = "horizon"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.betas, self.kappa = setup.betas, setup.kappa
+        self.names = [static_name(b, self.kind) for b in self.betas]
+
+    def momenta(self) -> list[float]:
+        return [1.0 - (1.0 - b) ** self.kappa for b in self.betas]
+
+
+class MomentEMA(Estimator):
+    """EMAs of the first and second moments (Summers & Dinneen 2020), one row per β, in float64
+    (E[x²] − E[x]² cancels): a ← (1−β) a + β m_b, s ← (1−β) s + β (v_b (n−1)/n + m_b²), and
+
+        σ² = (s − a²) / (1 − β / ((2−β) n)).
+
+    s − a² is the EMA-weighted *population* variance of all samples seen, the spread of the batch
+    means included. The divisor is the reliability-weights Bessel correction of an EMA at steady
+    state (each sample weighs w_b/n, Σ_b w_b² = β/(2−β)), so the estimate is unbiased for i.i.d.
+    batches like PyTorch's ``running_var``; at β = 1 it is exactly the last batch's unbiased
+    variance (n/(n−1)). n is the last batch's count per channel (fixed during training, but for a
+    smaller last batch)."""
+
+    kind = "moment"
+    needs_count = True
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.betas = setup.betas
+        self.names = [static_name(b, self.kind) for b in self.betas]
+        rows, channels = len(self.betas), self.layout.channels
+        self.beta = torch.tensor(self.betas, dtype=torch.float64, device=self.device).unsqueeze(1)
+        self.mean = torch.zeros(rows, channels, dtype=torch.float64, device=self.device)
+        self.square = torch.ones(rows, channels, dtype=torch.float64, device=self.device)
+        self.count = torch.full((channels,), 2.0, dtype=torch.float64, device=self.device)
+        self._biased = (self.count - 1) / self.count
+
+    def observe(self, batch: Batch) -> None:
+        if batch.count is not self.count:  # a new batch size: the biased-variance factor changes
+            self.count, self._biased = batch.count, (batch.count - 1) / batch.count
+        mean = batch.mean.double()
+        square = torch.addcmul(mean.square(), batch.var.double(), self._biased)
+        self.mean.lerp_(mean.expand_as(self.mean), self.beta)
+        self.square.lerp_(square.expand_as(self.square), self.beta)
+
+    def statistics(self) -> dict[str, Statistics]:
+        bessel = 1.0 - self.beta / ((2.0 - self.beta) * self.count)
+        var = ((self.square - self.mean.square()) / bessel).clamp_min(0.0)
+        dtype = torch.float32
+        return {name: (self.mean[i].to(dtype), var[i].to(dtype)) for i, name in enumerate(self.names)}
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "square": self.square, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean.copy_(state["mean"])
+        self.square.copy_(state["square"])
+        self.count = state["count"].to(self.device)
+        self._biased = (self.count - 1) / self.count
+
+
+# -- DMBN and its variants -------------------------------------------------------------------------
+
+class DMBN(Estimator):
+    """Dynamic Momentum BN: at each epoch's end, per layer l, β*ₗ = argmin over the static
+    candidates of ESM_μ (ties: the smaller β); that layer's EMA runs over the epoch with β*ₗ.
+
+    No replay: the EMA is linear in its start state, so after n steps with β*
+        DMBN_end = candidate_end + (1−β*)ⁿ · (DMBN_start − candidate_start).
+    """
+
+    kind = "dmbn"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        if not setup.betas:
+            raise ValueError("DMBN chooses among static candidates: give at least one β")
+        self.mean, self.var = self._zeros_ones()
+        self.beta_star: Tensor | None = None  # per layer, from the last finished epoch
+
+    def score(self, context: EpochContext) -> Tensor:
+        """What β* minimises, ``[candidates, layers]``."""
+        return context.esm_mu
+
+    def finish_epoch(self, context: EpochContext | None) -> None:
+        choice = self.score(context).to(self.device).argmin(dim=0)  # [layers]
+        betas = torch.tensor(context.betas, dtype=torch.float64, device=self.device)
+        self.beta_star = betas[choice]
+        row = self.layout.per_channel(choice)
+        channel = torch.arange(self.layout.channels, device=self.device)
+        decay = ((1.0 - self.layout.per_channel(self.beta_star)) ** context.steps).to(self.mean.dtype)
+        (start_mean, start_var), (end_mean, end_var) = context.start, context.end
+        self.mean = end_mean[row, channel] + decay * (self.mean - start_mean[row, channel])
+        self.var = end_var[row, channel] + decay * (self.var - start_var[row, channel])
+
+    def statistics(self) -> dict[str, Statistics]:
+        return {self.kind: (self.mean, self.var)}
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "var": self.var, "beta_star": self.beta_star}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean, self.var = state["mean"].to(self.device), state["var"].to(self.device)
         self.beta_star = state["beta_star"]
-        self.extra = dict(state["extra"])
+
+
+class DMBNSigma(DMBN):
+    """DMBN choosing β* by ESM_σ (the variance's shift) instead of ESM_μ."""
+
+    kind = "dmbn-sigma"
+
+    def score(self, context: EpochContext) -> Tensor:
+        if context.esm_sigma is None:
+            raise ValueError(f"{self.kind} chooses by ESM_σ: finish_epoch() needs the candidates' esm_sigma")
+        return context.esm_sigma
+
+
+class DMBNMuSigma(DMBNSigma):
+    """DMBN choosing β* by ESM_μ + ESM_σ (both shifts, in the units of the layer's input)."""
+
+    kind = "dmbn-mu-sigma"
+
+    def score(self, context: EpochContext) -> Tensor:
+        return context.esm_mu + super().score(context)
+
+
+class CausalDMBN(Estimator):
+    """DMBN that a real training could run: during epoch e each layer's EMA uses epoch e−1's
+    β* (argmin of the candidates' ESM_μ, as ``dmbn``), epoch 1 uses β = 0.1. No look-back: the
+    statistics at epoch e's end exist before epoch e's ESM is measured."""
+
+    kind = "dmbn-causal"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        if not setup.betas:
+            raise ValueError("DMBN chooses among static candidates: give at least one β")
+        self.mean, self.var = self._zeros_ones()
+        self.beta = torch.full((len(self.layout.sizes),), FIRST_EPOCH_BETA, dtype=torch.float64,
+                               device=self.device)  # per layer, for the coming epoch
+        self._weights = self.layout.per_channel(self.beta).float()
+
+    def observe(self, batch: Batch) -> None:
+        self.mean.lerp_(batch.mean, self._weights)
+        self.var.lerp_(batch.var, self._weights)
+
+    def finish_epoch(self, context: EpochContext | None) -> None:
+        betas = torch.tensor(context.betas, dtype=torch.float64, device=self.device)
+        self.beta = betas[context.esm_mu.to(self.device).argmin(dim=0)]
+        self._weights = self.layout.per_channel(self.beta).float()
+
+    def statistics(self) -> dict[str, Statistics]:
+        return {self.kind: (self.mean, self.var)}
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "var": self.var, "beta": self.beta}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean.copy_(state["mean"])
+        self.var.copy_(state["var"])
+        self.beta = state["beta"].to(self.device)
+        self._weights = self.layout.per_channel(self.beta).float()
+
+
+# -- estimators of the final weights ---------------------------------------------------------------
+
+class FinalEstimator(Estimator):
+    """Statistics measured once, on the final weights; ``measure`` says how."""
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.value: Statistics | None = None
+
+    def measure(self, context: TrainingContext) -> Statistics:
+        raise NotImplementedError
+
+    def finish_training(self, context: TrainingContext) -> None:
+        self.value = self.measure(context)
+
+    def reopen(self) -> None:
+        self.value = None
+
+    def statistics(self) -> dict[str, Statistics]:
+        return {} if self.value is None else {self.kind: self.value}
+
+    def state_dict(self) -> dict:
+        return {"value": self.value}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = state["value"]
+
+
+class PreciseBN(FinalEstimator):
+    """PreciseBN (Wu & Johnson 2021; fvcore's ``update_bn_stats``): the population mean and
+    unbiased variance of every BN layer's input over ``train.precise_batches`` training batches
+    with the final weights (``precise_statistics``)."""
+
+    kind = "precise"
+
+    def measure(self, context: TrainingContext) -> Statistics:
+        return precise_statistics(context.model, context.training_batches())
+
+
+class Recalibrated(FinalEstimator):
+    """The expected statistics on the ESM set, set layer by layer with every upstream layer already
+    recalibrated (``dmbn.esm.recalibrated_statistics``): ESM = 0 by construction."""
+
+    kind = "recalibrated"
+
+    def measure(self, context: TrainingContext) -> Statistics:
+        from .esm import recalibrated_statistics
+
+        return recalibrated_statistics(context.model, context.x_esm, context.esm_chunk)
+
+
+class TestBatch(Estimator):
+    """Prediction-time BN (Nado et al. 2020): no running statistics at all; each test batch of the
+    run's batch size (full batch: the whole test set) is normalised with its own statistics
+    (``dmbn.evaluate.predict_with_batch_statistics``). Its ESM is 0 by definition and is not
+    logged: it has no row in ``esm.csv`` nor an ESM-set accuracy in ``history.csv``."""
+
+    kind = "test-batch"
+    __test__ = False  # not a pytest class
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.batch_size = setup.prediction_batch
+
+    def statistics(self) -> dict[str, Statistics]:
+        return {}
+
+    def prediction_batches(self) -> dict[str, int | None]:
+        return {self.kind: self.batch_size}
+
+
+def estimator_class(kind: str) -> type[Estimator]:
+    """The class of an estimator kind, from the registry."""
+    if kind not in ESTIMATORS:
+        raise KeyError(f"unknown estimator kind {kind!r} (kinds: {', '.join(ESTIMATORS)})")
+    return globals()[ESTIMATORS[kind].cls]
 
 
 class PopulationStatistics:
@@ -219,7 +494,7 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
     saved_steps = [bn.num_batches_tracked.clone() for bn in layers]  # train forwards count them
     was_training = model.training
     counts: list[int] = [0] * len(layers)
-    hooks = [bn.register_forward_pre_hook(_count_into(counts, i)) for i, bn in enumerate(layers)]
+    hooks = [bn.register_forward_pre_hook(element_counter(counts, i)) for i, bn in enumerate(layers)]
     population = PopulationStatistics()
     with preserved_statistics(model):
         for bn in layers:
@@ -243,7 +518,7 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
     return mean.to(dtype), var.to(dtype)
 
 
-def _count_into(counts: list[int], index: int):
+def element_counter(counts: list[int], index: int):
     """A forward pre-hook recording how many elements per channel a BN layer's input holds."""
     def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         x = inputs[0]

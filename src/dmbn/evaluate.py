@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from .metrics import classification_metrics
-from .statistics import EstimatorStatistics
+from .statistics import EstimatorStatistics, batchnorm_layers, preserved_statistics
 
 
 @torch.no_grad()
@@ -17,13 +17,48 @@ def predict(model: nn.Module, x: Tensor, chunk: int = 4096) -> Tensor:
     return torch.cat([model(part).argmax(dim=1) for part in x.split(chunk)])
 
 
+def prediction_batch_sizes(n: int, batch_size: int | None) -> list[int]:
+    """Sizes of consecutive test batches of ``batch_size`` (None: one batch of all ``n``); a
+    trailing batch of one sample, which has no variance, joins the batch before it."""
+    sizes = [min(batch_size or n, n - start) for start in range(0, n, batch_size or n)]
+    if len(sizes) > 1 and sizes[-1] == 1:
+        sizes[-2:] = [sizes[-2] + 1]
+    return sizes
+
+
+@torch.no_grad()
+def predict_with_batch_statistics(model: nn.Module, x: Tensor, batch_size: int | None) -> Tensor:
+    """Prediction-time BN (Nado et al. 2020): class predictions where every BN layer normalises
+    each test batch (``prediction_batch_sizes``, in order) with that batch's own mean and biased variance, as
+    in training. Only the BN layers are in train mode, at momentum 0 so their running statistics
+    stay; buffers, momenta, batch counters and modes are restored afterwards."""
+    layers = [bn for _, bn in batchnorm_layers(model)]
+    saved = [(bn.momentum, bn.num_batches_tracked.clone()) for bn in layers]
+    was_training = model.training
+    with preserved_statistics(model):
+        model.eval()
+        for bn in layers:
+            bn.train()
+            bn.momentum = 0.0
+        try:
+            return torch.cat([model(part).argmax(dim=1)
+                              for part in x.split(prediction_batch_sizes(len(x), batch_size))])
+        finally:
+            for bn, (momentum, steps) in zip(layers, saved):
+                bn.momentum = momentum
+                bn.num_batches_tracked.copy_(steps)
+            model.train(was_training)
+
+
 def evaluate_estimators(model: nn.Module, statistics: EstimatorStatistics, x: Tensor, y: Tensor,
                         num_classes: int, chunk: int = 4096) -> pd.DataFrame:
-    """One row per estimator: ``estimator, accuracy, sensitivity, specificity, f1``."""
-    rows = []
+    """One row per estimator: ``estimator, accuracy, sensitivity, specificity, f1``; the estimators
+    with statistics first, then those that normalise with test-batch statistics."""
+    predictions = {}
     for name in statistics.names:
         with statistics.use(model, name):
-            predictions = predict(model, x, chunk)
-        rows.append({"estimator": name,
-                     **classification_metrics(y.cpu().numpy(), predictions.cpu().numpy(), num_classes)})
-    return pd.DataFrame(rows)
+            predictions[name] = predict(model, x, chunk)
+    for name, batch_size in statistics.prediction_batches.items():
+        predictions[name] = predict_with_batch_statistics(model, x, batch_size)
+    return pd.DataFrame([{"estimator": name, **classification_metrics(
+        y.cpu().numpy(), predicted.cpu().numpy(), num_classes)} for name, predicted in predictions.items()])

@@ -7,9 +7,54 @@ derived from these registries.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 STATIC_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-ESTIMATOR_KINDS = ("static", "dmbn", "cma", "precise", "recalibrated")  # what a bank run can carry
+REFERENCE_BATCH_SIZE = 100  # the thesis's batch size: horizon-matched EMAs scale β from it
+
+
+@dataclass(frozen=True)
+class EstimatorKind:
+    """One kind of estimator a bank run can carry (``dmbn.estimators`` holds the classes).
+
+    ``stage`` says when its statistics are ready, and so which ESM pass measures them:
+    ``epoch`` at every epoch's end (the first, stacked pass, with DMBN's candidates); ``chosen``
+    after the candidates' ESM (a second pass each epoch: DMBN and its variants); ``final`` at the
+    end of training (one pass); ``none``: no fixed statistics, no ESM (prediction-time BN).
+    A ``per_beta`` kind contributes one row per β of ``train.betas``, named ``<kind>-<β>``.
+    """
+
+    label: str            # readers' name (tables, figures); per-β kinds add the β
+    cls: str              # class in dmbn.estimators
+    stage: str
+    default: bool         # on in ``train.estimators`` unless a study says otherwise
+    rank: int             # table and legend order (BN-BFN sits at rank 25)
+    per_beta: bool = False
+
+
+# The registry. A bank holds its estimators by stage (STAGES), in this order within a stage: the
+# order of a run's files. Adding an estimator: one line here, one class in dmbn.estimators (README,
+# "The library").
+ESTIMATORS = {
+    "static": EstimatorKind("Static BN", "StaticEMA", "epoch", True, 10, per_beta=True),
+    "dmbn": EstimatorKind("DMBN", "DMBN", "chosen", True, 20),
+    "cma": EstimatorKind("Cumulative average", "CumulativeAverage", "epoch", True, 40),
+    "precise": EstimatorKind("PreciseBN", "PreciseBN", "final", True, 30),
+    "recalibrated": EstimatorKind("Recalibrated (ESM = 0)", "Recalibrated", "final", True, 50),
+    "horizon": EstimatorKind("Horizon-matched EMA", "HorizonEMA", "epoch", False, 11, per_beta=True),
+    "moment": EstimatorKind("Moment EMA", "MomentEMA", "epoch", False, 12, per_beta=True),
+    "dmbn-causal": EstimatorKind("DMBN, causal (β* of the previous epoch)", "CausalDMBN", "epoch",
+                                 False, 21),
+    "dmbn-sigma": EstimatorKind("DMBN by ESM$_\\sigma$", "DMBNSigma", "chosen", False, 22),
+    "dmbn-mu-sigma": EstimatorKind("DMBN by ESM$_\\mu$ + ESM$_\\sigma$", "DMBNMuSigma", "chosen",
+                                   False, 23),
+    "test-batch": EstimatorKind("Prediction-time BN (test batch statistics)", "TestBatch", "none",
+                                False, 60),
+}
+STAGES = ("epoch", "chosen", "final", "none")  # when statistics are ready (EstimatorKind.stage)
+ESTIMATOR_KINDS = tuple(ESTIMATORS)
+DEFAULT_ESTIMATORS = tuple(k for k, v in ESTIMATORS.items() if v.default)
+BN_BFN_RANK = 25  # the batch-free twin's row sits between the DMBNs and PreciseBN, as in the thesis
 DEFAULT_ESTIMATOR = "static-0.1"  # PyTorch's momentum; BN-BFN is reported with it, as in the thesis
 BATCH_NORM_ARCHS = {"mlp": "mlp-bnbfn", "resnet50": "resnet50-xbnblock-p2"}  # BN arch -> BN-BFN twin
 BATCH_FREE_ARCHS = {v: k for k, v in BATCH_NORM_ARCHS.items()}
@@ -41,9 +86,63 @@ REGIME_PATTERN = "|".join([*REGIMES, _FAMILY_PATTERN])  # names are [a-z-]: no e
 RUN_CARD = "card.json"  # what produced a run: versions, commit, device, threads, times
 
 
-def static_name(beta: float) -> str:
-    """The name of the static EMA estimator with momentum ``beta``: ``static-0.3``."""
-    return f"static-{beta:g}"
+def beta_text(beta: float) -> str:
+    """β as a path-safe decimal without trailing zeros: 0.3 -> ``0.3``, 1.0 -> ``1``, 0.001 ->
+    ``0.001`` (never an exponent); ten decimals, so distinct βs of a config get distinct names
+    (``dmbn.config.check`` refuses two that would not)."""
+    return f"{beta:.10f}".rstrip("0").rstrip(".")
+
+
+def static_name(beta: float, kind: str = "static") -> str:
+    """The row name of a per-β estimator: ``static-0.3``, ``horizon-0.01``, ``moment-1``."""
+    return f"{kind}-{beta_text(beta)}"
+
+
+def estimator_kind(name: str) -> str:
+    """The kind of a row name: ``static-0.3`` -> ``static``, ``dmbn-sigma`` -> ``dmbn-sigma``."""
+    if name in ESTIMATORS:
+        return name
+    for kind, spec in ESTIMATORS.items():
+        if spec.per_beta and name.startswith(f"{kind}-") and _is_number(name.removeprefix(f"{kind}-")):
+            return kind
+    raise KeyError(f"{name!r} is no estimator name (kinds: {', '.join(ESTIMATORS)})")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def estimator_label(name: str, latex: bool = True) -> str:
+    """A row's name for readers: LaTeX (tables, matplotlib's mathtext) or plain text (HTML)."""
+    kind = estimator_kind(name)
+    text = ESTIMATORS[kind].label
+    if ESTIMATORS[kind].per_beta:
+        beta = name.removeprefix(f"{kind}-")
+        text += f" ($\\beta = {beta}$)" if latex else f" (β = {beta})"
+    if not latex:
+        text = text.replace("$_\\sigma$", "_σ").replace("$_\\mu$", "_μ")
+    return text
+
+
+def estimator_rank(name: str) -> tuple[int, float]:
+    """Sort key of a row: its kind's rank, then β."""
+    kind = estimator_kind(name)
+    beta = float(name.removeprefix(f"{kind}-")) if ESTIMATORS[kind].per_beta else 0.0
+    return ESTIMATORS[kind].rank, beta
+
+
+def estimator_name_pattern(stages: tuple[str, ...] = STAGES) -> str:
+    """A regular expression matching the row names of every kind in ``stages`` (schema)."""
+    parts = [k + (r"-[0-9.]+" if v.per_beta else "")
+             for k, v in ESTIMATORS.items() if v.stage in stages]
+    return "^(" + "|".join(parts) + ")$"
+
+
+SEPARATE_MEMBER = r"static-[0-9.]+"  # the thesis's protocol: one run per static β (wildcard)
 
 
 def primary_arch(archs) -> str:

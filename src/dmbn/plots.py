@@ -24,7 +24,8 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
                     regime_label)
-from .tables import (EXTRA_VARIANTS, axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
+from .names import ESTIMATORS, estimator_kind  # noqa: E402
+from .tables import (axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
                      with_variants)
 
 # One look per estimator (and BN-BFN), the same in every figure: static β on a sequential colour
@@ -36,7 +37,12 @@ _OTHERS = {
     "precise": dict(color="#9467bd", linestyle="-.", marker="P"),
     "cma": dict(color="#8c564b", linestyle=":", marker="x"),
     "recalibrated": dict(color="#111111", linestyle=(0, (1, 1)), marker="d"),
+    "dmbn-causal": dict(color="#e377c2", linestyle="--", marker="4", linewidth=1.6),
+    "dmbn-sigma": dict(color="#17becf", linestyle="--", marker="1", linewidth=1.6),
+    "dmbn-mu-sigma": dict(color="#bcbd22", linestyle="--", marker="2", linewidth=1.6),
+    "test-batch": dict(color="#2ca02c", linestyle=(0, (5, 2)), marker="H"),
 }
+_PER_BETA_LOOKS = {"horizon": ("plasma", (0, (3, 1))), "moment": ("cividis", (0, (1, 2)))}
 
 
 def style(variant: str) -> dict:
@@ -46,6 +52,11 @@ def style(variant: str) -> dict:
         rank = min(range(len(STATIC_BETAS)), key=lambda i: abs(STATIC_BETAS[i] - beta))
         return dict(color=plt.get_cmap("viridis")(0.9 * beta), linestyle="-",
                     marker=_STATIC_MARKERS[rank], linewidth=1.2)
+    kind = next((k for k in _PER_BETA_LOOKS if variant.startswith(f"{k}-")), None)
+    if kind:  # other per-β kinds: their own colour scale and line style
+        colours, linestyle = _PER_BETA_LOOKS[kind]
+        beta = float(variant.removeprefix(f"{kind}-"))
+        return dict(color=plt.get_cmap(colours)(0.9 * beta), linestyle=linestyle, marker=".", linewidth=1.0)
     return dict(_OTHERS.get(variant, dict(color="grey", linestyle="-", marker=".")))
 
 
@@ -211,6 +222,16 @@ def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
     return fig
 
 
+def _single_rows(variants) -> list[str]:
+    """The variants that are one row each (not a kind with one row per β, like the static EMAs)."""
+    def per_beta(v: str) -> bool:
+        try:
+            return ESTIMATORS[estimator_kind(v)].per_beta
+        except KeyError:  # BN-BFN
+            return False
+    return [v for v in variants if not per_beta(v)]
+
+
 def _estimator_order(estimators) -> list[str]:
     """The estimators present, in the tables' order (``tables.present_order``)."""
     return present_order(estimators)
@@ -226,7 +247,7 @@ def accuracy_vs_beta(metrics: pd.DataFrame, arch: str, title: str = "") -> Figur
     by_beta = static.groupby("beta").accuracy
     ax.errorbar(by_beta.mean().index, by_beta.mean().values, yerr=by_beta.std().fillna(0).values,
                 marker="o", capsize=3, color="#1f4e79", label="Static BN, β on the x axis (mean ± std)")
-    for variant in ("dmbn", "bn-bfn", *EXTRA_VARIANTS):
+    for variant in _single_rows(present_order(own.variant)):
         rows = own[own.variant == variant]
         if not rows.empty:
             look = style(variant)

@@ -7,7 +7,7 @@ all BN layers, concatenated in forward order. ``LayerLayout`` splits them back p
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -101,6 +101,9 @@ class EstimatorStatistics:
     mean: Tensor
     var: Tensor
     layout: LayerLayout
+    # estimators without fixed statistics (prediction-time BN): name -> samples per test batch
+    # (None: the whole set as one batch); evaluated by dmbn.evaluate, not by loading statistics
+    prediction_batches: dict[str, int | None] = field(default_factory=dict)
 
     def index(self, name: str) -> int:
         if name not in self.names:
@@ -118,12 +121,16 @@ class EstimatorStatistics:
     def save(self, path: str | Path) -> None:
         """Write atomically (a partial file is renamed into place)."""
         partial = Path(str(path) + ".part")
-        torch.save({"names": list(self.names), "mean": self.mean.cpu(), "var": self.var.cpu(),
-                    "layer_names": list(self.layout.names), "layer_sizes": list(self.layout.sizes)}, partial)
+        state = {"names": list(self.names), "mean": self.mean.cpu(), "var": self.var.cpu(),
+                 "layer_names": list(self.layout.names), "layer_sizes": list(self.layout.sizes)}
+        if self.prediction_batches:  # only then: the files of runs without it stay as they were
+            state["prediction_batches"] = dict(self.prediction_batches)
+        torch.save(state, partial)
         partial.replace(path)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "EstimatorStatistics":
         state = torch.load(path, map_location=device, weights_only=True)
         layout = LayerLayout(tuple(state["layer_names"]), tuple(state["layer_sizes"]))
-        return cls(list(state["names"]), state["mean"], state["var"], layout)
+        return cls(list(state["names"]), state["mean"], state["var"], layout,
+                   dict(state.get("prediction_batches", {})))

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from .names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, METRICS, regime_label, regime_rank
+from .names import (BATCH_FREE_ARCHS, BN_BFN_RANK, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, METRICS,
+                    estimator_kind, estimator_label, estimator_rank, regime_label, regime_rank)
 
-EXTRA_VARIANTS = ("precise", "cma", "recalibrated")
-LABELS = {"dmbn": "DMBN", "bn-bfn": "BN-BFN", "precise": "PreciseBN", "cma": "Cumulative average",
-          "recalibrated": "Recalibrated (ESM = 0)"}
-PAIRS = (("dmbn", DEFAULT_ESTIMATOR), ("dmbn", "bn-bfn"), ("dmbn", "precise"))
+BN_BFN = "bn-bfn"  # the batch-free twin with the default estimator: a variant, not an estimator
+PAIRS = (("dmbn", DEFAULT_ESTIMATOR), ("dmbn", BN_BFN), ("dmbn", "precise"),
+         ("dmbn-causal", DEFAULT_ESTIMATOR))
 
 
 def long_metrics(runs: pd.DataFrame) -> pd.DataFrame:
@@ -30,25 +30,36 @@ def long_metrics(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def variant_order(estimators) -> list[str]:
-    statics = sorted((e for e in estimators if e.startswith("static-")),
-                     key=lambda e: float(e.removeprefix("static-")))
-    return statics + ["dmbn", "bn-bfn", *EXTRA_VARIANTS]
+    """The estimators and BN-BFN in table order: the registry's ranks (``dmbn.names.ESTIMATORS``),
+    β within a kind; BN-BFN after the DMBNs, as in the thesis."""
+    return sorted(set(estimators) | {BN_BFN}, key=lambda v: (BN_BFN_RANK, 0.0) if v == BN_BFN
+                  else estimator_rank(v))
 
 
 def present_order(variants) -> list[str]:
-    """The variants present, in the tables' order; any the order does not name follow, sorted."""
+    """The variants present, in the tables' order; any the registry does not name follow, sorted."""
     present = set(variants)
-    known = [v for v in variant_order(present) if v in present]
-    return known + sorted(present - set(known))
+    known = {v for v in present if v == BN_BFN or _is_estimator(v)}
+    return [v for v in variant_order(known) if v in present] + sorted(present - known)
+
+
+def _is_estimator(name: str) -> bool:
+    try:
+        estimator_kind(name)
+    except KeyError:
+        return False
+    return True
 
 
 def label(variant: str, latex: bool = True) -> str:
     """A variant's name for readers: LaTeX (tables, matplotlib's mathtext) or plain text (HTML)."""
-    if variant.startswith("static-"):
-        beta = variant.removeprefix("static-")
-        name = f"Static BN ($\\beta = {beta}$)" if latex else f"Static BN (β = {beta})"
-        return name + (" (default)" if variant == DEFAULT_ESTIMATOR else "")
-    return LABELS.get(variant, variant)
+    if variant == BN_BFN:
+        return "BN-BFN"
+    try:
+        name = estimator_label(variant, latex)
+    except KeyError:  # not an estimator of this dmbn: its name as it is
+        return variant
+    return name + (" (default)" if variant == DEFAULT_ESTIMATOR else "")
 
 
 def with_variants(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -56,7 +67,7 @@ def with_variants(metrics: pd.DataFrame) -> pd.DataFrame:
     the default estimator). The twin's other estimators are not thesis rows and are dropped."""
     batch_free = metrics.arch.isin(list(BATCH_FREE_ARCHS))
     bn = metrics[~batch_free].assign(variant=lambda f: f.estimator)
-    bfn = metrics[batch_free & (metrics.estimator == DEFAULT_ESTIMATOR)].assign(variant="bn-bfn")
+    bfn = metrics[batch_free & (metrics.estimator == DEFAULT_ESTIMATOR)].assign(variant=BN_BFN)
     return pd.concat([bn, bfn], ignore_index=True)
 
 
@@ -71,7 +82,7 @@ def summary(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def _thesis_order(summary_rows: pd.DataFrame) -> pd.DataFrame:
     """Regime blocks in ``regime_rank`` order (full batch first, as the thesis), variants within."""
-    order = variant_order(summary_rows.variant)
+    order = present_order(summary_rows.variant)
     regimes = sorted(set(summary_rows.regime), key=regime_rank)
     keys = pd.DataFrame({"regime": summary_rows.regime.map({r: i for i, r in enumerate(regimes)}),
                          "variant": summary_rows.variant.map({v: i for i, v in enumerate(order)})})
@@ -80,8 +91,9 @@ def _thesis_order(summary_rows: pd.DataFrame) -> pd.DataFrame:
 
 def thesis_styler(summary_rows: pd.DataFrame) -> Styler:
     """One data set's table as one Styler for both exports: regime blocks, variant rows, the four
-    metrics as (mean, std) cells and the number of seeds n; the best mean per regime and metric is bold (``\\textbf`` in
-    LaTeX, class ``best`` in HTML) and no other. Render it with ``latex`` or ``html``."""
+    metrics as (mean, std) cells and the number of seeds n; the best mean per regime and metric is
+    bold (``\\textbf`` in LaTeX, class ``best`` in HTML) and no other. Render it with ``latex`` or
+    ``html``."""
     rows = _thesis_order(summary_rows)
     index = pd.MultiIndex.from_arrays([rows.regime.map(regime_label), rows.variant],
                                       names=["Regime", "Variant"])

@@ -7,7 +7,8 @@ bitwise-identical results. Its files (see ``write_run``):
 * ``betas.csv``    epoch, layer, beta                           (DMBN's β* per layer and epoch)
 * ``history.csv``  epoch, train_loss, train_accuracy, esm_accuracy_<estimator>...  (wide: one
                    ESM-set accuracy column per estimator; precise/recalibrated exist only at the
-                   last epoch)
+                   last epoch; test-batch, which has no fixed statistics, has none, nor rows in
+                   esm.csv: its ESM is 0 by definition)
 * ``layers.csv``   layer, name, channels, position  (position: 1-based index among all norm
                    layers, batch-free ones included, i.e. the hidden layer of an MLP)
 * ``statistics.pt`` final statistics of every estimator, ``model.pt`` final weights
@@ -36,11 +37,12 @@ from torch import Tensor, nn
 from . import cards, checkpoints, faults
 from .checkpoints import save_atomic
 from .data import RunData, augment, augmentation_draws
-from .esm import ESM_CHUNK, measure_esm, recalibrated_statistics
-from .estimators import EstimatorBank, precise_statistics
-from .names import ESTIMATOR_KINDS, RUN_CARD, STATIC_BETAS, static_name
+from .esm import ESM_CHUNK, measure_esm
+from .bank import EstimatorBank, OwnMomentum, StatisticsHolder
+from .estimators import TrainingContext
+from .names import DEFAULT_ESTIMATORS, REFERENCE_BATCH_SIZE, RUN_CARD, STATIC_BETAS
 from .models import norm_layers
-from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers
+from .statistics import EstimatorStatistics, batchnorm_layers
 
 log = logging.getLogger("dmbn")
 
@@ -60,7 +62,8 @@ class TrainConfig:
     batch_size: int | None = 100
     seed: int = 1
     betas: tuple[float, ...] = STATIC_BETAS
-    estimators: tuple[str, ...] = ESTIMATOR_KINDS
+    estimators: tuple[str, ...] = DEFAULT_ESTIMATORS
+    reference_batch_size: int = REFERENCE_BATCH_SIZE  # horizon-matched EMAs: κ = batch size / this
     precise_batches: int = 200
     esm_chunk: int = ESM_CHUNK
     augment: bool = False
@@ -113,7 +116,8 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
 # -- the run -------------------------------------------------------------------------------------
 
 class Run:
-    """State of one training run: model, optimiser, bank, RNG and the logs so far."""
+    """State of one training run: model, optimiser, the estimators' holder (``statistics_holder``:
+    the bank, or BN's own buffers under the thesis's protocol), RNG and the logs so far."""
 
     def __init__(self, model: nn.Module, data: RunData, cfg: TrainConfig) -> None:
         self.cfg, self.data = cfg, data
@@ -126,11 +130,7 @@ class Run:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.bank = None if cfg.separate_beta is not None else EstimatorBank(
-            model, cfg.betas, dmbn="dmbn" in cfg.estimators, cma="cma" in cfg.estimators)
-        if cfg.separate_beta is not None:
-            for _, bn in batchnorm_layers(model):
-                bn.momentum = cfg.separate_beta
+        self.holder = statistics_holder(model, cfg, len(data.y_train))
         self.identity = checkpoints.identity(cfg.settings(), model, data.fingerprint())
         self.segments: list[dict] = []  # earlier processes' stretches of this run (run card)
         self._segment: tuple[int, str, float] | None = None  # this process's: first epoch, start
@@ -143,15 +143,14 @@ class Run:
     def state_dict(self) -> dict:
         return {"identity": self.identity, "segments": self.all_segments(), "epoch": self.epoch,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "bank": self.bank.state_dict() if self.bank else None,
+                "bank": self.holder.state_dict(),
                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "esm": self.esm_rows, "betas": self.beta_rows, "history": self.history_rows}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.bank:
-            self.bank.load_state_dict(state["bank"])
+        self.holder.load_state_dict(state["bank"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch = state["epoch"]
@@ -173,13 +172,11 @@ class Run:
     def _reopen(self) -> None:
         """A finished run resumed for more epochs: its end-of-training estimators (PreciseBN,
         recalibrated) belong to the old last epoch and are measured again at the new one."""
-        finals = list(self.bank.extra) if self.bank else []
+        finals = self.holder.reopen()
         self.esm_rows = [row for row in self.esm_rows if row["estimator"] not in finals]
         for row in self.history_rows:
             for name in finals:
                 row.pop(f"esm_accuracy_{name}", None)
-        if self.bank:
-            self.bank.extra = {}
 
     def resume(self, checkpoint: Path) -> bool:
         """Load ``checkpoint`` if it belongs to this run (``dmbn.checkpoints``); True when resumed.
@@ -217,8 +214,7 @@ class Run:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         draws = augmentation_draws(len(data.y_train), self.generator).to(self.device) if self.cfg.augment else None
         model.train()
-        if self.bank:
-            self.bank.start_epoch()
+        self.holder.start_epoch()
         for step, index in enumerate(batches):
             x, y = data.x_train[index], data.y_train[index]
             if draws is not None:
@@ -229,8 +225,7 @@ class Run:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            if self.bank:
-                self.bank.observe()
+            self.holder.observe()
             losses[step] = loss.detach()
             correct += (logits.argmax(dim=1) == y).sum()
             if step == len(batches) // 2:
@@ -256,45 +251,41 @@ class Run:
                                   f"loss = {float(losses[step])}")
 
     # estimators and ESM
-    def estimator_statistics(self, names: list[str]) -> dict[str, tuple[Tensor, Tensor]]:
-        if self.bank is None:
-            return {static_name(self.cfg.separate_beta): read_buffers(self.model)}
-        return {name: self.bank.statistics(name) for name in names}
-
     def measure(self, estimators: dict[str, tuple[Tensor, Tensor]]):
         faults.reached("esm", self.epoch)
         return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk)
 
     def log_epoch_estimators(self) -> dict[str, float]:
-        """ESM of every estimator at this epoch's end; DMBN's β* from its candidates' ESM_μ."""
-        if self.bank is None:
-            measurements = [self.measure(self.estimator_statistics([]))]
-        else:
-            first = self.measure(self.estimator_statistics(self.bank.candidates + ["cma"] * self.bank.has_cma))
-            measurements = [first]
-            if self.bank.has_dmbn:
-                beta_star = self.bank.finish_epoch(first.esm_mu[: len(self.bank.candidates)])
-                self.beta_rows += [{"epoch": self.epoch, "layer": layer + 1, "beta": beta}
-                                   for layer, beta in enumerate(beta_star.tolist())]
-                measurements.append(self.measure(self.estimator_statistics(["dmbn"])))
-            final = self.final_estimators() if self.epoch == self.cfg.epochs else {}
-            if final:
-                measurements.append(self.measure(final))
+        """ESM of every estimator at this epoch's end, one stacked pass per stage: the estimators
+        ready now (DMBN's candidates among them), then those that choose β* from the candidates'
+        ESM, then, after the last epoch, those of the final weights."""
+        holder = self.holder
+        first = self.measure(holder.stage_statistics("epoch"))
+        measurements = [first]
+        candidates = first.select(holder.candidates)
+        beta_star = holder.finish_epoch(candidates.esm_mu, candidates.esm_sigma)
+        if beta_star is not None:
+            self.beta_rows += [{"epoch": self.epoch, "layer": layer + 1, "beta": beta}
+                               for layer, beta in enumerate(beta_star.tolist())]
+        stages = ["chosen"]
+        if self.epoch == self.cfg.epochs:
+            holder.finish_training(self.training_context())
+            stages.append("final")
+        for stage in stages:
+            estimators = holder.stage_statistics(stage)
+            if estimators:
+                measurements.append(self.measure(estimators))
         accuracy = {}
         for m in measurements:
             self.esm_rows += m.rows(self.epoch)
             accuracy.update({f"esm_accuracy_{n}": a for n, a in zip(m.names, m.accuracy.tolist())})
         return accuracy
 
-    def final_estimators(self) -> dict[str, tuple[Tensor, Tensor]]:
-        """PreciseBN and recalibrated statistics of the final weights, kept in the bank."""
-        if "precise" in self.cfg.estimators:
-            generator = torch.Generator().manual_seed(self.cfg.seed + 1)
-            self.bank.extra["precise"] = precise_statistics(self.model, self._precise_batches(generator))
-        if "recalibrated" in self.cfg.estimators:
-            self.bank.extra["recalibrated"] = recalibrated_statistics(
-                self.model, self.data.x_esm, self.cfg.esm_chunk)
-        return {name: self.bank.extra[name] for name in self.bank.extra}
+    def training_context(self) -> TrainingContext:
+        """What the estimators of the final weights measure with (PreciseBN, recalibrated)."""
+        def batches():
+            return self._precise_batches(torch.Generator().manual_seed(self.cfg.seed + 1))
+        return TrainingContext(self.model, batches, self.data.x_esm, self.cfg.esm_chunk)
 
     def _precise_batches(self, generator: torch.Generator):
         # full batch: every batch is the whole training set, so one says all that N would
@@ -307,16 +298,22 @@ class Run:
                 yield self.data.x_train[index]
 
     def final_statistics(self) -> EstimatorStatistics:
-        if self.bank is not None:
-            return self.bank.export()
-        mean, var = read_buffers(self.model)
-        return EstimatorStatistics([static_name(self.cfg.separate_beta)], mean[None].cpu(),
-                                   var[None].cpu(), LayerLayout.of(self.model))
+        return self.holder.export()
 
     def result(self) -> RunResult:
         return RunResult(pd.DataFrame(self.esm_rows), pd.DataFrame(self.beta_rows, columns=["epoch", "layer", "beta"]),
                          pd.DataFrame(self.history_rows), self.final_statistics(), self.model,
                          layer_table(self.model), cards.run_card(self.all_segments(), self.cfg.device))
+
+
+def statistics_holder(model: nn.Module, cfg: TrainConfig, train_size: int) -> StatisticsHolder:
+    """The run's estimators: a bank of ``cfg.estimators``, or under the thesis's protocol
+    (``separate_beta``) BN's own buffers at that momentum."""
+    if cfg.separate_beta is not None:
+        return OwnMomentum(model, cfg.separate_beta)
+    batch_size = cfg.batch_size or train_size  # full batch: one batch of every training sample
+    return EstimatorBank(model, cfg.betas, cfg.estimators, kappa=batch_size / cfg.reference_batch_size,
+                         prediction_batch=cfg.batch_size)
 
 
 def train_run(model: nn.Module, data: RunData, cfg: TrainConfig, checkpoint: Path | None = None,

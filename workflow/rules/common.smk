@@ -12,7 +12,7 @@ from dmbn.config import (
     study_seeds,
     study_train,
 )
-from dmbn.names import REGIME_PATTERN, RUN_CARD, primary_arch, regime_label
+from dmbn.names import REGIME_PATTERN, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label
 from dmbn.report import (
     ALL_DATASETS,
     ALL_REGIMES,
@@ -38,7 +38,7 @@ wildcard_constraints:
     regime=REGIME_PATTERN,
     arch=r"mlp|mlp-bnbfn|resnet50|resnet50-xbnblock-p2",
     seed=r"\d+",
-    member=r"bank|static-[0-9.]+",
+    member=f"bank|{SEPARATE_MEMBER}",
 
 
 def study(wildcards):
