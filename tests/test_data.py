@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dmbn.data import (DataError, Processed, augment, augmentation_draws, fetch, parse, regime_data,
-                       stratified_split)
+from dmbn.data import (DataError, Processed, archives, augment, augmentation_draws, dataset_class, fetch,
+                       parse, raw_dir, regime_data, stratified_split)
 
 from conftest import MNIST_FILES, write_cifar_like, write_mnist_like
 from conftest import md5 as md5_of
@@ -184,3 +184,81 @@ def test_a_runs_data_fingerprint_changes_with_its_samples_only():
     assert regime_data(data, "full", train, val).fingerprint() != base  # trains on the test set
     # the same samples in the held-out regime: its full batch is told apart by the batch size
     assert regime_data(data, "full-heldout", train, val).fingerprint() == base
+
+
+# -- which files a data set needs, and from where --------------------------------------------------
+
+IDX_NAMES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",  # torchvision's order
+             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+def test_an_idx_spec_overrides_torchvisions_mirrors_and_checksums(tmp_path):
+    from torchvision.datasets import MNIST
+
+    md5 = {name: f"{i:032x}" for i, name in enumerate(IDX_NAMES)}
+    cls = dataset_class({"torchvision": "MNIST", "mirrors": ["http://a.example/m", "http://b.example/n/"],
+                         "md5": md5})
+    assert issubclass(cls, MNIST) and cls.__name__ == "MNIST"  # same name: the same folder layout
+    assert cls.mirrors == ["http://a.example/m/", "http://b.example/n/"]  # torchvision appends the file
+    expected = [(name, f"{i:032x}") for i, name in enumerate(IDX_NAMES)]
+    assert cls.resources == expected and archives(cls) == expected
+    assert raw_dir(cls, tmp_path) == tmp_path / "MNIST" / "raw"
+
+
+def test_a_spec_without_overrides_is_torchvisions_class():
+    from torchvision.datasets import CIFAR10, FashionMNIST
+
+    fashion = dataset_class({"torchvision": "FashionMNIST"})
+    assert fashion is FashionMNIST
+    assert archives(fashion) == [  # torchvision's published checksums
+        ("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+        ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+        ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+        ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310")]
+    cifar = dataset_class({"torchvision": "CIFAR10"})
+    assert cifar is CIFAR10
+    assert archives(cifar) == [("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")]
+
+
+def test_a_cifar_spec_overrides_url_and_every_checksum(tmp_path):
+    from torchvision.datasets import CIFAR10
+
+    names = ["cifar-10-python.tar.gz", *CIFAR_BATCHES, "test_batch", "batches.meta"]
+    md5 = {name: f"{i:032x}" for i, name in enumerate(names)}
+    # the first mirror only; its trailing slash is not doubled (and its last letter, X, is kept)
+    cls = dataset_class({"torchvision": "CIFAR10", "mirrors": ["http://a.example/CIFAR-X/", "http://b.example/"],
+                         "md5": md5})
+    assert issubclass(cls, CIFAR10) and cls.__name__ == "CIFAR10"
+    assert cls.url == "http://a.example/CIFAR-X/cifar-10-python.tar.gz"
+    assert cls.tgz_md5 == f"{0:032x}" and archives(cls) == [("cifar-10-python.tar.gz", f"{0:032x}")]
+    assert cls.train_list == [[f"data_batch_{i}", f"{i:032x}"] for i in range(1, 6)]
+    assert cls.test_list == [["test_batch", f"{6:032x}"]]
+    assert cls.meta == {"filename": "batches.meta", "key": "label_names", "md5": f"{7:032x}"}
+    assert raw_dir(cls, tmp_path) == tmp_path  # torchvision unpacks CIFAR into the root itself
+
+
+def test_a_local_cifar_archive_is_unpacked_into_the_root(tmp_path, monkeypatch):
+    md5 = write_cifar_like(tmp_path / "local", per_batch=10, n_test=10)
+    monkeypatch.chdir(tmp_path)  # nothing may land in the working directory
+    spec = cifar_spec(NOWHERE, md5)
+    fetch("tiny-cifar", spec, tmp_path / "data", sources=[str(tmp_path / "local")], download=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "local"]
+    batches = tmp_path / "data" / "cifar-10-batches-py"
+    assert sorted(p.name for p in batches.iterdir()) == sorted([*CIFAR_BATCHES, "test_batch", "batches.meta"])
+    data = parse("tiny-cifar", spec, tmp_path / "data")
+    assert data.x_train.shape == (50, 3, 32, 32) and data.x_test.shape == (10, 3, 32, 32)
+
+
+def test_unpacking_an_idx_archive_is_all_or_nothing(tmp_path):
+    """An archive whose payload ends early (here: its checksum is the one the spec names) leaves no
+    unpacked file behind, which a later run would take for a complete one."""
+    md5 = write_mnist_like(tmp_path / "local")
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    victim = raw / "train-images-idx3-ubyte.gz"
+    victim.write_bytes((tmp_path / "local" / victim.name).read_bytes()[:-100])
+    md5[victim.name] = md5_of(victim)
+    with pytest.raises(EOFError):
+        fetch("tiny-idx", idx_spec(NOWHERE, md5), tmp_path / "data", sources=[], download=False)
+    assert not (raw / "train-images-idx3-ubyte").exists() and not list(raw.glob("*.part"))
