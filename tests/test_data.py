@@ -1,11 +1,16 @@
 """Real torchvision parsing of real file formats, written small by the tests."""
 
+import gzip
+import hashlib
+import logging
 import shutil
+import zlib
 from pathlib import Path
 
 import pytest
 import torch
 
+import dmbn.data as data_module
 from dmbn.data import (DataError, Processed, archives, augment, augmentation_draws, dataset_class, fetch,
                        parse, raw_dir, regime_data, stratified_split)
 
@@ -262,3 +267,106 @@ def test_unpacking_an_idx_archive_is_all_or_nothing(tmp_path):
     with pytest.raises(EOFError):
         fetch("tiny-idx", idx_spec(NOWHERE, md5), tmp_path / "data", sources=[], download=False)
     assert not (raw / "train-images-idx3-ubyte").exists() and not list(raw.glob("*.part"))
+
+
+# -- local copies: which one is taken, why the others are not, and what is said ---------------------
+
+def gzip_error(data: bytes) -> Exception:
+    """The error Python's gzip raises on ``data`` (independent of dmbn)."""
+    try:
+        gzip.decompress(data)
+    except Exception as error:  # noqa: BLE001 - the error itself is the result
+        return error
+    raise AssertionError("data decompress fine")
+
+
+def payload_md5s(folder: Path) -> dict[str, str]:
+    return {name.removesuffix(".gz"): hashlib.md5(gzip.decompress((folder / name).read_bytes())).hexdigest()
+            for name in IDX_NAMES}
+
+
+def test_every_rejected_local_copy_is_named_with_its_reason(tmp_path, caplog):
+    good = tmp_path / "good"
+    md5 = write_mnist_like(good)
+    victim = "train-images-idx3-ubyte.gz"
+    original = (good / victim).read_bytes()
+    broken = {  # source folder -> bytes of its copy of the victim
+        "empty": b"",
+        "truncated": original[: len(original) // 2],
+        "garbled-header": b"GARBLED!" + original[8:],
+        "garbled-body": original[:40] + bytes(b ^ 0xFF for b in original[40:80]) + original[80:],
+        "other-content": gzip.compress(b"\x00\x00\x08\x03" + bytes(1000)),  # a valid gzip, not this payload
+    }
+    errors = {kind: gzip_error(broken[kind]) for kind in ("truncated", "garbled-header", "garbled-body")}
+    assert [type(e) for e in errors.values()] == [EOFError, gzip.BadGzipFile, zlib.error]
+    reasons = {
+        "empty": "the file is empty (0 bytes)",
+        "truncated": f"truncated (EOFError: {errors['truncated']})",
+        "garbled-header": f"corrupt (BadGzipFile: {errors['garbled-header']})",
+        "garbled-body": f"corrupt (zlib.error: {errors['garbled-body']})",
+        "other-content": "its checksum matches neither the archive nor its payload",
+    }
+    sources = [tmp_path / "no-copy"]  # a source without the file is passed over silently
+    sources[0].mkdir()
+    for kind, content in broken.items():
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / victim).write_bytes(content)
+        sources.append(tmp_path / kind)
+    others = tmp_path / "others"  # good copies of the other three archives
+    others.mkdir()
+    for name in IDX_NAMES[1:]:
+        shutil.copy(good / name, others)
+    with caplog.at_level(logging.INFO, logger="dmbn"), pytest.raises(DataError) as error:
+        fetch("tiny-idx", idx_spec(NOWHERE, md5), tmp_path / "data", sources=[*map(str, sources), str(others)],
+              download=False)
+    ignored = [f"{tmp_path / kind / victim}: {reason}" for kind, reason in reasons.items()]
+    assert str(error.value).endswith("and run again." + "".join(f"\n  ignored {line}" for line in ignored))
+    assert f"\n  {victim}  (md5 {md5[victim]})\n" in str(error.value)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [f"ignored {line}; trying the next source" for line in ignored] + [
+        f"copied (md5 ok) {name} from {others}" for name in IDX_NAMES[1:]]
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        [*IDX_NAMES[1:], *(n.removesuffix(".gz") for n in IDX_NAMES[1:])])  # nothing of the victim
+
+
+def test_a_regzipped_local_copy_is_recognised_by_its_payload(tmp_path, monkeypatch, caplog):
+    """As Debian's dataset-fashion-mnist: other archives (gzip headers) around the same payloads."""
+    good = tmp_path / "good"
+    md5 = write_mnist_like(good)
+    regzipped = tmp_path / "regzipped"
+    regzipped.mkdir()
+    for name in IDX_NAMES:
+        payload = gzip.decompress((good / name).read_bytes())
+        (regzipped / name).write_bytes(gzip.compress(payload, compresslevel=1, mtime=0))
+        assert md5_of(regzipped / name) != md5[name]
+    monkeypatch.setitem(data_module.IDX_PAYLOAD_MD5, "MNIST", payload_md5s(good))
+    spec = idx_spec(NOWHERE, md5)
+    with caplog.at_level(logging.INFO, logger="dmbn"):
+        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(regzipped), str(good)], download=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"unpacked (payload md5 ok) {name} from {regzipped}" for name in IDX_NAMES]
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    assert {p.name: md5_of(p) for p in raw.iterdir()} == payload_md5s(good)  # payloads only, no archive
+    assert torch.equal(parse("tiny-idx", spec, tmp_path / "data").y_train[:3], torch.tensor([0, 1, 2]))
+
+
+def test_a_wrong_local_cifar_archive_is_not_unpacked_to_check_it(tmp_path):
+    """Only IDX archives have payload checksums: a CIFAR copy of the wrong checksum is refused as
+    such, even when it is a broken gzip file."""
+    md5 = write_cifar_like(tmp_path / "good", per_batch=5, n_test=5)
+    (tmp_path / "bad").mkdir()
+    archive = "cifar-10-python.tar.gz"
+    (tmp_path / "bad" / archive).write_bytes((tmp_path / "good" / archive).read_bytes()[:300])
+    with pytest.raises(DataError) as error:
+        fetch("tiny-cifar", cifar_spec(NOWHERE, md5), tmp_path / "data", sources=[str(tmp_path / "bad")],
+              download=False)
+    assert str(error.value).endswith(
+        f"ignored {tmp_path / 'bad' / archive}: its checksum matches neither the archive nor its payload")
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == []
+
+
+def test_a_read_failure_of_another_kind_is_called_unreadable():
+    error = PermissionError(13, "Permission denied", "/x/train-images-idx3-ubyte.gz")
+    assert data_module._read_failure(error) == (
+        "unreadable (PermissionError: [Errno 13] Permission denied: '/x/train-images-idx3-ubyte.gz')")
