@@ -7,6 +7,7 @@ import shutil
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -370,3 +371,56 @@ def test_a_read_failure_of_another_kind_is_called_unreadable():
     error = PermissionError(13, "Permission denied", "/x/train-images-idx3-ubyte.gz")
     assert data_module._read_failure(error) == (
         "unreadable (PermissionError: [Errno 13] Permission denied: '/x/train-images-idx3-ubyte.gz')")
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+
+def test_digits_are_scaled_to_bytes_and_split_into_a_fixed_stratified_test_part():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    data = parse("digits", {}, "unused")
+    assert data.x_train.dtype == torch.uint8 and data.y_train.dtype == torch.int64 and data.num_classes == 10
+    assert data.x_train.shape == (1257, 1, 8, 8) and data.x_test.shape == (540, 1, 8, 8)  # ceil(0.3 * 1797)
+    # values 0..16 onto 0..255: v -> round(v * 255 / 16), by hand
+    assert sorted(torch.cat([data.x_train, data.x_test]).unique().tolist()) == [
+        0, 16, 32, 48, 64, 80, 96, 112, 128, 143, 159, 175, 191, 207, 223, 239, 255]
+    bunch = load_digits()
+    # the 'official' test part: scikit-learn's stratified split with seed 0
+    train, test = train_test_split(range(1797), test_size=0.3, stratify=bunch.target, random_state=0)
+    assert data.y_test.tolist() == bunch.target[test].tolist() and data.y_train.tolist() == bunch.target[train].tolist()
+    np.testing.assert_array_equal(np.rint(data.x_test[:, 0].numpy().astype(float) * 16 / 255), bunch.images[test])  # back to 0..16
+    counts = np.bincount(bunch.target)
+    assert all(abs(n - 0.3 * c) <= 1 for n, c in zip(np.bincount(data.y_test.numpy()), counts))
+    assert torch.equal(parse("digits", {"test_fraction": 0.5}, "unused").y_test,
+                       torch.from_numpy(bunch.target[train_test_split(range(1797), test_size=0.5,
+                                                                      stratify=bunch.target, random_state=0)[1]]))
+
+
+def test_images_of_an_unexpected_layout_are_refused_naming_the_data_set():
+    from types import SimpleNamespace
+
+    for shape in [(2, 32, 32), (2, 32, 32, 4)]:
+        with pytest.raises(DataError, match=fr"'odd': CIFAR images of shape \({', '.join(map(str, shape))}\), "
+                                            r"expected \[N, 32, 32, 3\]$"):
+            data_module._images(SimpleNamespace(data=np.zeros(shape, np.uint8), targets=[0, 1]), "odd")
+    short = SimpleNamespace(data=np.zeros((3, 32, 32, 3), np.uint8), targets=[0, 1])
+    with pytest.raises(DataError, match=r"^data set 'odd': 3 images but 2 labels$"):
+        data_module._images(short, "odd")
+
+
+def test_a_broken_label_file_is_named_after_the_good_files_before_it(tmp_path, mirror):
+    from torchvision.datasets.mnist import read_label_file
+
+    md5 = write_mnist_like(mirror[0])
+    spec = idx_spec(mirror[1], md5)
+    fetch("tiny-idx", spec, tmp_path / "data", sources=[])
+    labels = tmp_path / "data" / "MNIST" / "raw" / "train-labels-idx1-ubyte"  # the last one read
+    labels.write_bytes(b"\x00\x00\x08\x03" + labels.read_bytes()[4:])  # an image header on labels
+    try:
+        read_label_file(str(labels))
+    except Exception as error:  # noqa: BLE001 - torchvision's own words
+        expected = f"{labels} is not a valid IDX file ({error})"
+    with pytest.raises(DataError) as raised:
+        parse("tiny-idx", spec, tmp_path / "data")
+    assert str(raised.value).startswith(f"data set 'tiny-idx': {expected}. Replace the file")
