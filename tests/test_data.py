@@ -491,3 +491,47 @@ def test_augment_computes_on_the_devices_of_its_inputs():
     with Devices() as devices:
         out = augment(x, draws)
     assert out.shape == (2, 3, 5, 6) and devices.seen == {"meta"}
+
+
+def write_python2_pickle(path: Path, entry: dict) -> None:
+    """Pickle ``entry`` as Python 2 did the real CIFAR batches: byte strings as ``str``
+    (BINSTRING), which Python 3 reads back only with ``encoding="latin1"``."""
+    import io
+    import pickle
+    import struct
+
+    class Python2Pickler(pickle._Pickler):
+        dispatch = dict(pickle._Pickler.dispatch)
+
+        def save_str2(self, obj: bytes) -> None:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
+            self.memoize(obj)
+
+        dispatch[bytes] = save_str2
+
+    buffer = io.BytesIO()
+    Python2Pickler(buffer, protocol=2).dump(entry)
+    path.write_bytes(buffer.getvalue())
+
+
+def test_a_broken_cifar_batch_is_named_after_python2_batches_before_it(tmp_path, mirror):
+    import pickle
+
+    md5 = write_cifar_like(mirror[0], per_batch=10, n_test=10)
+    spec = cifar_spec(mirror[1], md5)
+    fetch("tiny-cifar", spec, tmp_path / "data", sources=[])
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    first = folder / "data_batch_1"
+    with open(first, "rb") as handle:
+        entry = pickle.load(handle)
+    write_python2_pickle(first, entry)
+    with pytest.raises(UnicodeDecodeError):  # bytes >= 128 in the images: latin1 is needed
+        pickle.loads(first.read_bytes())
+    with open(first, "rb") as handle:
+        np.testing.assert_array_equal(pickle.load(handle, encoding="latin1")["data"], entry["data"])
+    broken = folder / "data_batch_3"
+    with open(broken, "wb") as handle:
+        pickle.dump({"data": np.zeros((10, 1000), np.uint8), "labels": [0] * 10}, handle)
+    spec["md5"].update(data_batch_1=md5_of(first), data_batch_3=md5_of(broken))
+    with pytest.raises(DataError, match=r"data_batch_3 holds images of shape \(10, 1000\)"):
+        parse("tiny-cifar", spec, tmp_path / "data")
