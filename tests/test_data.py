@@ -535,3 +535,30 @@ def test_a_broken_cifar_batch_is_named_after_python2_batches_before_it(tmp_path,
     spec["md5"].update(data_batch_1=md5_of(first), data_batch_3=md5_of(broken))
     with pytest.raises(DataError, match=r"data_batch_3 holds images of shape \(10, 1000\)"):
         parse("tiny-cifar", spec, tmp_path / "data")
+
+
+def test_fetch_completes_a_partly_fetched_data_set(tmp_path):
+    """Unpacked files stay, an archive already in place is unpacked, the rest comes from a source."""
+    md5 = write_mnist_like(tmp_path / "local")
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    first, second = IDX_NAMES[:2]
+    (raw / first.removesuffix(".gz")).write_bytes(gzip.decompress((tmp_path / "local" / first).read_bytes()))
+    shutil.copy(tmp_path / "local" / second, raw)
+    (tmp_path / "local" / first).unlink()
+    (tmp_path / "local" / second).unlink()
+    spec = idx_spec(NOWHERE, md5)
+    fetch("tiny-idx", spec, tmp_path / "data", sources=[str(tmp_path / "local")], download=False)
+    assert sorted(p.name for p in raw.iterdir()) == sorted([*IDX_NAMES[1:], *(n.removesuffix(".gz") for n in IDX_NAMES)])
+    assert parse("tiny-idx", spec, tmp_path / "data").y_train.shape == (400,)
+
+
+def test_fetch_leaves_reading_to_parse_which_names_a_broken_file(tmp_path):
+    md5 = write_mnist_like(tmp_path / "local")
+    spec = idx_spec(NOWHERE, md5)
+    fetch("tiny-idx", spec, tmp_path / "data", sources=[str(tmp_path / "local")], download=False)
+    images = tmp_path / "data" / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    images.write_bytes(b"\x00\x00\x09\x03" + images.read_bytes()[4:])  # wrong type code
+    assert fetch("tiny-idx", spec, tmp_path / "data", sources=[], download=True) == tmp_path / "data"
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte is not a valid IDX file"):
+        parse("tiny-idx", spec, tmp_path / "data")
