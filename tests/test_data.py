@@ -562,3 +562,11 @@ def test_fetch_leaves_reading_to_parse_which_names_a_broken_file(tmp_path):
     assert fetch("tiny-idx", spec, tmp_path / "data", sources=[], download=True) == tmp_path / "data"
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte is not a valid IDX file"):
         parse("tiny-idx", spec, tmp_path / "data")
+
+
+def test_a_failed_download_is_logged_with_torchvisions_error(tmp_path, caplog):
+    md5 = write_mnist_like(tmp_path / "elsewhere")
+    with caplog.at_level(logging.WARNING, logger="dmbn"), pytest.raises(DataError):
+        fetch("tiny-idx", idx_spec(NOWHERE, md5), tmp_path / "data", sources=[])
+    [message] = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"download of tiny-idx failed: Error downloading {IDX_NAMES[0]}:\nTried {NOWHERE}, got:")
