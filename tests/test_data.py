@@ -570,3 +570,14 @@ def test_a_failed_download_is_logged_with_torchvisions_error(tmp_path, caplog):
         fetch("tiny-idx", idx_spec(NOWHERE, md5), tmp_path / "data", sources=[])
     [message] = [r.getMessage() for r in caplog.records]
     assert message.startswith(f"download of tiny-idx failed: Error downloading {IDX_NAMES[0]}:\nTried {NOWHERE}, got:")
+
+
+def test_a_corrupt_download_is_removed_and_the_good_ones_kept(tmp_path, mirror, caplog):
+    md5 = write_mnist_like(mirror[0])
+    md5["train-labels-idx1-ubyte.gz"] = "0" * 32  # what the mirror serves does not match
+    with caplog.at_level(logging.WARNING, logger="dmbn"), pytest.raises(DataError):
+        fetch("tiny-idx", idx_spec(mirror[1], md5), tmp_path / "data", sources=[])
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    # torchvision stops at the corrupt archive: the one before it is kept (and unpacked)
+    assert sorted(p.name for p in raw.iterdir()) == ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
+    assert caplog.records[-1].getMessage() == f"removed the failed download {raw / 'train-labels-idx1-ubyte.gz'}"
