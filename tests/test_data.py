@@ -66,6 +66,8 @@ def test_missing_files_are_listed_with_how_to_provide_them(tmp_path):
     message = str(error.value)
     assert all(name in message for name in MNIST_FILES[1:]) and MNIST_FILES[0] not in message
     assert "local_sources" in message
+    listing = "".join(f"\n  {name}  (md5 {md5[name]})" for name in MNIST_FILES[1:])
+    assert f"could not be downloaded:{listing}\nCopy them into {tmp_path / 'data' / 'MNIST' / 'raw'}/ or " in message
 
 
 def test_wrong_md5_archive_is_refused(tmp_path, mirror):
