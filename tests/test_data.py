@@ -13,7 +13,7 @@ import torch
 
 import dmbn.data as data_module
 from dmbn.data import (DataError, Processed, archives, augment, augmentation_draws, dataset_class, fetch,
-                       load_run_data, parse, raw_dir, regime_data, stratified_split)
+                       RunData, load_run_data, parse, raw_dir, regime_data, stratified_split)
 
 from conftest import MNIST_FILES, write_cifar_like, write_mnist_like
 from conftest import md5 as md5_of
@@ -583,3 +583,36 @@ def test_a_corrupt_download_is_removed_and_the_good_ones_kept(tmp_path, mirror, 
     # torchvision stops at the corrupt archive: the one before it is kept (and unpacked)
     assert sorted(p.name for p in raw.iterdir()) == ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"]
     assert caplog.records[-1].getMessage() == f"removed the failed download {raw / 'train-labels-idx1-ubyte.gz'}"
+
+
+def test_parse_of_a_data_set_never_fetched_names_the_folder_and_downloads_nothing(tmp_path):
+    from torchvision.datasets import MNIST
+
+    md5 = write_mnist_like(tmp_path / "elsewhere")
+    try:
+        MNIST(str(tmp_path / "data"), train=True, download=False)
+    except RuntimeError as error:  # torchvision's own words
+        words = str(error)
+    with pytest.raises(DataError) as raised:
+        parse("tiny-idx", idx_spec(NOWHERE, md5), tmp_path / "data")
+    assert str(raised.value) == (
+        f"data set 'tiny-idx': under {tmp_path / 'data' / 'MNIST' / 'raw'}: {words}. Replace the file, or delete "
+        f"the folder {tmp_path / 'data'} to fetch fresh copies, and run again.")
+
+
+def test_a_runs_data_fingerprint_sees_shapes_and_the_class_count():
+    data = parse("digits", {}, "unused")
+    train, val = stratified_split(data.y_train, 0.2, seed=0)
+    run = regime_data(data, "mini", train, val)
+    flat = RunData(**{**run.__dict__, "x_train": run.x_train.reshape(len(run.x_train), 1, 1, 64)})
+    assert flat.x_train.numpy().tobytes() == run.x_train.numpy().tobytes()  # the same bytes
+    assert flat.fingerprint() != run.fingerprint()
+    assert RunData(**{**run.__dict__, "num_classes": 11}).fingerprint() != run.fingerprint()
+
+
+def test_a_runs_data_moves_every_tensor_to_the_device():
+    data = parse("digits", {}, "unused")
+    run = regime_data(data, "mini", *stratified_split(data.y_train, 0.2, seed=0))
+    moved = run.to("meta")
+    assert all(getattr(moved, k).device.type == "meta" for k, v in run.__dict__.items() if isinstance(v, torch.Tensor))
+    assert moved.num_classes == 10 and moved.x_esm.shape == run.x_esm.shape
