@@ -391,7 +391,8 @@ def test_digits_are_scaled_to_bytes_and_split_into_a_fixed_stratified_test_part(
     # the 'official' test part: scikit-learn's stratified split with seed 0
     train, test = train_test_split(range(1797), test_size=0.3, stratify=bunch.target, random_state=0)
     assert data.y_test.tolist() == bunch.target[test].tolist() and data.y_train.tolist() == bunch.target[train].tolist()
-    np.testing.assert_array_equal(np.rint(data.x_test[:, 0].numpy().astype(float) * 16 / 255), bunch.images[test])  # back to 0..16
+    back = np.rint(data.x_test[:, 0].numpy().astype(float) * 16 / 255)  # back to 0..16
+    np.testing.assert_array_equal(back, bunch.images[test])
     counts = np.bincount(bunch.target)
     assert all(abs(n - 0.3 * c) <= 1 for n, c in zip(np.bincount(data.y_test.numpy()), counts))
     assert torch.equal(parse("digits", {"test_fraction": 0.5}, "unused").y_test,
@@ -551,7 +552,8 @@ def test_fetch_completes_a_partly_fetched_data_set(tmp_path):
     (tmp_path / "local" / second).unlink()
     spec = idx_spec(NOWHERE, md5)
     fetch("tiny-idx", spec, tmp_path / "data", sources=[str(tmp_path / "local")], download=False)
-    assert sorted(p.name for p in raw.iterdir()) == sorted([*IDX_NAMES[1:], *(n.removesuffix(".gz") for n in IDX_NAMES)])
+    unpacked = [n.removesuffix(".gz") for n in IDX_NAMES]
+    assert sorted(p.name for p in raw.iterdir()) == sorted([*IDX_NAMES[1:], *unpacked])
     assert parse("tiny-idx", spec, tmp_path / "data").y_train.shape == (400,)
 
 
