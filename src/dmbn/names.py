@@ -108,6 +108,15 @@ def estimator_kind(name: str) -> str:
     raise KeyError(f"{name!r} is no estimator name (kinds: {', '.join(ESTIMATORS)})")
 
 
+def is_estimator_name(name: str) -> bool:
+    """Whether ``name`` is a row name of a registered kind (``estimator_kind`` knows it)."""
+    try:
+        estimator_kind(name)
+    except KeyError:
+        return False
+    return True
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)

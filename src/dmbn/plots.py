@@ -24,7 +24,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
                     regime_label)
-from .names import ESTIMATORS, estimator_kind  # noqa: E402
+from .names import ESTIMATORS, estimator_kind, is_estimator_name  # noqa: E402
 from .tables import (axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
                      with_variants)
 
@@ -224,12 +224,7 @@ def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
 
 def _single_rows(variants) -> list[str]:
     """The variants that are one row each (not a kind with one row per β, like the static EMAs)."""
-    def per_beta(v: str) -> bool:
-        try:
-            return ESTIMATORS[estimator_kind(v)].per_beta
-        except KeyError:  # BN-BFN
-            return False
-    return [v for v in variants if not per_beta(v)]
+    return [v for v in variants if not (is_estimator_name(v) and ESTIMATORS[estimator_kind(v)].per_beta)]
 
 
 def _estimator_order(estimators) -> list[str]:

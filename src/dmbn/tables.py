@@ -10,7 +10,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from .names import (BATCH_FREE_ARCHS, BN_BFN_RANK, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, METRICS,
-                    estimator_kind, estimator_label, estimator_rank, regime_label, regime_rank)
+                    estimator_label, estimator_rank, is_estimator_name, regime_label, regime_rank)
 
 BN_BFN = "bn-bfn"  # the batch-free twin with the default estimator: a variant, not an estimator
 PAIRS = (("dmbn", DEFAULT_ESTIMATOR), ("dmbn", BN_BFN), ("dmbn", "precise"),
@@ -39,16 +39,9 @@ def variant_order(estimators) -> list[str]:
 def present_order(variants) -> list[str]:
     """The variants present, in the tables' order; any the registry does not name follow, sorted."""
     present = set(variants)
-    known = {v for v in present if v == BN_BFN or _is_estimator(v)}
+    known = {v for v in present if v == BN_BFN or is_estimator_name(v)}
     return [v for v in variant_order(known) if v in present] + sorted(present - known)
 
-
-def _is_estimator(name: str) -> bool:
-    try:
-        estimator_kind(name)
-    except KeyError:
-        return False
-    return True
 
 
 def label(variant: str, latex: bool = True) -> str:
