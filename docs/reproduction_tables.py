@@ -5,8 +5,10 @@
 
 Sections: per data set and regime, the thesis's (single-run) numbers beside our mean ± std over
 n seeds and our 95 % prediction interval for one run; paired comparisons over seeds (95 % t
-interval); the noise measured two ways (seed to seed, and rounding: same seed, other thread
-count). Every statistic comes from ``dmbn.tables`` / the study's own comparison files.
+interval); the static rows within one run against their seed spread; DMBN's β* and its ESM_μ
+against every static β (from the published summaries); the noise measured two ways (seed to
+seed, and rounding: same seed, other thread count); what the study cost (its run cards).
+Intervals come from ``dmbn.tables``; the rest are counts and quantiles of committed files.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, regime_label  # noqa: E402
+from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
 from dmbn.tables import (PAIRS, paired_comparisons, prediction_interval, variant_order,  # noqa: E402
                          with_variants)
 
@@ -86,6 +88,78 @@ def paired(metrics: pd.DataFrame) -> str:
         index=False, floatfmt="+.4f")
 
 
+GROUP = ["dataset", "regime", "arch"]
+
+
+def _static(names: pd.Series) -> pd.Series:
+    return names.map(lambda name: is_estimator_name(name) and estimator_kind(name) == "static")
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(regime=frame.regime.map(regime_label))
+
+
+def static_rows_within_runs(metrics: pd.DataFrame) -> str:
+    """How far apart the static-β rows of one run (same weights) lie, against how far one row
+    moves from seed to seed: the scale of what β can do versus what training noise does."""
+    static = metrics[_static(metrics.estimator)].copy()
+    static["beta"] = static.estimator.str.removeprefix("static-").astype(float)
+    rows = []
+    for keys, group in static.groupby(GROUP, sort=False):
+        per_run = group.sort_values("beta").groupby("seed").accuracy
+        ranges = per_run.agg(lambda acc: acc.max() - acc.min())
+        drops = per_run.agg(lambda acc: (-acc.diff()).max())  # largest fall from one β to the next
+        seed_std = group.groupby("beta").accuracy.std()
+        rows.append(dict(zip(GROUP, keys), runs=len(ranges),
+                         **{"range over β, mean (max)": f"{ranges.mean():.4f} ({ranges.max():.4f})",
+                            "largest fall to the next β": max(drops.max(), 0.0) + 0.0,  # + 0.0: no "-0"
+                            "seed-to-seed std per β, median (max)": f"{seed_std.median():.4f} ({seed_std.max():.4f})"}))
+    return _labelled(pd.DataFrame(rows)).to_markdown(index=False, floatfmt=".4f")
+
+
+def beta_star(betas: pd.DataFrame) -> str:
+    """DMBN's β* over every (seed, BN layer, epoch) cell of each data set, regime and arch."""
+    epochs = [c for c in betas.columns if c.startswith("e") and c[1:].isdigit()]
+    long = betas.melt(id_vars=GROUP + ["seed", "layer"], value_vars=epochs, value_name="beta").dropna()
+    last = betas[GROUP + [epochs[-1]]].rename(columns={epochs[-1]: "beta"})  # not every run need have all epochs
+    rows = []
+    for keys, group in long.groupby(GROUP, sort=False):
+        final = last.set_index(GROUP).loc[keys].beta
+        rows.append(dict(zip(GROUP, keys), cells=len(group), median=group.beta.median(),
+                         **{"share β* ≤ 0.2": (group.beta <= 0.2).mean(),
+                            "share β* ≥ 0.8": (group.beta >= 0.8).mean(),
+                            "last epoch: median (cells)": f"{final.median():g} ({final.notna().sum()})"}))
+    return _labelled(pd.DataFrame(rows)).to_markdown(index=False, floatfmt=".2f")
+
+
+def dmbn_esm_against_static(esm: pd.DataFrame) -> str:
+    """At each run's last epoch, per BN layer: in how many (seed, layer) cells is DMBN's ESM_μ
+    below every static β's, and below PreciseBN's."""
+    layers = [c for c in esm.columns if c.startswith("l") and c[1:].isdigit()]
+    long = esm.melt(id_vars=GROUP + ["seed", "estimator"], value_vars=layers, var_name="layer",
+                    value_name="esm_mu").dropna()
+    cells = long.pivot_table(index=GROUP + ["seed", "layer"], columns="estimator", values="esm_mu")
+    static = [c for c in cells.columns if _static(pd.Series([c])).item()]
+    below_static = cells["dmbn"] < cells[static].min(axis=1)
+    below_precise = cells["dmbn"] < cells["precise"]
+    counts = pd.DataFrame({"cells": 1, "below every static β": below_static,
+                           "below PreciseBN": below_precise}).groupby(GROUP, sort=False).sum()
+    return _labelled(counts.reset_index()).to_markdown(index=False)
+
+
+def compute(cards: pd.DataFrame) -> str:
+    """Job time per data set, regime and arch from the run cards, then the whole study's job time
+    and its wall-clock span (first start to last finish)."""
+    rows = cards.groupby(GROUP, sort=False).wall_seconds.agg(["count", "sum", "median"]).reset_index()
+    table = _labelled(rows.rename(columns={"count": "runs"})).assign(
+        **{"job time (min)": lambda f: (f["sum"] / 60).round(1), "median per run (s)": lambda f: f["median"].round()})
+    span = pd.to_datetime(cards.finished).max() - pd.to_datetime(cards.started).min()
+    total = f"{len(cards)} runs, {cards.wall_seconds.sum() / 3600:.2f} h of job time, " \
+            f"{span.total_seconds() / 3600:.2f} h from the first start to the last finish " \
+            f"({cards.started.min()} → {cards.finished.max()})"
+    return table[GROUP + ["runs", "job time (min)", "median per run (s)"]].to_markdown(index=False) + "\n\n" + total
+
+
 def noise(rounding: pd.DataFrame) -> str:
     """Test accuracy's spread from seed to seed beside the change one seed shows under other
     rounding (1 vs 2 torch threads): mean and max |Δ| with the paired 95 % interval."""
@@ -111,9 +185,21 @@ def main(argv: list[str] | None = None) -> None:
     print(tables(metrics, pd.read_csv(PAPER)))
     print("\n### Paired comparisons over seeds\n")
     print(paired(metrics))
+    print("\n### Static rows within one run, against the seed spread\n")
+    print(static_rows_within_runs(metrics))
+    study = HERE / "results" / args.study
+    if (study / "summaries").exists():
+        print("\n### What DMBN chose: β* over every seed, layer and epoch\n")
+        print(beta_star(pd.read_csv(study / "summaries" / "beta_star.csv")))
+        print("\n### DMBN's ESM_μ against every static β and PreciseBN, last epoch\n")
+        print(dmbn_esm_against_static(pd.read_csv(study / "summaries" / "esm_last_epoch.csv")))
     if args.rounding:
         print("\n### Noise: seed to seed, and rounding alone\n")
         print(noise(pd.read_csv(HERE / "results" / args.rounding / "comparisons" / "rounding.csv")))
+    for name in filter(None, (args.study, args.rounding)):
+        if (HERE / "results" / name / "run_cards.csv").exists():
+            print(f"\n### Compute: study `{name}`\n")
+            print(compute(pd.read_csv(HERE / "results" / name / "run_cards.csv")))
 
 
 if __name__ == "__main__":

@@ -70,3 +70,55 @@ def test_rounding_noise_section_reads_the_rounding_comparison(tmp_path, monkeypa
 
 def test_readme_links_the_reproduction():
     assert "docs/REPRODUCTION.md" in (ROOT / "README.md").read_text()
+
+
+def _row(section: str, *cells: str) -> list[str]:
+    """The cells of the one markdown row of ``section`` that starts with ``cells``."""
+    for line in section.splitlines():
+        parts = [c.strip() for c in line.strip().strip("|").split("|")]
+        if parts[:len(cells)] == list(cells):
+            return parts
+    raise AssertionError(f"no row {cells} in\n{section}")
+
+
+def _section(out: str, title: str) -> str:
+    return out.split(title)[1].split("\n### ")[0]
+
+
+def test_page_statistics_from_summaries_and_cards_match_a_hand_count():
+    """Static range, β* shares, DMBN-below-static counts and job time, recounted with plain
+    Python from the committed quickstart files."""
+    import csv
+    out = generate("quickstart")
+    folder = RESULTS / "quickstart"
+    full = "Full batch (thesis: train = ESM set = test set)"
+
+    acc = {}
+    for r in csv.DictReader(open(folder / "metrics.csv")):
+        if r["regime"] == "full" and r["arch"] == "mlp" and r["estimator"].startswith("static-"):
+            acc.setdefault(r["seed"], {})[float(r["estimator"][7:])] = float(r["accuracy"])
+    ranges = [max(v.values()) - min(v.values()) for v in acc.values()]
+    falls = [max(0.0, *(v[a] - v[b] for a, b in zip(sorted(v), sorted(v)[1:]))) for v in acc.values()]
+    row = _row(_section(out, "Static rows within one run"), "digits", full, "mlp")
+    assert row[3:5] == [str(len(acc)), f"{sum(ranges) / len(ranges):.4f} ({max(ranges):.4f})"]
+    assert row[5] == f"{max(falls):.4f}"
+
+    betas = [float(v) for r in csv.DictReader(open(folder / "summaries" / "beta_star.csv"))
+             if r["regime"] == "full-heldout" and r["arch"] == "mlp" for k, v in r.items() if k[0] == "e" and v]
+    row = _row(_section(out, "What DMBN chose"), "digits", "Full batch, held out", "mlp")
+    assert row[3] == str(len(betas))
+    assert row[5:7] == [f"{sum(b <= 0.2 for b in betas) / len(betas):.2f}", f"{sum(b >= 0.8 for b in betas) / len(betas):.2f}"]
+
+    esm = {}
+    for r in csv.DictReader(open(folder / "summaries" / "esm_last_epoch.csv")):
+        if r["regime"] == "mini" and r["arch"] == "mlp-bnbfn":
+            for k, v in r.items():
+                if k[0] == "l" and k[1:].isdigit() and v:
+                    esm.setdefault((r["seed"], k), {})[r["estimator"]] = float(v)
+    below = sum(c["dmbn"] < min(v for e, v in c.items() if e.startswith("static-")) for c in esm.values())
+    below_precise = sum(c["dmbn"] < c["precise"] for c in esm.values())
+    row = _row(_section(out, "DMBN's ESM_μ against"), "digits", "Mini-batch", "mlp-bnbfn")
+    assert row[3:] == [str(len(esm)), str(below), str(below_precise)]
+
+    seconds = [float(r["wall_seconds"]) for r in csv.DictReader(open(folder / "run_cards.csv"))]
+    assert f"{len(seconds)} runs, {sum(seconds) / 3600:.2f} h of job time" in _section(out, "Compute: study `quickstart`")
