@@ -118,14 +118,18 @@ def static_rows_within_runs(metrics: pd.DataFrame) -> str:
 
 
 def beta_star(betas: pd.DataFrame) -> str:
-    """DMBN's β* over every (seed, BN layer, epoch) cell of each data set, regime and arch."""
+    """β* of DMBN (and of each variant the study ran) over every (seed, BN layer, epoch) cell of
+    each data set, regime and arch; summaries from before β* named its kind hold DMBN's alone."""
+    if "estimator" not in betas.columns:
+        betas = betas.assign(estimator="dmbn")
+    keys = GROUP + ["estimator"]
     epochs = [c for c in betas.columns if c.startswith("e") and c[1:].isdigit()]
-    long = betas.melt(id_vars=GROUP + ["seed", "layer"], value_vars=epochs, value_name="beta").dropna()
-    last = betas[GROUP + [epochs[-1]]].rename(columns={epochs[-1]: "beta"})  # not every run need have all epochs
+    long = betas.melt(id_vars=keys + ["seed", "layer"], value_vars=epochs, value_name="beta").dropna()
+    last = betas.set_index(keys)[epochs[-1]]
     rows = []
-    for keys, group in long.groupby(GROUP, sort=False):
-        final = last.set_index(GROUP).loc[keys].beta
-        rows.append(dict(zip(GROUP, keys), cells=len(group), median=group.beta.median(),
+    for group_keys, group in long.groupby(keys, sort=False):
+        final = last.loc[group_keys]
+        rows.append(dict(zip(keys, group_keys), cells=len(group), median=group.beta.median(),
                          **{"share β* ≤ 0.2": (group.beta <= 0.2).mean(),
                             "share β* ≥ 0.8": (group.beta >= 0.8).mean(),
                             "last epoch: median (cells)": f"{final.median():g} ({final.notna().sum()})"}))
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     print(static_rows_within_runs(metrics))
     study = HERE / "results" / args.study
     if (study / "summaries").exists():
-        print("\n### What DMBN chose: β* over every seed, layer and epoch\n")
+        print("\n### What DMBN (and each variant) chose: β* over every seed, layer and epoch\n")
         print(beta_star(pd.read_csv(study / "summaries" / "beta_star.csv")))
         print("\n### DMBN's ESM_μ against every static β and PreciseBN, last epoch\n")
         print(dmbn_esm_against_static(pd.read_csv(study / "summaries" / "esm_last_epoch.csv")))

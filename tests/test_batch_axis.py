@@ -257,7 +257,8 @@ def test_a_full_batch_of_unknown_size_sits_a_decade_beyond_the_largest_batch():
 
 def summaries(seed: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hand-made ``esm_last_epoch`` and ``beta_star`` summaries (as `summarise` writes them) of
-    the three batch sizes, three seeds, three BN layers; recalibrated's ESM is 0."""
+    the three batch sizes, three seeds, three BN layers; recalibrated's ESM is 0; β* of DMBN and
+    of its ESM_σ variant."""
     rng = np.random.default_rng(seed)
     esm, betas = [], []
     for regime in SIZES:
@@ -266,8 +267,10 @@ def summaries(seed: int = 4) -> tuple[pd.DataFrame, pd.DataFrame]:
             for estimator in ("static-0.1", "dmbn", "recalibrated"):
                 values = np.zeros(3) if estimator == "recalibrated" else rng.uniform(1e-3, 1, 3)
                 esm.append({**key, "epoch": 4, "estimator": estimator, **{f"l{k + 1}": values[k] for k in range(3)}})
-            for layer in (1, 2, 3):
-                betas.append({**key, "layer": layer, **{f"e{e}": rng.choice([0.1, 0.3, 0.9]) for e in (1, 2, 3, 4)}})
+            for kind in ("dmbn", "dmbn-sigma"):
+                for layer in (1, 2, 3):
+                    betas.append({**key, "estimator": kind, "layer": layer,
+                                  **{f"e{e}": rng.choice([0.1, 0.3, 0.9]) for e in (1, 2, 3, 4)}})
     return pd.DataFrame(esm), pd.DataFrame(betas)
 
 
@@ -286,15 +289,23 @@ def test_esm_against_batch_size_plots_the_last_epochs_seed_means_per_layer():
         assert ax.get_title() == f"BN layer {layer}" and ax.get_xscale() == ax.get_yscale() == "log"
 
 
-def test_beta_star_against_batch_size_plots_the_last_epoch_and_the_epoch_mean():
+@pytest.mark.parametrize("kinds", [("dmbn", "dmbn-sigma"), ("dmbn",)])
+def test_beta_star_against_batch_size_plots_the_last_epoch_and_the_epoch_mean(kinds):
     _, betas = summaries()
+    if kinds == ("dmbn",):  # summaries written before β* had an estimator column: DMBN's alone
+        betas = betas[betas.estimator == "dmbn"].drop(columns="estimator")
     sizes = pd.DataFrame({"regime": list(SIZES), "batch_size": list(SIZES.values())})
     ax = plots.beta_star_vs_batch_size(betas, sizes, "mlp", 2, 0.95, "d · mlp").axes[0]
-    layer = betas[betas.layer == 2]
-    last = layer.groupby("regime").e4
-    mean = layer.assign(mean=layer[["e1", "e2", "e3", "e4"]].mean(axis=1)).groupby("regime")["mean"]
     lines = lines_by_label(ax)
-    for text, values in (("β* at the last epoch", last), ("β*, mean over epochs", mean)):
+    expected_lines = []
+    for kind in kinds:
+        layer = betas[(betas.layer == 2) & (betas.get("estimator", "dmbn") == kind)]
+        last = layer.groupby("regime").e4
+        mean = layer.assign(mean=layer[["e1", "e2", "e3", "e4"]].mean(axis=1)).groupby("regime")["mean"]
+        prefix = "" if kind == "dmbn" else f"{label(kind)}: "
+        expected_lines += [(prefix + "β* at the last epoch", last), (prefix + "β*, mean over epochs", mean)]
+    assert sorted(lines) == sorted(text for text, _ in expected_lines)
+    for text, values in expected_lines:
         x, y = lines[text]
         np.testing.assert_array_equal(x, [8, 100, 1005])
         np.testing.assert_allclose(y, values.mean()[list(SIZES)].to_numpy())

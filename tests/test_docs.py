@@ -105,9 +105,9 @@ def test_page_statistics_from_summaries_and_cards_match_a_hand_count():
 
     betas = [float(v) for r in csv.DictReader(open(folder / "summaries" / "beta_star.csv"))
              if r["regime"] == "full-heldout" and r["arch"] == "mlp" for k, v in r.items() if k[0] == "e" and v]
-    row = _row(_section(out, "What DMBN chose"), "digits", "Full batch, held out", "mlp")
-    assert row[3] == str(len(betas))
-    assert row[5:7] == [f"{sum(b <= 0.2 for b in betas) / len(betas):.2f}", f"{sum(b >= 0.8 for b in betas) / len(betas):.2f}"]
+    row = _row(_section(out, "What DMBN (and each variant) chose"), "digits", "Full batch, held out", "mlp", "dmbn")
+    assert row[4] == str(len(betas))
+    assert row[6:8] == [f"{sum(b <= 0.2 for b in betas) / len(betas):.2f}", f"{sum(b >= 0.8 for b in betas) / len(betas):.2f}"]
 
     esm = {}
     for r in csv.DictReader(open(folder / "summaries" / "esm_last_epoch.csv")):

@@ -144,6 +144,7 @@ def test_dmbn_variants_replay_an_ema_with_the_beta_their_criterion_picks(data, k
             replay_mean = (1 - per_channel) * replay_mean + per_channel * mean
             replay_var = (1 - per_channel) * replay_var + per_channel * var
         torch.testing.assert_close(bank.statistics(kind), (replay_mean, replay_var), rtol=1e-5, atol=1e-6)
+        assert bank.choices[kind].tolist() == [STATIC_BETAS[i] for i in criterion(esm_mu, esm_sigma).argmin(0).tolist()]
 
 
 def test_dmbn_sigma_without_esm_sigma_says_so():
@@ -257,8 +258,38 @@ def test_a_run_with_every_estimator_logs_each_and_resumes_bitwise(data, tmp_path
     statistics = EstimatorStatistics.load(tmp_path / "straight/statistics.pt")
     assert statistics.prediction_batches == {"test-batch": 40}
     assert set(statistics.names) == per_beta | others
+    # betas.csv: each choosing kind's β* is its criterion's argmin over the static rows of esm.csv
+    betas = pd.read_csv(tmp_path / "straight/betas.csv")
+    static = esm[esm.estimator.str.startswith("static-")].assign(
+        beta=lambda f: f.estimator.str.removeprefix("static-").astype(float), both=lambda f: f.esm_mu + f.esm_sigma)
+    assert sorted(betas.estimator.unique()) == ["dmbn", "dmbn-mu-sigma", "dmbn-sigma"]
+    for kind, criterion in (("dmbn", "esm_mu"), ("dmbn-sigma", "esm_sigma"), ("dmbn-mu-sigma", "both")):
+        expected = static.loc[static.groupby(["epoch", "layer"])[criterion].idxmin()].set_index(["epoch", "layer"]).beta
+        got = betas[betas.estimator == kind].set_index(["epoch", "layer"]).beta
+        pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False, atol=1e-6, rtol=0)
     # static-1 and moment-1 are both the last batch's statistics, by two routes
     torch.testing.assert_close(statistics.of("moment-1"), statistics.of("static-1"), rtol=1e-4, atol=1e-5)
+
+
+def test_a_checkpoint_from_before_beta_star_named_its_kind_resumes_as_dmbns(data, tmp_path):
+    """Checkpoints written when β* rows had no ``estimator`` still resume: those rows are DMBN's."""
+    config = TrainConfig(epochs=2, batch_size=40, precise_batches=3, seed=5)
+    write_run(train_run(small_mlp(), data, config, tmp_path / "a.ckpt"), tmp_path / "straight")
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_run(small_mlp(), data, config, tmp_path / "b.ckpt", on_epoch=stop)
+    state = torch.load(tmp_path / "b.ckpt", weights_only=True)
+    assert state["betas"] and all(row.pop("estimator") == "dmbn" for row in state["betas"])
+    torch.save(state, tmp_path / "b.ckpt")
+    write_run(train_run(small_mlp(), data, config, tmp_path / "b.ckpt"), tmp_path / "resumed")
+    assert (tmp_path / "straight/betas.csv").read_bytes() == (tmp_path / "resumed/betas.csv").read_bytes()
 
 
 # -- through the workflow --------------------------------------------------------------------------

@@ -339,6 +339,13 @@ def test_every_estimator_has_its_own_colour_and_line_style():
     assert len({m for _, _, m in looks}) == len(names)
     others = looks[9:]
     assert len({s for _, s, _ in others}) == len(others) and all(s != "-" for _, s, _ in others)
+    # every registered kind (per-β kinds at one β) has a look of its own, none the unknown grey
+    from dmbn.names import ESTIMATORS
+    every = names + [f"{k}-0.5" if v.per_beta else k for k, v in ESTIMATORS.items() if k not in names and k != "static"]
+    looks = [(to_hex(plots.style(n)["color"]), str(plots.style(n)["linestyle"]), plots.style(n)["marker"])
+             for n in every]
+    assert len({c for c, _, _ in looks}) == len(every) and to_hex("grey") not in {c for c, _, _ in looks}
+    assert len({(s, m) for _, s, m in looks[9:]}) == len(every) - 9
     fig = plots.esm_vs_depth(esm_frame(), "mlp")
     drawn = {line.get_label(): to_hex(line.get_color()) for line in fig.axes[0].get_lines()}
     assert drawn[plots.label("dmbn")] == to_hex(plots.style("dmbn")["color"])  # the registry's look

@@ -22,3 +22,11 @@ def test_esm_last_epoch_summary_keeps_only_each_runs_last_epoch():
                         "esm_sigma": 0.0})
     wide = esm_last_epoch_summary(esm)
     assert wide[["seed", "epoch", "l1", "l2"]].values.tolist() == [[1, 2, 1.5, 2.5], [2, 1, 3.0, 4.0]]
+
+
+def test_beta_star_summary_keeps_each_choosing_kind_apart():
+    betas = pd.DataFrame({"dataset": "d", "regime": "mini", "arch": "mlp", "seed": 1, "epoch": [1, 1, 2, 2],
+                          "layer": 1, "estimator": ["dmbn", "dmbn-sigma"] * 2, "beta": [0.1, 0.9, 0.2, 0.8]})
+    wide = beta_star_summary(betas)
+    assert list(wide.columns) == ["dataset", "regime", "arch", "seed", "estimator", "layer", "e1", "e2"]
+    assert wide.set_index("estimator")[["e1", "e2"]].loc[["dmbn", "dmbn-sigma"]].values.tolist() == [[0.1, 0.2], [0.9, 0.8]]

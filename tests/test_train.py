@@ -44,7 +44,7 @@ def test_run_writes_the_documented_files(data, tmp_path):
     result = train_run(fresh_model(), data, CONFIG)
     write_run(result, tmp_path)
     assert list(pd.read_csv(tmp_path / "esm.csv").columns) == ["epoch", "layer", "estimator", "esm_mu", "esm_sigma"]
-    assert list(pd.read_csv(tmp_path / "betas.csv").columns) == ["epoch", "layer", "beta"]
+    assert list(pd.read_csv(tmp_path / "betas.csv").columns) == ["epoch", "layer", "estimator", "beta"]
     history = pd.read_csv(tmp_path / "history.csv")
     assert {"epoch", "train_loss", "train_accuracy", "esm_accuracy_dmbn"} <= set(history.columns)
     esm = pd.read_csv(tmp_path / "esm.csv")

@@ -31,6 +31,7 @@ class StatisticsHolder(Protocol):
 
     candidates: list[str]
     beta_star: Tensor | None
+    choices: dict[str, Tensor]
 
     def start_epoch(self) -> None: ...
     def observe(self) -> None: ...
@@ -131,6 +132,12 @@ class EstimatorBank:
         """DMBN's β* per layer from the last finished epoch (None without DMBN or before one)."""
         dmbn = self.estimator("dmbn")
         return dmbn.beta_star if dmbn else None
+
+    @property
+    def choices(self) -> dict[str, Tensor]:
+        """β* per layer from the last finished epoch of every kind that chooses one (``dmbn`` and
+        its variants by another criterion, ``dmbn-sigma``, ``dmbn-mu-sigma``), by kind."""
+        return {e.kind: e.beta_star for e in self.estimators if isinstance(e, DMBN) and e.beta_star is not None}
 
     def estimator(self, kind: str) -> Estimator | None:
         return next((e for e in self.estimators if e.kind == kind), None)
@@ -257,6 +264,7 @@ class OwnMomentum:
     single estimator ``static-β``. Same interface as ``EstimatorBank``, so a run has one path."""
 
     beta_star = None
+    choices: dict[str, Tensor] = {}
     candidates: list[str] = []
 
     def __init__(self, model: nn.Module, beta: float) -> None:

@@ -7,7 +7,7 @@ derived from these registries.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STATIC_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 REFERENCE_BATCH_SIZE = 100  # the thesis's batch size: horizon-matched EMAs scale β from it
@@ -22,6 +22,8 @@ class EstimatorKind:
     after the candidates' ESM (a second pass each epoch: DMBN and its variants); ``final`` at the
     end of training (one pass); ``none``: no fixed statistics, no ESM (prediction-time BN).
     A ``per_beta`` kind contributes one row per β of ``train.betas``, named ``<kind>-<β>``.
+    ``look``: its style in every figure (``Axes.plot`` keywords); a per-β kind gives a colour map
+    (``cmap``, coloured by β) and a line style instead of a colour.
     """
 
     label: str            # readers' name (tables, figures); per-β kinds add the β
@@ -30,26 +32,35 @@ class EstimatorKind:
     default: bool         # on in ``train.estimators`` unless a study says otherwise
     rank: int             # table and legend order (BN-BFN sits at rank 25)
     per_beta: bool = False
+    look: dict = field(default_factory=dict, compare=False)
 
 
 # The registry. A bank holds its estimators by stage (STAGES), in this order within a stage: the
 # order of a run's files. Adding an estimator: one line here, one class in dmbn.estimators (README,
 # "The library").
 ESTIMATORS = {
-    "static": EstimatorKind("Static BN", "StaticEMA", "epoch", True, 10, per_beta=True),
-    "dmbn": EstimatorKind("DMBN", "DMBN", "chosen", True, 20),
-    "cma": EstimatorKind("Cumulative average", "CumulativeAverage", "epoch", True, 40),
-    "precise": EstimatorKind("PreciseBN", "PreciseBN", "final", True, 30),
-    "recalibrated": EstimatorKind("Recalibrated (ESM = 0)", "Recalibrated", "final", True, 50),
-    "horizon": EstimatorKind("Horizon-matched EMA", "HorizonEMA", "epoch", False, 11, per_beta=True),
-    "moment": EstimatorKind("Moment EMA", "MomentEMA", "epoch", False, 12, per_beta=True),
+    "static": EstimatorKind("Static BN", "StaticEMA", "epoch", True, 10, per_beta=True,
+                            look=dict(cmap="viridis", linestyle="-", linewidth=1.2)),
+    "dmbn": EstimatorKind("DMBN", "DMBN", "chosen", True, 20,
+                          look=dict(color="#d62728", linestyle="--", marker="*", linewidth=2.0)),
+    "cma": EstimatorKind("Cumulative average", "CumulativeAverage", "epoch", True, 40,
+                         look=dict(color="#8c564b", linestyle=":", marker="x")),
+    "precise": EstimatorKind("PreciseBN", "PreciseBN", "final", True, 30,
+                             look=dict(color="#9467bd", linestyle="-.", marker="P")),
+    "recalibrated": EstimatorKind("Recalibrated (ESM = 0)", "Recalibrated", "final", True, 50,
+                                  look=dict(color="#111111", linestyle=(0, (1, 1)), marker="d")),
+    "horizon": EstimatorKind("Horizon-matched EMA", "HorizonEMA", "epoch", False, 11, per_beta=True,
+                             look=dict(cmap="plasma", linestyle=(0, (3, 1)), marker=".", linewidth=1.0)),
+    "moment": EstimatorKind("Moment EMA", "MomentEMA", "epoch", False, 12, per_beta=True,
+                            look=dict(cmap="cividis", linestyle=(0, (1, 2)), marker=".", linewidth=1.0)),
     "dmbn-causal": EstimatorKind("DMBN, causal (β* of the previous epoch)", "CausalDMBN", "epoch",
-                                 False, 21),
-    "dmbn-sigma": EstimatorKind("DMBN by ESM$_\\sigma$", "DMBNSigma", "chosen", False, 22),
+                                 False, 21, look=dict(color="#e377c2", linestyle="--", marker="4", linewidth=1.6)),
+    "dmbn-sigma": EstimatorKind("DMBN by ESM$_\\sigma$", "DMBNSigma", "chosen", False, 22,
+                                look=dict(color="#17becf", linestyle="--", marker="1", linewidth=1.6)),
     "dmbn-mu-sigma": EstimatorKind("DMBN by ESM$_\\mu$ + ESM$_\\sigma$", "DMBNMuSigma", "chosen",
-                                   False, 23),
+                                   False, 23, look=dict(color="#bcbd22", linestyle="--", marker="2", linewidth=1.6)),
     "test-batch": EstimatorKind("Prediction-time BN (test batch statistics)", "TestBatch", "none",
-                                False, 60),
+                                False, 60, look=dict(color="#2ca02c", linestyle=(0, (5, 2)), marker="H")),
 }
 STAGES = ("epoch", "chosen", "final", "none")  # when statistics are ready (EstimatorKind.stage)
 ESTIMATOR_KINDS = tuple(ESTIMATORS)

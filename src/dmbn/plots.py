@@ -25,39 +25,32 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
                     regime_label)
 from .names import ESTIMATORS, estimator_kind, is_estimator_name  # noqa: E402
-from .tables import (axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
+from .runs import chosen_by  # noqa: E402
+from .tables import (BN_BFN, axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
                      with_variants)
 
-# One look per estimator (and BN-BFN), the same in every figure: static β on a sequential colour
-# scale with solid lines and a marker per β; the others in distinct colours and line styles.
+# One look per estimator (and BN-BFN), the same in every figure, from the registry's ``look``:
+# per-β kinds on their colour map by β (static β: solid lines, a marker per β of the thesis's
+# grid); the others in distinct colours and line styles.
 _STATIC_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h")
-_OTHERS = {
-    "dmbn": dict(color="#d62728", linestyle="--", marker="*", linewidth=2.0),
-    "bn-bfn": dict(color="#ff7f0e", linestyle=(0, (4, 1, 1, 1, 1, 1)), marker="X"),
-    "precise": dict(color="#9467bd", linestyle="-.", marker="P"),
-    "cma": dict(color="#8c564b", linestyle=":", marker="x"),
-    "recalibrated": dict(color="#111111", linestyle=(0, (1, 1)), marker="d"),
-    "dmbn-causal": dict(color="#e377c2", linestyle="--", marker="4", linewidth=1.6),
-    "dmbn-sigma": dict(color="#17becf", linestyle="--", marker="1", linewidth=1.6),
-    "dmbn-mu-sigma": dict(color="#bcbd22", linestyle="--", marker="2", linewidth=1.6),
-    "test-batch": dict(color="#2ca02c", linestyle=(0, (5, 2)), marker="H"),
-}
-_PER_BETA_LOOKS = {"horizon": ("plasma", (0, (3, 1))), "moment": ("cividis", (0, (1, 2)))}
+_BN_BFN_LOOK = dict(color="#ff7f0e", linestyle=(0, (4, 1, 1, 1, 1, 1)), marker="X")
+_UNKNOWN_LOOK = dict(color="grey", linestyle="-", marker=".")
 
 
 def style(variant: str) -> dict:
     """Colour, line style and marker of an estimator (or ``bn-bfn``) for ``Axes.plot``."""
-    if variant.startswith("static-"):
-        beta = float(variant.removeprefix("static-"))
-        rank = min(range(len(STATIC_BETAS)), key=lambda i: abs(STATIC_BETAS[i] - beta))
-        return dict(color=plt.get_cmap("viridis")(0.9 * beta), linestyle="-",
-                    marker=_STATIC_MARKERS[rank], linewidth=1.2)
-    kind = next((k for k in _PER_BETA_LOOKS if variant.startswith(f"{k}-")), None)
-    if kind:  # other per-β kinds: their own colour scale and line style
-        colours, linestyle = _PER_BETA_LOOKS[kind]
+    if variant == BN_BFN:
+        return dict(_BN_BFN_LOOK)
+    if not is_estimator_name(variant):
+        return dict(_UNKNOWN_LOOK)
+    kind = estimator_kind(variant)
+    look = dict(ESTIMATORS[kind].look or _UNKNOWN_LOOK)
+    if "cmap" in look:  # a per-β row: coloured by its β
         beta = float(variant.removeprefix(f"{kind}-"))
-        return dict(color=plt.get_cmap(colours)(0.9 * beta), linestyle=linestyle, marker=".", linewidth=1.0)
-    return dict(_OTHERS.get(variant, dict(color="grey", linestyle="-", marker=".")))
+        look["color"] = plt.get_cmap(look.pop("cmap"))(0.9 * beta)
+        if kind == "static":
+            look["marker"] = _STATIC_MARKERS[min(range(len(STATIC_BETAS)), key=lambda i: abs(STATIC_BETAS[i] - beta))]
+    return look
 
 
 def where(dataset: str, regime: str, arch: str | None = None) -> str:
@@ -368,33 +361,38 @@ def esm_vs_batch_size(esm_last: pd.DataFrame, sizes: pd.DataFrame, arch: str, la
 
 def beta_star_vs_batch_size(beta_star: pd.DataFrame, sizes: pd.DataFrame, arch: str, layer: int,
                             confidence: float, title: str = "") -> Figure:
-    """DMBN's β* of one BN layer against batch size: at the last epoch and averaged over the
-    epochs, each the mean over seeds with its Student-t interval. ``beta_star``: the
-    ``beta_star`` summary (run keys, layer, ``e<epoch>``); ``sizes``: regime, batch_size."""
+    """β* of one BN layer against batch size, for DMBN and each variant present (other choice
+    criteria): at the last epoch (solid) and averaged over the epochs (dashed), each the mean
+    over seeds with its Student-t interval. ``beta_star``: the ``beta_star`` summary (run keys,
+    estimator, layer, ``e<epoch>``); ``sizes``: regime, batch_size."""
     runs = beta_star[(beta_star.arch == arch) & (beta_star.member == "bank") & (beta_star.layer == layer)]
-    epochs = runs.filter(regex=r"^e\d+$")
-    per_run = pd.DataFrame({"regime": runs.regime,
-                            "last epoch": epochs.ffill(axis=1).iloc[:, -1] if len(epochs.columns) else np.nan,
-                            "mean over epochs": epochs.mean(axis=1)})
+    kinds = present_order(runs.estimator.unique()) if "estimator" in runs.columns else ["dmbn"]
     x = axis_positions(sizes)
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    for column, look in (("last epoch", dict(marker="o", color="#d62728")),
-                         ("mean over epochs", dict(marker="s", color="#1f4e79", linestyle="--"))):
-        points = []
-        for regime, values in per_run.groupby("regime")[column]:
-            low, high = t_interval(values.to_numpy(), confidence)
-            points.append((x[regime], values.mean(), low, high))
-        if not points:
-            continue
-        px, mean, low, high = (np.array(v, dtype=float) for v in zip(*sorted(points)))
-        ax.errorbar(px, mean, yerr=np.nan_to_num(np.stack([mean - low, high - mean])), capsize=2,
-                    label=f"β* at the {column}" if column == "last epoch" else f"β*, {column}", **look)
-    if per_run.empty:
+    for kind in kinds:
+        chosen = chosen_by(runs, kind)
+        epochs = chosen.filter(regex=r"^e\d+$")
+        per_run = pd.DataFrame({"regime": chosen.regime,
+                                "last epoch": epochs.ffill(axis=1).iloc[:, -1] if len(epochs.columns) else np.nan,
+                                "mean over epochs": epochs.mean(axis=1)})
+        prefix = "" if kind == "dmbn" else f"{label(kind)}: "
+        for column, linestyle, marker in (("last epoch", "-", "o"), ("mean over epochs", "--", "s")):
+            points = []
+            for regime, values in per_run.groupby("regime")[column]:
+                low, high = t_interval(values.to_numpy(), confidence)
+                points.append((x[regime], values.mean(), low, high))
+            if not points:
+                continue
+            px, mean, low, high = (np.array(v, dtype=float) for v in zip(*sorted(points)))
+            ax.errorbar(px, mean, yerr=np.nan_to_num(np.stack([mean - low, high - mean])), capsize=2,
+                        label=prefix + (f"β* at the {column}" if column == "last epoch" else f"β*, {column}"),
+                        color=style(kind)["color"], linestyle=linestyle, marker=marker)
+    if runs.empty:
         _no_data(ax, f"no β* logged for BN layer {layer}")
     else:
         _batch_axis(ax, sizes)
     ax.set(ylabel="β*", ylim=(0.05, 0.95),
-           title=f"{title}\nDMBN's β* of BN layer {layer} against batch size "
+           title=f"{title}\nβ* of BN layer {layer} against batch size "
                  f"(mean, {confidence:.0%} t-interval over seeds)")
     _legend_outside(ax)
     return fig
@@ -425,7 +423,7 @@ def study_figures(esm: pd.DataFrame, betas: pd.DataFrame, layers: pd.DataFrame, 
                   beta_layer: int, esm_layers: list[int], dataset: str, regime: str) -> dict[str, Figure]:
     """All figures of one data set and regime, keyed by the workflow's figure names."""
     arch = primary_arch(esm.arch)
-    own_betas = betas[betas.arch == arch]
+    own_betas = chosen_by(betas[betas.arch == arch])
     title = where(dataset, regime, arch)
     return {
         "beta_star": beta_star(own_betas, beta_layer, title),

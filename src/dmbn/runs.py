@@ -9,6 +9,15 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 RUN_KEYS = ("dataset", "regime", "arch", "seed", "member")
+BETA_COLUMNS = ("epoch", "layer", "estimator", "beta")  # betas.csv: β* of each kind that chooses one
+
+
+def chosen_by(betas: pd.DataFrame, kind: str = "dmbn") -> pd.DataFrame:
+    """The β* rows of one choosing kind (``dmbn``, ``dmbn-sigma``, ``dmbn-mu-sigma``). Files
+    written before ``betas.csv`` had an ``estimator`` column hold DMBN's alone."""
+    if "estimator" not in betas.columns:
+        return betas if kind == "dmbn" else betas.iloc[:0]
+    return betas[betas.estimator == kind]
 
 
 def read_runs(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.DataFrame:

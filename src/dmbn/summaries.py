@@ -1,7 +1,8 @@
 """Compact per-run summaries for publication: enough to check every published number from
 committed files without the runs' full logs.
 
-* ``beta_star``: DMBN's β* of every run, one row per (run, BN layer), one column per epoch.
+* ``beta_star``: β* of every run, one row per (run, choosing kind, BN layer), one column per
+  epoch; the kinds are DMBN and its variants (``estimator``).
 * ``esm_last_epoch``: ESM_μ at each run's last epoch, one row per (run, estimator), one column
   per BN layer.
 """
@@ -18,8 +19,9 @@ def _run_keys(frame: pd.DataFrame) -> list[str]:
 
 
 def beta_star_summary(betas: pd.DataFrame) -> pd.DataFrame:
-    """``betas`` (run keys, epoch, layer, beta) -> run keys, layer, then β* per epoch (``e1``…)."""
-    keys = _run_keys(betas) + ["layer"]
+    """``betas`` (run keys, epoch, layer, estimator, beta) -> run keys, estimator, layer, then β*
+    per epoch (``e1``…)."""
+    keys = _run_keys(betas) + [k for k in ("estimator", "layer") if k in betas.columns]
     wide = betas.pivot_table(index=keys, columns="epoch", values="beta", aggfunc="first")
     wide.columns = [f"e{epoch}" for epoch in wide.columns]
     return wide.reset_index()

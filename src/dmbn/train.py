@@ -4,7 +4,8 @@ A run checkpoints after every epoch (atomically) and resumes from the last compl
 bitwise-identical results. Its files (see ``write_run``):
 
 * ``esm.csv``      epoch, layer, estimator, esm_mu, esm_sigma  (layers: 1-based BN index)
-* ``betas.csv``    epoch, layer, beta                           (DMBN's β* per layer and epoch)
+* ``betas.csv``    epoch, layer, estimator, beta                (β* per layer and epoch of DMBN
+                                                                and its variants)
 * ``history.csv``  epoch, train_loss, train_accuracy, esm_accuracy_<estimator>...  (wide: one
                    ESM-set accuracy column per estimator; precise/recalibrated exist only at the
                    last epoch; test-batch, which has no fixed statistics, has none, nor rows in
@@ -41,6 +42,7 @@ from .esm import ESM_CHUNK, measure_esm
 from .bank import EstimatorBank, OwnMomentum, StatisticsHolder
 from .estimators import TrainingContext
 from .names import DEFAULT_ESTIMATORS, REFERENCE_BATCH_SIZE, RUN_CARD, STATIC_BETAS
+from .runs import BETA_COLUMNS
 from .models import norm_layers
 from .statistics import EstimatorStatistics, batchnorm_layers
 
@@ -156,6 +158,8 @@ class Run:
         self.epoch = state["epoch"]
         self.segments = list(state.get("segments", []))
         self.esm_rows, self.beta_rows, self.history_rows = state["esm"], state["betas"], state["history"]
+        for row in self.beta_rows:  # checkpoints from before β* named its kind: DMBN's
+            row.setdefault("estimator", "dmbn")
         if self.epoch < self.cfg.epochs:
             self._reopen()
 
@@ -263,10 +267,10 @@ class Run:
         first = self.measure(holder.stage_statistics("epoch"))
         measurements = [first]
         candidates = first.select(holder.candidates)
-        beta_star = holder.finish_epoch(candidates.esm_mu, candidates.esm_sigma)
-        if beta_star is not None:
-            self.beta_rows += [{"epoch": self.epoch, "layer": layer + 1, "beta": beta}
-                               for layer, beta in enumerate(beta_star.tolist())]
+        holder.finish_epoch(candidates.esm_mu, candidates.esm_sigma)
+        self.beta_rows += [{"epoch": self.epoch, "layer": layer + 1, "estimator": kind, "beta": beta}
+                           for kind, beta_star in holder.choices.items()
+                           for layer, beta in enumerate(beta_star.tolist())]
         stages = ["chosen"]
         if self.epoch == self.cfg.epochs:
             holder.finish_training(self.training_context())
@@ -301,7 +305,7 @@ class Run:
         return self.holder.export()
 
     def result(self) -> RunResult:
-        return RunResult(pd.DataFrame(self.esm_rows), pd.DataFrame(self.beta_rows, columns=["epoch", "layer", "beta"]),
+        return RunResult(pd.DataFrame(self.esm_rows), pd.DataFrame(self.beta_rows, columns=BETA_COLUMNS),
                          pd.DataFrame(self.history_rows), self.final_statistics(), self.model,
                          layer_table(self.model), cards.run_card(self.all_segments(), self.cfg.device))
 
