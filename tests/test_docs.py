@@ -122,3 +122,47 @@ def test_page_statistics_from_summaries_and_cards_match_a_hand_count():
 
     seconds = [float(r["wall_seconds"]) for r in csv.DictReader(open(folder / "run_cards.csv"))]
     assert f"{len(seconds)} runs, {sum(seconds) / 3600:.2f} h of job time" in _section(out, "Compute: study `quickstart`")
+
+
+def test_estimator_tables_pair_each_estimator_with_the_default_ema_by_seed():
+    """The sweep page's cells, recomputed by hand (numpy + scipy) from a made-up metrics frame."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    rng = np.random.default_rng(3)
+    rows = [{"dataset": "d", "regime": regime, "arch": "mlp", "seed": seed, "estimator": estimator,
+             "accuracy": rng.uniform(0.5, 0.9), "sensitivity": 0.5, "specificity": 0.5, "f1": 0.5}
+            for regime in ("full-heldout", "mini-b100", "mini-b8") for seed in (1, 2, 3)
+            for estimator in ("static-0.1", "dmbn", "precise")]
+    metrics = pd.DataFrame(rows)
+    # a sure win: precise at B = 8 is static-0.1 + 0.1 (+ noise of 1e-3) in every seed
+    b8 = metrics.regime == "mini-b8"
+    base = metrics[b8 & (metrics.estimator == "static-0.1")].set_index("seed").accuracy
+    for seed, noise in zip((1, 2, 3), (0.0, 1e-3, -1e-3)):
+        metrics.loc[b8 & (metrics.estimator == "precise") & (metrics.seed == seed), "accuracy"] = base[seed] + 0.1 + noise
+
+    paired = estimator_tables.paired_table(metrics)
+    header = [c.strip() for c in paired.splitlines()[0].strip("|").split("|")]
+    assert header == ["minus static-0.1", "B = 8", "B = 100", "full"]
+    for variant, regime in (("dmbn", "mini-b100"), ("precise", "mini-b8"), ("precise", "full-heldout")):
+        a = metrics[(metrics.regime == regime) & (metrics.estimator == variant)].sort_values("seed").accuracy.to_numpy()
+        b = metrics[(metrics.regime == regime) & (metrics.estimator == "static-0.1")].sort_values("seed").accuracy.to_numpy()
+        d = a - b
+        half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+        mark = "▲" if d.mean() - half > 0 else "▼" if d.mean() + half < 0 else ""
+        cell = f"{d.mean():+.4f} [{d.mean() - half:+.4f}, {d.mean() + half:+.4f}]{mark}"
+        column = header.index({"mini-b100": "B = 100", "mini-b8": "B = 8", "full-heldout": "full"}[regime])
+        assert _row(paired, variant)[column] == cell
+    assert _row(paired, "precise")[1].endswith("▲")
+
+    accuracy = estimator_tables.accuracy_table(metrics)
+    values = metrics[(metrics.regime == "full-heldout") & (metrics.estimator == "dmbn")].accuracy
+    assert _row(accuracy, "dmbn")[3] == f"{values.mean():.3f} ± {values.std(ddof=1):.3f} (3)"
+    assert [r.split("|")[1].strip() for r in accuracy.splitlines()[2:]] == ["static-0.1", "dmbn", "precise"]
+
+
+@pytest.mark.skipif(not (RESULTS / "batch_sweep").exists(), reason="batch_sweep not published yet")
+def test_estimators_page_shows_the_published_sweep_tables():
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "estimator_tables.py"), "batch_sweep"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() in (ROOT / "docs" / "ESTIMATORS.md").read_text()
