@@ -101,6 +101,24 @@ def test_cifar_batch_of_the_wrong_shape_names_the_file(tmp_path, mirror):
         parse("tiny-cifar", spec, tmp_path / "data")
 
 
+def test_cifar_batch_with_fewer_labels_than_images_names_the_data_set(tmp_path, mirror):
+    """torchvision reads such a batch without complaint; parse refuses it, naming the data set."""
+    import pickle
+
+    md5 = write_cifar_like(mirror[0], per_batch=10, n_test=10)
+    spec = cifar_spec(mirror[1], md5)
+    fetch("tiny-cifar", spec, tmp_path / "data", sources=[])
+    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_2"
+    with open(batch, "rb") as handle:
+        entry = pickle.load(handle)
+    entry["labels"] = entry["labels"][:-1]
+    with open(batch, "wb") as handle:
+        pickle.dump(entry, handle)
+    spec["md5"]["data_batch_2"] = md5_of(batch)
+    with pytest.raises(DataError, match=r"^data set 'tiny-cifar': 50 images but 49 labels$"):
+        parse("tiny-cifar", spec, tmp_path / "data")
+
+
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_debian_fashion_mnist_is_recognised_by_its_payload(tmp_path):
