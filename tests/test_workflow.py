@@ -29,7 +29,8 @@ ESTIMATORS = 13  # static x9, cma, dmbn, precise, recalibrated
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory):
-    """The whole quickstart DAG for real (2 epochs) and its report."""
+    """The whole quickstart DAG for real (2 epochs) and its report: ~5 min on 2 busy cores, so
+    every test that uses it is marked slow (``make test`` and CI run them, ``make test-fast`` not)."""
     workdir = tmp_path_factory.mktemp("quickstart")
     config = quickstart_config(workdir)
     path = write_config(workdir, config)
@@ -38,6 +39,7 @@ def quickstart(tmp_path_factory):
     return workdir, config, path
 
 
+@pytest.mark.slow  # a real DAG: minutes on 2 cores
 def test_quickstart_writes_metrics_for_every_run_and_estimator(quickstart):
     workdir, config, _ = quickstart
     metrics = pd.read_csv(workdir / "results/quickstart/metrics.csv")
@@ -71,6 +73,7 @@ def test_quickstart_writes_metrics_for_every_run_and_estimator(quickstart):
             assert ours.loc[name, metric] == pytest.approx(expected[metric], abs=1e-12), (name, metric)
 
 
+@pytest.mark.slow  # a real DAG: minutes on 2 cores
 def test_quickstart_tables_hold_the_thesis_rows(quickstart):
     workdir, config, _ = quickstart
     table = pd.read_csv(workdir / "results/quickstart/tables/digits.csv")
@@ -111,6 +114,7 @@ def test_quickstart_tables_hold_the_thesis_rows(quickstart):
     assert thesis.empty  # the thesis has no digits table (tests/test_tables.py compares on its rows)
 
 
+@pytest.mark.slow  # a real DAG: minutes on 2 cores
 def test_quickstart_figures_and_report_exist(quickstart):
     workdir, _, _ = quickstart
     for regime in ("mini", "full"):
@@ -126,6 +130,7 @@ def test_quickstart_figures_and_report_exist(quickstart):
         assert name in report, name
 
 
+@pytest.mark.slow  # a real DAG: minutes on 2 cores
 def test_table_settings_rerun_only_aggregation_and_figures(quickstart):
     workdir, config, _ = quickstart
     changed = copy.deepcopy(config)
@@ -135,6 +140,7 @@ def test_table_settings_rerun_only_aggregation_and_figures(quickstart):
     assert {"table", "figures", "compare"} <= set(plan)
 
 
+@pytest.mark.slow  # a real DAG: minutes on 2 cores
 def test_training_settings_rerun_the_affected_training_jobs(quickstart):
     workdir, config, _ = quickstart
     changed = copy.deepcopy(config)
@@ -153,6 +159,7 @@ def test_lint_is_clean():
     assert "Congratulations" in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a real DAG: minutes on 2 cores
 def test_idx_and_cifar_formats_through_the_real_rules(tmp_path):
     """MNIST-format (IDX, gzip) and CIFAR-format (pickled batches in a tar.gz) archives served over
     HTTP on loopback: download -> prepare -> split -> train -> evaluate -> tables, for real."""
