@@ -87,34 +87,34 @@ def test_idx_file_with_a_bad_header_names_the_file(tmp_path, mirror):
         parse("tiny-idx", spec, tmp_path / "data")
 
 
-def test_cifar_batch_of_the_wrong_shape_names_the_file(tmp_path, mirror):
+def fetched_cifar_with_batch(tmp_path, mirror, name: str, rewrite) -> dict:
+    """A tiny CIFAR fetched into ``tmp_path/data`` whose batch ``name`` is replaced by
+    ``rewrite(entry)`` (its checksum updated, so only parsing can object); returns the spec."""
     import pickle
 
     md5 = write_cifar_like(mirror[0], per_batch=10, n_test=10)
     spec = cifar_spec(mirror[1], md5)
     fetch("tiny-cifar", spec, tmp_path / "data", sources=[])
-    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_3"
+    batch = tmp_path / "data" / "cifar-10-batches-py" / name
+    with open(batch, "rb") as handle:
+        entry = pickle.load(handle)
     with open(batch, "wb") as handle:
-        pickle.dump({"data": torch.zeros(10, 1000, dtype=torch.uint8).numpy(), "labels": [0] * 10}, handle)
-    spec["md5"]["data_batch_3"] = md5_of(batch)
+        pickle.dump(rewrite(entry), handle)
+    spec["md5"][name] = md5_of(batch)
+    return spec
+
+
+def test_cifar_batch_of_the_wrong_shape_names_the_file(tmp_path, mirror):
+    spec = fetched_cifar_with_batch(tmp_path, mirror, "data_batch_3", lambda entry: {
+        "data": torch.zeros(10, 1000, dtype=torch.uint8).numpy(), "labels": [0] * 10})
     with pytest.raises(DataError, match=r"data_batch_3 holds images of shape \(10, 1000\)"):
         parse("tiny-cifar", spec, tmp_path / "data")
 
 
 def test_cifar_batch_with_fewer_labels_than_images_names_the_data_set(tmp_path, mirror):
     """torchvision reads such a batch without complaint; parse refuses it, naming the data set."""
-    import pickle
-
-    md5 = write_cifar_like(mirror[0], per_batch=10, n_test=10)
-    spec = cifar_spec(mirror[1], md5)
-    fetch("tiny-cifar", spec, tmp_path / "data", sources=[])
-    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_2"
-    with open(batch, "rb") as handle:
-        entry = pickle.load(handle)
-    entry["labels"] = entry["labels"][:-1]
-    with open(batch, "wb") as handle:
-        pickle.dump(entry, handle)
-    spec["md5"]["data_batch_2"] = md5_of(batch)
+    spec = fetched_cifar_with_batch(tmp_path, mirror, "data_batch_2",
+                                    lambda entry: {**entry, "labels": entry["labels"][:-1]})
     with pytest.raises(DataError, match=r"^data set 'tiny-cifar': 50 images but 49 labels$"):
         parse("tiny-cifar", spec, tmp_path / "data")
 

@@ -18,6 +18,8 @@ from dmbn.names import ESTIMATOR_KINDS, STATIC_BETAS
 from dmbn.statistics import EstimatorStatistics, LayerLayout, read_buffers
 from dmbn.train import TrainConfig, statistics_holder, train_run, write_run
 
+from test_train import interrupted
+
 
 def small_mlp(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
@@ -236,16 +238,7 @@ EVERY = TrainConfig(epochs=3, batch_size=40, precise_batches=3, seed=5, estimato
 
 def test_a_run_with_every_estimator_logs_each_and_resumes_bitwise(data, tmp_path):
     write_run(train_run(small_mlp(), data, EVERY, tmp_path / "a.ckpt"), tmp_path / "straight")
-
-    class Stop(Exception):
-        pass
-
-    def stop(epoch):
-        if epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_run(small_mlp(), data, EVERY, tmp_path / "b.ckpt", on_epoch=stop)
+    interrupted(data, tmp_path / "b.ckpt", EVERY, small_mlp(), epoch=2)
     write_run(train_run(small_mlp(seed=9), data, EVERY, tmp_path / "b.ckpt"), tmp_path / "resumed")
     for name in ("esm.csv", "betas.csv", "history.csv", "statistics.pt", "model.pt"):
         assert (tmp_path / "straight" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes(), name
@@ -275,16 +268,7 @@ def test_a_checkpoint_from_before_beta_star_named_its_kind_resumes_as_dmbns(data
     """Checkpoints written when β* rows had no ``estimator`` still resume: those rows are DMBN's."""
     config = TrainConfig(epochs=2, batch_size=40, precise_batches=3, seed=5)
     write_run(train_run(small_mlp(), data, config, tmp_path / "a.ckpt"), tmp_path / "straight")
-
-    class Stop(Exception):
-        pass
-
-    def stop(epoch):
-        if epoch == 1:
-            raise Stop
-
-    with pytest.raises(Stop):
-        train_run(small_mlp(), data, config, tmp_path / "b.ckpt", on_epoch=stop)
+    interrupted(data, tmp_path / "b.ckpt", config, small_mlp(), epoch=1)
     state = torch.load(tmp_path / "b.ckpt", weights_only=True)
     assert state["betas"] and all(row.pop("estimator") == "dmbn" for row in state["betas"])
     torch.save(state, tmp_path / "b.ckpt")
