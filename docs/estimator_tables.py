@@ -58,14 +58,13 @@ def paired_table(metrics: pd.DataFrame, reference: str = DEFAULT_ESTIMATOR) -> s
     rows = rows[rows.metric == "accuracy"].assign(
         variant=lambda f: f.comparison.str.removesuffix(f" - {reference}"),
         column=lambda f: f.regime.map(batch_column))
-    rows["cell"] = [_difference(m, lo, hi, n) for m, lo, hi, n in
-                    zip(rows.mean_difference, rows.ci_low, rows.ci_high, rows.seeds)]
+    rows["cell"] = [_difference(m, lo, hi) for m, lo, hi in zip(rows.mean_difference, rows.ci_low, rows.ci_high)]
     wide = rows.pivot(index="variant", columns="column", values="cell")
     wide = wide.loc[[v for v in variants if v in wide.index], _columns(rows.regime)]
     return wide.rename_axis(f"minus {reference}").reset_index().rename_axis(None, axis=1).to_markdown(index=False)
 
 
-def _difference(mean: float, low: float, high: float, n: int) -> str:
+def _difference(mean: float, low: float, high: float) -> str:
     mark = BETTER if low > 0 else WORSE if high < 0 else ""
     return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]{mark}"
 

@@ -25,6 +25,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
+from dmbn.runs import with_choosing_kind  # noqa: E402
 from dmbn.tables import (PAIRS, paired_comparisons, prediction_interval, variant_order,  # noqa: E402
                          with_variants)
 
@@ -91,8 +92,12 @@ def paired(metrics: pd.DataFrame) -> str:
 GROUP = ["dataset", "regime", "arch"]
 
 
+def _is_static(name: str) -> bool:
+    return is_estimator_name(name) and estimator_kind(name) == "static"
+
+
 def _static(names: pd.Series) -> pd.Series:
-    return names.map(lambda name: is_estimator_name(name) and estimator_kind(name) == "static")
+    return names.map(_is_static)
 
 
 def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
@@ -120,8 +125,7 @@ def static_rows_within_runs(metrics: pd.DataFrame) -> str:
 def beta_star(betas: pd.DataFrame) -> str:
     """β* of DMBN (and of each variant the study ran) over every (seed, BN layer, epoch) cell of
     each data set, regime and arch; summaries from before β* named its kind hold DMBN's alone."""
-    if "estimator" not in betas.columns:
-        betas = betas.assign(estimator="dmbn")
+    betas = with_choosing_kind(betas)
     keys = GROUP + ["estimator"]
     epochs = [c for c in betas.columns if c.startswith("e") and c[1:].isdigit()]
     long = betas.melt(id_vars=keys + ["seed", "layer"], value_vars=epochs, value_name="beta").dropna()
@@ -143,7 +147,7 @@ def dmbn_esm_against_static(esm: pd.DataFrame) -> str:
     long = esm.melt(id_vars=GROUP + ["seed", "estimator"], value_vars=layers, var_name="layer",
                     value_name="esm_mu").dropna()
     cells = long.pivot_table(index=GROUP + ["seed", "layer"], columns="estimator", values="esm_mu")
-    static = [c for c in cells.columns if _static(pd.Series([c])).item()]
+    static = [c for c in cells.columns if _is_static(c)]
     below_static = cells["dmbn"] < cells[static].min(axis=1)
     below_precise = cells["dmbn"] < cells["precise"]
     counts = pd.DataFrame({"cells": 1, "below every static β": below_static,

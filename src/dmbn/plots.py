@@ -25,7 +25,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
                     regime_label)
 from .names import ESTIMATORS, estimator_kind, is_estimator_name  # noqa: E402
-from .runs import chosen_by  # noqa: E402
+from .runs import chosen_by, with_choosing_kind  # noqa: E402
 from .tables import (BN_BFN, axis_label, batch_axis, label, present_order, t_interval,  # noqa: E402
                      with_variants)
 
@@ -365,8 +365,9 @@ def beta_star_vs_batch_size(beta_star: pd.DataFrame, sizes: pd.DataFrame, arch: 
     criteria): at the last epoch (solid) and averaged over the epochs (dashed), each the mean
     over seeds with its Student-t interval. ``beta_star``: the ``beta_star`` summary (run keys,
     estimator, layer, ``e<epoch>``); ``sizes``: regime, batch_size."""
-    runs = beta_star[(beta_star.arch == arch) & (beta_star.member == "bank") & (beta_star.layer == layer)]
-    kinds = present_order(runs.estimator.unique()) if "estimator" in runs.columns else ["dmbn"]
+    runs = with_choosing_kind(beta_star)
+    runs = runs[(runs.arch == arch) & (runs.member == "bank") & (runs.layer == layer)]
+    kinds = present_order(runs.estimator.unique())
     x = axis_positions(sizes)
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for kind in kinds:

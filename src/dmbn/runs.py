@@ -12,11 +12,15 @@ RUN_KEYS = ("dataset", "regime", "arch", "seed", "member")
 BETA_COLUMNS = ("epoch", "layer", "estimator", "beta")  # betas.csv: β* of each kind that chooses one
 
 
+def with_choosing_kind(betas: pd.DataFrame) -> pd.DataFrame:
+    """β* rows (``betas.csv`` or its summary) with their ``estimator`` column: files written
+    before it existed hold DMBN's alone."""
+    return betas if "estimator" in betas.columns else betas.assign(estimator="dmbn")
+
+
 def chosen_by(betas: pd.DataFrame, kind: str = "dmbn") -> pd.DataFrame:
-    """The β* rows of one choosing kind (``dmbn``, ``dmbn-sigma``, ``dmbn-mu-sigma``). Files
-    written before ``betas.csv`` had an ``estimator`` column hold DMBN's alone."""
-    if "estimator" not in betas.columns:
-        return betas if kind == "dmbn" else betas.iloc[:0]
+    """The β* rows of one choosing kind (``dmbn``, ``dmbn-sigma``, ``dmbn-mu-sigma``)."""
+    betas = with_choosing_kind(betas)
     return betas[betas.estimator == kind]
 
 
