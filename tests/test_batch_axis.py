@@ -376,6 +376,12 @@ def test_publish_copies_the_batch_table_and_figures(tiny_sweep):
     assert sorted(p.name for p in (published / "figures/digits/batch_sizes").iterdir()) == \
         sorted(f"{name}.png" for name in BATCH_FIGURES)
     assert (published / "summaries/esm_last_epoch.csv").is_file() and (published / "metrics.csv").is_file()
+    # each run's last training epoch, as its own history.csv ends
+    training = pd.read_csv(published / "summaries/training_last_epoch.csv")
+    histories = sorted((workdir / "results/sweep/runs").glob("**/history.csv"))
+    assert len(training) == len(histories) > 0
+    finals = sorted(pd.read_csv(path).iloc[-1].train_accuracy for path in histories)
+    assert sorted(training.train_accuracy) == pytest.approx(finals, abs=5.1e-5)  # written to 4 decimals
 
 
 @pytest.mark.slow

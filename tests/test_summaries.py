@@ -1,6 +1,6 @@
 import pandas as pd
 
-from dmbn.summaries import beta_star_summary, esm_last_epoch_summary
+from dmbn.summaries import beta_star_summary, esm_last_epoch_summary, training_last_epoch_summary
 
 
 def test_beta_star_summary_puts_each_epoch_of_a_layer_in_one_row():
@@ -30,3 +30,13 @@ def test_beta_star_summary_keeps_each_choosing_kind_apart():
     wide = beta_star_summary(betas)
     assert list(wide.columns) == ["dataset", "regime", "arch", "seed", "estimator", "layer", "e1", "e2"]
     assert wide.set_index("estimator")[["e1", "e2"]].loc[["dmbn", "dmbn-sigma"]].values.tolist() == [[0.1, 0.2], [0.9, 0.8]]
+
+
+def test_training_last_epoch_summary_keeps_each_runs_final_loss_and_accuracy():
+    # seed 1 trained 3 epochs, seed 2 stopped after 2 (say, a shorter config): each keeps its own
+    history = pd.DataFrame({"dataset": "d", "regime": "mini", "arch": "mlp-bnbfn", "seed": [1, 1, 1, 2, 2],
+                            "epoch": [1, 2, 3, 1, 2], "train_loss": [2.0, 1.0, 0.5, 2.2, 1.8],
+                            "train_accuracy": [0.3, 0.6, 0.9, 0.2, 0.19], "esm_accuracy_dmbn": 0.5})
+    last = training_last_epoch_summary(history)
+    assert list(last.columns) == ["dataset", "regime", "arch", "seed", "epoch", "train_loss", "train_accuracy"]
+    assert last[["seed", "epoch", "train_loss", "train_accuracy"]].values.tolist() == [[1, 3, 0.5, 0.9], [2, 2, 1.8, 0.19]]

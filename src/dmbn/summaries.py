@@ -5,6 +5,8 @@ committed files without the runs' full logs.
   epoch; the kinds are DMBN and its variants (``estimator``).
 * ``esm_last_epoch``: ESM_μ at each run's last epoch, one row per (run, estimator), one column
   per BN layer.
+* ``training_last_epoch``: train loss and train accuracy at each run's last epoch, one row per
+  run: whether the network trained at all, which no estimator can repair.
 """
 
 from __future__ import annotations
@@ -27,13 +29,23 @@ def beta_star_summary(betas: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def _last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each run's own last epoch (a shorter run keeps its own)."""
+    return frame[frame.epoch == frame.groupby(_run_keys(frame), sort=False).epoch.transform("max")]
+
+
 def esm_last_epoch_summary(esm: pd.DataFrame) -> pd.DataFrame:
     """``esm`` (run keys, epoch, layer, estimator, esm_mu, …) -> run keys, epoch, estimator, then
     ESM_μ per BN layer (``l1``…) at each run's last epoch."""
     runs = _run_keys(esm)
-    last = esm.groupby(runs, sort=False).epoch.transform("max")
-    final = esm[esm.epoch == last]
-    wide = final.pivot_table(index=runs + ["epoch", "estimator"], columns="layer", values="esm_mu",
+    wide = _last_epoch(esm).pivot_table(index=runs + ["epoch", "estimator"], columns="layer", values="esm_mu",
                              aggfunc="first", sort=False)
     wide.columns = [f"l{layer}" for layer in wide.columns]
     return wide.reset_index()
+
+
+def training_last_epoch_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """``history`` (run keys, epoch, train_loss, train_accuracy, …) -> run keys, epoch,
+    train_loss, train_accuracy at each run's last epoch."""
+    columns = _run_keys(history) + ["epoch", "train_loss", "train_accuracy"]
+    return _last_epoch(history)[columns].reset_index(drop=True)

@@ -2,13 +2,16 @@
 
 
 rule summarise:
-    """β* per layer and epoch, and last-epoch ESM_μ per estimator and layer, of every run."""
+    """β* per layer and epoch, last-epoch ESM_μ per estimator and layer, and last-epoch train
+    loss and accuracy, of every run."""
     input:
         betas=lambda w: run_files("betas.csv", w.study),
         esm=lambda w: run_files("esm.csv", w.study),
+        history=lambda w: run_files("history.csv", w.study),
     output:
         beta_star="results/{study}/summaries/beta_star.csv",
         esm_last_epoch="results/{study}/summaries/esm_last_epoch.csv",
+        training_last_epoch="results/{study}/summaries/training_last_epoch.csv",
     params:
         runs=run_labels,
     log:
