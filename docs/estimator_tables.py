@@ -3,9 +3,10 @@ published batch-size study (docs/results/<study>/), so the page and the files ca
 
     python docs/estimator_tables.py batch_sweep > /tmp/estimators.md
 
-Per data set: each estimator's test accuracy at every batch size (mean ± std
-over n seeds), then its paired difference from the default EMA (β = 0.1) — same seed, same
-weights — with the Student-t 95 % interval, marked where the interval excludes zero.
+Per data set: how well the network trained at each batch size (last-epoch train accuracy, from
+the published summaries), each estimator's test accuracy at every batch size (mean ± std over n
+seeds), then its paired difference from the default EMA (β = 0.1) — same seed, same weights —
+with the Student-t 95 % interval, marked where the interval excludes zero.
 Intervals come from ``dmbn.tables.paired_comparisons``.
 """
 
@@ -36,6 +37,16 @@ def _columns(regimes) -> list[str]:
     """Batch sizes ascending, full batch last (``regime_rank`` puts the largest first)."""
     ordered = sorted(set(regimes), key=regime_rank, reverse=True)
     return list(dict.fromkeys(batch_column(r) for r in ordered))
+
+
+def training_table(training: pd.DataFrame) -> str:
+    """Train accuracy (train mode, running over the last epoch) at each batch size: mean ± std,
+    min–max (n seeds) — an estimator can only be as good as the weights it is given."""
+    cells = training.groupby("regime").train_accuracy.agg(["mean", "std", "min", "max", "count"])
+    row = {batch_column(regime): f"{c['mean']:.3f} ± {c['std']:.3f}, {c['min']:.3f}–{c['max']:.3f} ({c['count']:.0f})"
+           for regime, c in cells.iterrows()}
+    frame = pd.DataFrame([{"": "train accuracy, last epoch", **row}])
+    return frame[[""] + _columns(cells.index)].to_markdown(index=False)
 
 
 def accuracy_table(metrics: pd.DataFrame) -> str:
@@ -73,8 +84,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a folder under docs/results/ with a batch-size study")
     args = parser.parse_args(argv)
-    metrics = pd.read_csv(HERE / "results" / args.study / "metrics.csv")
+    study = HERE / "results" / args.study
+    metrics = pd.read_csv(study / "metrics.csv")
+    training_file = study / "summaries" / "training_last_epoch.csv"
+    training = pd.read_csv(training_file) if training_file.exists() else None  # older studies lack it
     for dataset, runs in metrics.groupby("dataset", sort=False):
+        if training is not None:
+            print(f"### {dataset}: how well the network trained at each batch size\n")
+            print(training_table(training[training.dataset == dataset]) + "\n")
         print(f"### {dataset}: test accuracy against batch size (mean ± std, n seeds)\n")
         print(accuracy_table(runs))
         print(f"\n### {dataset}: minus the default EMA, paired by seed (95 % CI; "
