@@ -21,7 +21,7 @@ from dmbn.tables import (label, long_metrics, paired_comparisons, prediction_int
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "workflow/resources/paper_tables.csv"
 PUBLISHED = ROOT / "docs/results"
-GOLDEN_STUDIES = ("quickstart",)
+GOLDEN_STUDIES = ("quickstart", "mlp", "mlp_threads")
 VARIANTS = ["static-0.1", "static-0.5", "static-0.9", "dmbn", "bn-bfn", "precise", "cma", "recalibrated"]
 COLUMNS = ["Accuracy", "Sensitivity", "Specificity", "F1"]  # the LaTeX headers, in METRICS order
 
