@@ -3,7 +3,7 @@ published batch-size study (docs/results/<study>/), so the page and the files ca
 
     python docs/estimator_tables.py batch_sweep > /tmp/estimators.md
 
-Per data set: how well the network trained at each batch size (last-epoch train accuracy, from
+Per data set and architecture: how well the network trained at each batch size (last-epoch train accuracy, from
 the published summaries), each estimator's test accuracy at every batch size (mean ± std over n
 seeds), then its paired difference from the default EMA (β = 0.1) — same seed, same weights —
 with the Student-t 95 % interval, marked where the interval excludes zero.
@@ -41,8 +41,11 @@ def _columns(regimes) -> list[str]:
 
 def training_table(training: pd.DataFrame) -> str:
     """Train accuracy (train mode, running over the last epoch) at each batch size: mean ± std,
-    min–max (n seeds) — an estimator can only be as good as the weights it is given."""
-    cells = training.groupby("regime").train_accuracy.agg(["mean", "std", "min", "max", "count"])
+    min–max (n seeds) — an estimator can only be as good as the weights it is given. One
+    architecture; the members of a run (the separate protocol's βs) share its trajectory, so a
+    seed counts once."""
+    per_seed = training.groupby(["regime", "seed"]).train_accuracy.mean()
+    cells = per_seed.groupby("regime").agg(["mean", "std", "min", "max", "count"])
     row = {batch_column(regime): f"{c['mean']:.3f} ± {c['std']:.3f}, {c['min']:.3f}–{c['max']:.3f} ({c['count']:.0f})"
            for regime, c in cells.iterrows()}
     frame = pd.DataFrame([{"": "train accuracy, last epoch", **row}])
@@ -88,13 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     metrics = pd.read_csv(study / "metrics.csv")
     training_file = study / "summaries" / "training_last_epoch.csv"
     training = pd.read_csv(training_file) if training_file.exists() else None  # older studies lack it
-    for dataset, runs in metrics.groupby("dataset", sort=False):
+    for (dataset, arch), runs in metrics.groupby(["dataset", "arch"], sort=False):
         if training is not None:
-            print(f"### {dataset}: how well the network trained at each batch size\n")
-            print(training_table(training[training.dataset == dataset]) + "\n")
-        print(f"### {dataset}: test accuracy against batch size (mean ± std, n seeds)\n")
+            trained = training[(training.dataset == dataset) & (training.arch == arch)]
+            print(f"### {dataset}, {arch}: how well the network trained at each batch size\n")
+            print(training_table(trained) + "\n")
+        print(f"### {dataset}, {arch}: test accuracy against batch size (mean ± std, n seeds)\n")
         print(accuracy_table(runs))
-        print(f"\n### {dataset}: minus the default EMA, paired by seed (95 % CI; "
+        print(f"\n### {dataset}, {arch}: minus the default EMA, paired by seed (95 % CI; "
               f"{BETTER} above zero, {WORSE} below)\n")
         print(paired_table(runs))
         print()

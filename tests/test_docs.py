@@ -172,12 +172,34 @@ def test_estimator_tables_show_each_batch_sizes_last_epoch_train_accuracy():
     training = pd.DataFrame({"dataset": "d", "arch": "mlp", "epoch": 20, "train_loss": 0.1,
                              "regime": ["mini-b8"] * 3 + ["full-heldout"] * 3, "seed": [1, 2, 3] * 2,
                              "train_accuracy": [0.91, 0.95, 0.99, 0.5, 0.6, 0.85]})
+    # the separate protocol: two members per seed share one trajectory, so each seed counts once
+    training = pd.concat([training.assign(member="static-0.1"), training.assign(member="static-0.9")])
     table = estimator_tables.training_table(training)
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     assert header[1:] == ["B = 8", "full"]
     # B = 8: mean 0.95, std 0.04; full: mean 0.65, sample std sqrt(((.15)^2 + (.05)^2 + (.2)^2) / 2) = 0.1803
     assert _row(table, "train accuracy, last epoch")[1:] == ["0.950 ± 0.040, 0.910–0.990 (3)",
                                                              "0.650 ± 0.180, 0.500–0.850 (3)"]
+
+
+def test_estimator_tables_keep_each_architecture_apart(tmp_path, monkeypatch, capsys):
+    """Two architectures in one study get their own tables: none of their runs are pooled."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    rows = [{"dataset": "d", "regime": "mini-b8", "arch": arch, "seed": seed, "estimator": estimator,
+             "accuracy": accuracy, "sensitivity": 0.5, "specificity": 0.5, "f1": 0.5}
+            for arch, accuracy in (("mlp", 0.9), ("bfn", 0.5)) for seed in (1, 2)
+            for estimator in ("static-0.1", "dmbn")]
+    (tmp_path / "results" / "study").mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(tmp_path / "results" / "study" / "metrics.csv", index=False)
+    monkeypatch.setattr(estimator_tables, "HERE", tmp_path)
+    estimator_tables.main(["study"])
+    out = capsys.readouterr().out
+    mlp, bfn = out.split("### d, bfn: test accuracy")
+    assert "### d, mlp: test accuracy" in mlp
+    assert _row(mlp, "dmbn")[1] == "0.900 ± 0.000 (2)"
+    assert _row(bfn, "dmbn")[1] == "0.500 ± 0.000 (2)"
 
 
 @pytest.mark.skipif(not (RESULTS / "batch_sweep").exists(), reason="batch_sweep not published yet")
