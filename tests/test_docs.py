@@ -178,28 +178,60 @@ def test_estimator_tables_show_each_batch_sizes_last_epoch_train_accuracy():
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     assert header[1:] == ["B = 8", "full"]
     # B = 8: mean 0.95, std 0.04; full: mean 0.65, sample std sqrt(((.15)^2 + (.05)^2 + (.2)^2) / 2) = 0.1803
-    assert _row(table, "train accuracy, last epoch")[1:] == ["0.950 ± 0.040, 0.910–0.990 (3)",
+    assert _row(table, "mlp")[1:] == ["0.950 ± 0.040, 0.910–0.990 (3)",
                                                              "0.650 ± 0.180, 0.500–0.850 (3)"]
 
 
+def test_estimator_tables_show_beta_star_and_esm_at_each_batch_size():
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    keys = {"dataset": "d", "arch": "mlp", "member": "bank"}
+    beta_star = pd.DataFrame([
+        {**keys, "regime": "mini-b8", "seed": 1, "estimator": "dmbn", "layer": 1, "e1": 0.9, "e2": 0.1},
+        {**keys, "regime": "mini-b8", "seed": 1, "estimator": "dmbn", "layer": 2, "e1": 0.9, "e2": 0.3},
+        {**keys, "regime": "mini-b8", "seed": 2, "estimator": "dmbn", "layer": 1, "e1": 0.2, "e2": None},
+        {**keys, "regime": "mini-b8", "seed": 2, "estimator": "dmbn", "layer": 2, "e1": 0.5, "e2": None},
+        {**keys, "regime": "full-heldout", "seed": 1, "estimator": "dmbn-sigma", "layer": 1, "e1": 0.1, "e2": 0.7},
+    ])
+    table = estimator_tables.beta_star_table(beta_star)
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    assert header[1:] == ["B = 8", "full"]
+    # B = 8, last epochs (seed 2 stopped after epoch 1): 0.1, 0.3, 0.2, 0.5 -> median 0.25
+    assert _row(table, "dmbn")[1:] == ["0.25 (0.10–0.50; 4)", "–"]
+    assert _row(table, "dmbn-sigma")[1:] == ["–", "0.70 (0.70–0.70; 1)"]
+
+    esm = pd.DataFrame([{**keys, "regime": "mini-b8", "seed": seed, "epoch": 2, "estimator": "static-0.1",
+                         "l1": l1, "l2": l2} for seed, l1, l2 in ((1, 0.2, 0.4), (2, 0.5, 0.7))])
+    # per seed the mean of the layers: 0.3, 0.6 -> 0.45 ± 0.3 / sqrt 2
+    assert _row(estimator_tables.esm_table(esm), "static-0.1")[1] == "0.450 ± 0.212 (2)"
+
+
 def test_estimator_tables_keep_each_architecture_apart(tmp_path, monkeypatch, capsys):
-    """Two architectures in one study get their own tables: none of their runs are pooled."""
+    """Two BN architectures in one study get their own tables (none of their runs pooled); the
+    BN-BFN twin of one is its `bn-bfn` row, paired with its static-0.1 by seed."""
     sys.path.insert(0, str(ROOT / "docs"))
     import estimator_tables
 
     rows = [{"dataset": "d", "regime": "mini-b8", "arch": arch, "seed": seed, "estimator": estimator,
-             "accuracy": accuracy, "sensitivity": 0.5, "specificity": 0.5, "f1": 0.5}
-            for arch, accuracy in (("mlp", 0.9), ("bfn", 0.5)) for seed in (1, 2)
+             "accuracy": accuracy + seed / 100, "sensitivity": 0.5, "specificity": 0.5, "f1": 0.5}
+            for arch, accuracy in (("mlp", 0.9), ("resnet50", 0.5), ("mlp-bnbfn", 0.7)) for seed in (1, 2)
             for estimator in ("static-0.1", "dmbn")]
     (tmp_path / "results" / "study").mkdir(parents=True)
     pd.DataFrame(rows).to_csv(tmp_path / "results" / "study" / "metrics.csv", index=False)
     monkeypatch.setattr(estimator_tables, "HERE", tmp_path)
     estimator_tables.main(["study"])
     out = capsys.readouterr().out
-    mlp, bfn = out.split("### d, bfn: test accuracy")
+    mlp, resnet = out.split("### d, resnet50: test accuracy")
     assert "### d, mlp: test accuracy" in mlp
-    assert _row(mlp, "dmbn")[1] == "0.900 ± 0.000 (2)"
-    assert _row(bfn, "dmbn")[1] == "0.500 ± 0.000 (2)"
+    # mlp: 0.91, 0.92 (std of two values d apart: d / sqrt 2); resnet50: 0.51, 0.52
+    assert _row(mlp, "dmbn")[1] == f"0.915 ± {0.01 / np.sqrt(2):.3f} (2)"
+    assert _row(resnet, "dmbn")[1] == f"0.515 ± {0.01 / np.sqrt(2):.3f} (2)"
+    assert _row(mlp, "bn-bfn")[1] == f"0.715 ± {0.01 / np.sqrt(2):.3f} (2)"
+    assert "bn-bfn" not in resnet
+    # the twin minus the BN net, same seed: exactly -0.2 both times, so the interval is a point
+    paired_mlp = mlp.split("minus the default EMA")[1]
+    assert _row(paired_mlp, "bn-bfn")[1] == "-0.2000 [-0.2000, -0.2000]▼"
 
 
 @pytest.mark.skipif(not (RESULTS / "batch_sweep").exists(), reason="batch_sweep not published yet")

@@ -13,15 +13,17 @@ import pytest
 import yaml
 from scipy import stats
 
-from dmbn.config import report_settings
+from dmbn.config import regime_batch_size, report_settings, study_regimes
 from dmbn.names import METRICS, REGIMES, regime_label
-from dmbn.tables import (label, long_metrics, paired_comparisons, prediction_interval, summary,
-                         thesis_comparison, thesis_table, to_latex, with_variants)
+from dmbn.tables import (batch_axis, batch_axis_latex, batch_axis_wide, label, long_metrics,
+                         paired_comparisons, prediction_interval, summary, thesis_comparison,
+                         thesis_table, to_latex, with_batch_size, with_variants)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "workflow/resources/paper_tables.csv"
 PUBLISHED = ROOT / "docs/results"
-GOLDEN_STUDIES = ("quickstart", "mlp", "mlp_threads")
+GOLDEN_STUDIES = ("quickstart", "mlp", "mlp_threads", "batch_sweep")
+BATCH_AXIS = "_batch_sizes"  # the `batch_table` rule's tables: <dataset>_batch_sizes.csv
 VARIANTS = ["static-0.1", "static-0.5", "static-0.9", "dmbn", "bn-bfn", "precise", "cma", "recalibrated"]
 COLUMNS = ["Accuracy", "Sensitivity", "Specificity", "F1"]  # the LaTeX headers, in METRICS order
 
@@ -364,6 +366,17 @@ def _report_settings() -> tuple[int, float, dict[str, str]]:
     return report["decimals"], report["confidence"], names
 
 
+def _same_batch_axis(path: Path, metrics: pd.DataFrame, study: str, confidence: float, decimals: int) -> None:
+    """A study with `batch_sizes`: its table against batch size, rebuilt as the `batch_table` rule
+    does, with the batch sizes the configuration gives today."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    dataset = path.stem.removesuffix(BATCH_AXIS)
+    sizes = {r: regime_batch_size(config, study, dataset, r) for r in study_regimes(config, study)}
+    axis = batch_axis(with_batch_size(metrics[metrics.dataset == dataset], sizes), confidence)
+    _same_csv(path, axis.round(decimals + 3))
+    assert batch_axis_latex(batch_axis_wide(axis), decimals) == path.with_suffix(".tex").read_text()
+
+
 def _same_csv(published: Path, frame: pd.DataFrame) -> None:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
@@ -379,12 +392,15 @@ def test_published_tables_regenerate_from_their_metrics(study):
         pytest.skip(f"{folder} holds no published metrics.csv (make publish STUDY={study})")
     decimals, confidence, paper_names = _report_settings()
     metrics = pd.read_csv(folder / "metrics.csv")
-    tables = sorted((folder / "tables").glob("*.csv"))
-    assert [p.stem for p in tables] == sorted(metrics.dataset.unique())
-    for path in tables:
+    datasets = sorted(metrics.dataset.unique())
+    thesis_tables = sorted(p for p in (folder / "tables").glob("*.csv") if not p.stem.endswith(BATCH_AXIS))
+    assert [p.stem for p in thesis_tables] == datasets
+    for path in thesis_tables:
         csv, latex = thesis_table(summary(metrics[metrics.dataset == path.stem]), decimals)
         _same_csv(path, csv)
         assert latex == path.with_suffix(".tex").read_text(), path.with_suffix(".tex")
+    for path in sorted((folder / "tables").glob(f"*{BATCH_AXIS}.csv")):
+        _same_batch_axis(path, metrics, study, confidence, decimals)
     versus_thesis = thesis_comparison(summary(metrics), pd.read_csv(PAPER), paper_names, confidence)
     paired = paired_comparisons(metrics, confidence)
     for frame, name in ((versus_thesis, "thesis"), (paired, "paired")):
