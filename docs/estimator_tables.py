@@ -27,6 +27,12 @@ from dmbn.names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, 
 from dmbn.tables import paired_comparisons, present_order, with_variants  # noqa: E402
 
 CONFIDENCE = 0.95
+# The reviewer's questions (issue #14), each a paired difference a − b: does choosing β* need
+# the look-back, which ESM criterion matters, is DMBN more than a horizon-matched EMA, and how
+# do DMBN, prediction-time BN and the moment EMA compare with PreciseBN.
+QUESTIONS = (("dmbn-causal", "dmbn"), ("dmbn-sigma", "dmbn"), ("dmbn-mu-sigma", "dmbn"),
+             ("dmbn", "horizon-0.1"), ("dmbn", "static-1"), ("dmbn", "precise"), ("test-batch", "precise"),
+             ("moment-0.1", "precise"), ("recalibrated", "precise"))
 BETTER, WORSE = "▲", "▼"  # the paired interval lies above / below zero
 
 
@@ -73,11 +79,25 @@ def paired_table(metrics: pd.DataFrame, reference: str = DEFAULT_ESTIMATOR) -> s
     """Each estimator minus ``reference`` (accuracy, paired by seed) at each batch size: the mean
     difference with its 95 % interval, ▲/▼ where the interval excludes zero."""
     variants = [v for v in present_order(with_variants(metrics).variant.unique()) if v != reference]
-    rows = paired_comparisons(metrics, CONFIDENCE, tuple((v, reference) for v in variants))
-    rows = rows[rows.metric == "accuracy"].assign(
-        variant=lambda f: f.comparison.str.removesuffix(f" - {reference}"))
+    return _paired(metrics, tuple((v, reference) for v in variants), f"minus {reference}", shown=lambda a, b: a)
+
+
+def questions_table(metrics: pd.DataFrame) -> str | None:
+    """The ``QUESTIONS`` pairs whose rows the study has, as ``paired_table``'s cells (None: none)."""
+    present = set(with_variants(metrics).variant)
+    pairs = tuple(q for q in QUESTIONS if set(q) <= present)
+    return _paired(metrics, pairs, "paired difference") if pairs else None
+
+
+def _paired(metrics: pd.DataFrame, pairs: tuple[tuple[str, str], ...], name: str,
+            shown=lambda a, b: f"{a} − {b}") -> str:
+    """Accuracy differences a − b by seed for ``pairs``, a row each (named ``shown(a, b)``)."""
+    rows = paired_comparisons(metrics, CONFIDENCE, pairs)
+    rows = rows[rows.metric == "accuracy"].copy()
     rows["cell"] = [_difference(m, lo, hi) for m, lo, hi in zip(rows.mean_difference, rows.ci_low, rows.ci_high)]
-    return _wide(rows, "variant", f"minus {reference}")
+    names = {f"{a} - {b}": shown(a, b) for a, b in pairs}  # paired_comparisons' key -> row name
+    rows["row"] = rows.comparison.map(names)
+    return _wide(rows, "row", name, order=list(names.values()))
 
 
 def beta_star_table(beta_star: pd.DataFrame) -> str:
@@ -109,11 +129,12 @@ def _mean_std(frame: pd.DataFrame, row: str, value: str) -> pd.DataFrame:
     return cells
 
 
-def _wide(cells: pd.DataFrame, row: str, name: str) -> str:
-    """Cells (``row``, regime, cell) as a markdown table: rows in the tables' order, batch sizes
-    ascending, – where a row has no value at a batch size."""
+def _wide(cells: pd.DataFrame, row: str, name: str, order: list[str] | None = None) -> str:
+    """Cells (``row``, regime, cell) as a markdown table: rows in ``order`` (default: the tables'
+    order), batch sizes ascending, – where a row has no value at a batch size."""
     wide = cells.assign(column=cells.regime.map(batch_column)).pivot(index=row, columns="column", values="cell")
-    wide = wide.loc[present_order(wide.index), _columns(cells.regime)].fillna("–")
+    rows = present_order(wide.index) if order is None else [r for r in order if r in wide.index]
+    wide = wide.loc[rows, _columns(cells.regime)].fillna("–")
     return wide.rename_axis(name).reset_index().rename_axis(None, axis=1).to_markdown(index=False)
 
 
@@ -151,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
                  accuracy_table(runs))
         _section(f"{dataset}, {arch}: minus the default EMA, paired by seed (95 % CI; "
                  f"{BETTER} above zero, {WORSE} below)", paired_table(runs))
+        questions = questions_table(runs)
+        if questions is not None:
+            _section(f"{dataset}, {arch}: the reviewer's questions, paired by seed (95 % CI)", questions)
         if beta_star is not None and len(of(beta_star)):
             _section(f"{dataset}, {arch}: β* at the last epoch (median, min–max over seeds × BN layers; n)",
                      beta_star_table(of(beta_star)))

@@ -406,6 +406,13 @@ def test_esm_layers_shows_the_chosen_estimators_seed_means():
     assert not zero.axes[0].get_images() and "ESM = 0" in zero.axes[0].texts[0].get_text()
 
 
+def test_beta_star_axis_shows_the_whole_grid_from_001_to_1():
+    """β* of 0.01 (a slow EMA) and 1 (the last batch) are drawn inside the axes, not cut off."""
+    fig = plots.beta_star(pd.DataFrame({"seed": [1, 1], "epoch": [1, 2], "layer": [3, 3], "beta": [0.01, 1.0]}), 3)
+    low, high = fig.axes[0].get_ylim()
+    assert low <= 0.01 and high >= 1.0
+
+
 def test_figure_page_embeds_the_png_with_its_caption_below(tmp_path):
     import base64
 

@@ -36,6 +36,8 @@ _STATIC_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h")
 _BN_BFN_LOOK = dict(color="#ff7f0e", linestyle=(0, (4, 1, 1, 1, 1, 1)), marker="X")
 _UNKNOWN_LOOK = dict(color="grey", linestyle="-", marker=".")
 
+BETA_RANGE = (0.0, 1.02)  # every β lies in (0, 1]; grids may reach 0.01 and 1
+
 
 def style(variant: str) -> dict:
     """Colour, line style and marker of an estimator (or ``bn-bfn``) for ``Axes.plot``."""
@@ -101,7 +103,7 @@ def beta_star(betas: pd.DataFrame, layer: int, title: str = "") -> Figure:
         ax.step(run.epoch, run.beta, where="mid", marker="o", markersize=3, label=f"seed {seed}")
     if chosen.empty:
         _no_data(ax, f"no β* logged for BN layer {layer}")
-    ax.set(xlabel="epoch", ylabel="β*", title=f"{title}\nβ* of BN layer {layer}", ylim=(0.05, 0.95))
+    ax.set(xlabel="epoch", ylabel="β*", title=f"{title}\nβ* of BN layer {layer}", ylim=BETA_RANGE)
     _integer_ticks(ax.xaxis)
     _legend_outside(ax)
     return fig
@@ -392,7 +394,7 @@ def beta_star_vs_batch_size(beta_star: pd.DataFrame, sizes: pd.DataFrame, arch: 
         _no_data(ax, f"no β* logged for BN layer {layer}")
     else:
         _batch_axis(ax, sizes)
-    ax.set(ylabel="β*", ylim=(0.05, 0.95),
+    ax.set(ylabel="β*", ylim=BETA_RANGE,
            title=f"{title}\nβ* of BN layer {layer} against batch size "
                  f"(mean, {confidence:.0%} t-interval over seeds)")
     _legend_outside(ax)
