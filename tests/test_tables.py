@@ -3,6 +3,7 @@ t interval for the paired comparisons, the thesis's own rows, and a LaTeX parse 
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from dmbn.config import regime_batch_size, report_settings, study_regimes
+from dmbn.config import report_settings, study_batch_sizes
 from dmbn.names import METRICS, REGIMES, regime_label
 from dmbn.tables import (batch_axis, batch_axis_latex, batch_axis_wide, label, long_metrics,
                          paired_comparisons, prediction_interval, summary, thesis_comparison,
@@ -359,8 +360,13 @@ def test_to_latex_formats_floats_and_escapes_names():
 
 # -- golden: the published tables regenerate from their metrics ----------------------------------------
 
+@functools.cache
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
 def _report_settings() -> tuple[int, float, dict[str, str]]:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = _config()
     report = report_settings(config, "quickstart")
     names = {k: v.get("paper_name", k) for k, v in config["datasets"].items()}
     return report["decimals"], report["confidence"], names
@@ -369,9 +375,8 @@ def _report_settings() -> tuple[int, float, dict[str, str]]:
 def _same_batch_axis(path: Path, metrics: pd.DataFrame, study: str, confidence: float, decimals: int) -> None:
     """A study with `batch_sizes`: its table against batch size, rebuilt as the `batch_table` rule
     does, with the batch sizes the configuration gives today."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
     dataset = path.stem.removesuffix(BATCH_AXIS)
-    sizes = {r: regime_batch_size(config, study, dataset, r) for r in study_regimes(config, study)}
+    sizes = study_batch_sizes(_config(), study, dataset)
     axis = batch_axis(with_batch_size(metrics[metrics.dataset == dataset], sizes), confidence)
     _same_csv(path, axis.round(decimals + 3))
     assert batch_axis_latex(batch_axis_wide(axis), decimals) == path.with_suffix(".tex").read_text()

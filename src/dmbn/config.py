@@ -213,6 +213,12 @@ def regime_batch_size(config: dict, study: str, dataset: str, regime: str) -> in
     return sizes[1] if regime == "full" else sizes[0]  # the thesis's full trains on the test set
 
 
+def study_batch_sizes(config: dict, study: str, dataset: str) -> dict[str, int | None]:
+    """Regime -> batch size (``regime_batch_size``) of every regime of a study on ``dataset``:
+    the x values of its batch-size table and figures."""
+    return {r: regime_batch_size(config, study, dataset, r) for r in study_regimes(config, study)}
+
+
 def dataset_sizes(config: dict, dataset: str) -> tuple[int, int] | None:
     """(training samples of the 80 % split, official test samples) of a data set; None for a
     custom one. Sizes as scikit-learn's train_test_split makes them: the test part rounded up."""

@@ -6,8 +6,8 @@ from dmbn.config import (
     load_strict,
     members,
     model_kwargs,
-    regime_batch_size,
     report_settings,
+    study_batch_sizes,
     study_regimes,
     study_seeds,
     study_train,
@@ -154,10 +154,7 @@ def train_runtime(wildcards, attempt):
 
 def batch_sizes(wildcards):
     """Regime -> batch size (full batch: the training samples) of a study's runs on a data set."""
-    return {
-        r: regime_batch_size(config, wildcards.study, wildcards.dataset, r)
-        for r in study_regimes(config, wildcards.study)
-    }
+    return study_batch_sizes(config, wildcards.study, wildcards.dataset)
 
 
 def batch_axis(study_name):
