@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
 import hashlib
@@ -20,6 +21,7 @@ import torch
 import yaml
 
 from dmbn import data as data_module
+from dmbn import faults
 from dmbn.config import ConfigError, check, load_strict, validate
 from dmbn.data import DataError, Processed, fetch, md5sum, parse
 from dmbn.logs import logging_to, run_history
@@ -138,22 +140,40 @@ def test_a_log_with_history_keeps_the_earlier_attempts_lines(tmp_path):
 
 @pytest.mark.slow
 def test_sigkilled_snakemake_resumes_after_unlock(uninterrupted, tmp_path):
-    """The whole process group (Snakemake and its job) dies, as on a crashed workstation."""
+    """The whole process group (Snakemake and its job) dies, as on a crashed workstation: killed
+    while its training job is paused after epoch 1 (an event, not a guess of how long it takes)."""
     with_prepared_data(uninterrupted, tmp_path)
     config = one_run_config(tmp_path)
-    process = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "1", TARGET),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 300
-        while not (tmp_path / CHECKPOINT).exists() and process.poll() is None and time.time() < deadline:
-            time.sleep(0.2)
-        assert process.poll() is None, "the run ended before it could be killed"
-    finally:
+    with paused_run(tmp_path, config, start_new_session=True) as process:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     snakemake(tmp_path, config, "--unlock")
     snakemake(tmp_path, config, "--cores", "1", "--rerun-incomplete", TARGET)
     assert run_files(tmp_path) == run_files(uninterrupted)
+
+
+@contextlib.contextmanager
+def paused_run(workdir: Path, config: Path, *args: str, start_new_session: bool = False):
+    """A Snakemake run of TARGET whose training job pauses after epoch 1's checkpoint
+    (``dmbn.faults``); yields the process once the job is paused there, and lets the job go on
+    when the block ends (if the process still lives)."""
+    handshake = workdir / "pause"
+    handshake.mkdir()
+    output = handshake / "snakemake.out"  # a file, not a pipe: a full pipe would stall the run
+    process = subprocess.Popen(snakemake_command(workdir, config, "--cores", "1", *args, TARGET),
+                               stdout=output.open("w"), stderr=subprocess.STDOUT, text=True,
+                               start_new_session=start_new_session,
+                               env={**os.environ, "DMBN_PAUSE_AT": "checkpoint:1",
+                                    "DMBN_PAUSE_DIR": str(handshake)})
+    try:
+        while not (handshake / faults.PAUSED).exists():  # the event: the job is inside epoch 2's start
+            assert process.poll() is None, f"the run ended before its job paused:\n{output.read_text()[-4000:]}"
+            time.sleep(0.1)
+        yield process
+    finally:
+        (handshake / faults.RESUME).touch()
+        process.wait(timeout=900)
+        process.output = output.read_text()
 
 
 # -- 2. bad configs -----------------------------------------------------------------------------------
@@ -511,18 +531,41 @@ def test_tampered_statistics_file_is_refused(tmp_path):
 
 # -- 6. concurrency ---------------------------------------------------------------------------------------
 
+def directory_state(workdir: Path) -> dict[str, tuple[int, int]]:
+    """Every file in a run's directory with its size and modification time, but what changes
+    without touching a result: Snakemake's logs, the job's scripts, a dry run's cache of file
+    times, and the test's own pause handshake."""
+    return {str(p.relative_to(workdir)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(workdir.rglob("*")) if p.is_file()
+            and not str(p.relative_to(workdir)).startswith((".snakemake/log", ".snakemake/scripts", ".snakemake/iocache", "pause"))}
+
+
+LIVE_RUN = "another Snakemake run holds the working directory"
+
+
 @pytest.mark.slow
-def test_a_second_snakemake_on_the_same_directory_is_locked_out(tmp_path):
-    config = one_run_config(tmp_path, epochs=20)
-    first = subprocess.Popen(snakemake_command(tmp_path, config, "--cores", "1", TARGET),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.time() + 120
-        while not list((tmp_path / ".snakemake" / "locks").glob("*")) and time.time() < deadline:
-            time.sleep(0.2)
-        second = snakemake(tmp_path, config, "--cores", "1", TARGET, check=False)
-        assert second.returncode != 0 and "LockException" in second.stdout + second.stderr
-    finally:
-        output, _ = first.communicate(timeout=600)
-    assert first.returncode == 0, output[-3000:]
-    assert (tmp_path / TARGET).exists()
+def test_a_second_snakemake_on_the_same_directory_is_locked_out(uninterrupted, tmp_path):
+    """A second run beside a live one, its training job paused mid-run: the second is refused
+    with a message naming the live run (not told its files are incomplete), so are --unlock and
+    --rerun-incomplete; a dry run is told why it sees incomplete files; nothing of the live run's
+    files is touched or marked, and the live run then finishes with an uninterrupted run's files."""
+    with_prepared_data(uninterrupted, tmp_path)
+    config = one_run_config(tmp_path)
+    with paused_run(tmp_path, config) as first:
+        before = directory_state(tmp_path)
+        assert (tmp_path / ".snakemake" / "incomplete").exists() and (tmp_path / CHECKPOINT).exists()
+        for extra in ([], ["--rerun-incomplete"], ["--unlock"]):
+            second = snakemake(tmp_path, config, "--cores", "1", *extra, TARGET, check=False)
+            output = second.stdout + second.stderr
+            assert second.returncode != 0 and LIVE_RUN in output and f"pid {first.pid} " in output, output[-3000:]
+            assert "IncompleteFilesException" not in output and "LockException" not in output, output[-3000:]
+        dry = snakemake(tmp_path, config, "-n", TARGET, check=False)
+        assert "A live Snakemake run holds this directory" in dry.stdout + dry.stderr, dry.stderr[-3000:]
+        report_mode = snakemake(tmp_path, config, "--list-rules", check=False)
+        assert report_mode.returncode == 0 and "holds" not in report_mode.stdout + report_mode.stderr
+        assert directory_state(tmp_path) == before
+        assert first.poll() is None
+    assert first.returncode == 0, first.output[-3000:]
+    assert run_files(tmp_path) == run_files(uninterrupted)
+    again = snakemake(tmp_path, config, "--cores", "1", TARGET)  # the lock died with the first run
+    assert "Nothing to be done" in again.stdout + again.stderr
