@@ -1,5 +1,7 @@
 # Target lists, input functions and wildcard constraints shared by every rule.
 
+from snakemake.exceptions import WorkflowError
+
 # The core library is the installed package `dmbn` (pip install -e .; `make run` does it).
 from dmbn.config import (
     check,
@@ -131,8 +133,31 @@ def train_settings(wildcards):
 
 def run_threads(wildcards):
     """Torch threads of a study's jobs: the study's ``threads``, else the global setting. Thread
-    count changes float summation order, so it is part of a run's identity."""
-    return study(wildcards).get("threads", config.get("threads", 1))
+    count changes float summation order, so it is part of a run's identity: a run that could not
+    have them is refused before any job (``refuse_fewer_cores``)."""
+    threads = study(wildcards).get("threads", config.get("threads", 1))
+    refuse_fewer_cores(wildcards.study, threads)
+    return threads
+
+
+def refuse_fewer_cores(study_name, threads):
+    """Snakemake silently lowers a job's threads to --cores (and --max-threads); a study's runs
+    would then train with fewer threads than their identity, cards and comparisons say. A dry run
+    (cores 1 unless given) is only a plan, and a cluster job gets its threads from SLURM."""
+    if workflow.dryrun:
+        return
+    limits = {"--cores": workflow.resource_settings.cores,
+              "--max-threads": workflow.resource_settings.max_threads}
+    limits = {flag: n for flag, n in limits.items() if isinstance(n, int)}
+    if limits and min(limits.values()) < threads:
+        flag = min(limits, key=limits.get)
+        key = f"studies.{study_name}.threads" if "threads" in config["studies"][study_name] else "threads"
+        raise WorkflowError(
+            f"{key}: {threads} torch threads per job for study {study_name!r}, but this run gives a "
+            f"job at most {limits[flag]} ({flag} {limits[flag]}); Snakemake would run it with "
+            f"{limits[flag]}, and the results would not be what the run's card and identity say. Run "
+            f"with {flag} {threads} or more, or set {key} to {limits[flag]} (a different run)."
+        )
 
 
 def model_settings(wildcards):

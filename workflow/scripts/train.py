@@ -15,6 +15,9 @@ settings = snakemake.params.settings
 checkpoint = Path(snakemake.params.checkpoint)
 # a resumed run's log keeps the earlier attempts' epochs
 with logging_to(snakemake.log[0], history=run_history(checkpoint)) as log:
+    if snakemake.threads != settings["threads"]:  # the Snakefile refuses this before any job
+        raise RuntimeError(f"this job got {snakemake.threads} threads, but the run's identity says "
+                           f"{settings['threads']}: run with --cores {settings['threads']} or more")
     torch.set_num_threads(snakemake.threads)
     cfg = train_config(settings["train"], w.regime, int(w.seed), settings["device"], w.member)
     data = load_run_data(snakemake.input.data, snakemake.input.split, w.regime)
