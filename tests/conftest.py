@@ -120,7 +120,7 @@ def snakemake_command(workdir: Path, config: Path, *args: str) -> list[str]:
             "--configfile", str(config), *args]
 
 
-def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, timeout: int = 900,
+def snakemake(workdir: Path, config: Path, *args: str, check: bool = True, timeout: int = 2400,
               env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the project's Snakefile in ``workdir`` with ``config`` (output captured)."""
     import os

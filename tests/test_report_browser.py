@@ -68,7 +68,7 @@ class Reader:
         self.page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         self.page.goto(report.as_uri())
-        self.page.wait_for_selector("#app nav, #app ul", timeout=30000)
+        self.page.wait_for_selector("#app nav, #app ul", timeout=120_000)
         self.shots = shots
 
     def open_category(self, name: str) -> None:
@@ -107,7 +107,7 @@ def html_rows(reader: Reader) -> tuple[list[list[str]], str, str]:
     page shown in the report's frame."""
     frame = reader.page.frame_locator("iframe").first
     table = frame.locator("table")
-    table.wait_for(timeout=15000)
+    table.wait_for(timeout=120_000)
     rows = table.locator("tbody tr")
     cells = [[c.strip() for c in rows.nth(i).locator("th, td").all_inner_texts()] for i in range(rows.count())]
     notes = " ".join(frame.locator("p.note").all_inner_texts())
@@ -186,7 +186,7 @@ def test_every_figure_shows_with_its_caption(reader, study):
         reader.view(item_label(name), regime_label(regime), arch)
         frame = reader.page.frame_locator("iframe").first
         image = frame.locator("figure img[src^='data:image/png']")
-        image.wait_for(timeout=15000)
+        image.wait_for(timeout=120_000)
         assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100")
         caption = " ".join(frame.locator("figure figcaption").inner_text().split())
         assert caption.startswith(first_words(f"{name}.rst")), (name, caption)

@@ -154,7 +154,7 @@ def test_training_settings_rerun_the_affected_training_jobs(quickstart):
 
 def test_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--lint"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Congratulations" in result.stdout + result.stderr
 
@@ -233,6 +233,6 @@ def test_the_workflow_uses_its_own_source_tree_without_an_install(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(stub.parent)}
     result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "-d", str(checkout),
                              "-s", str(checkout / "Snakefile"), "results/data/digits/split.pt"],
-                            capture_output=True, text=True, env=env, timeout=600)
+                            capture_output=True, text=True, env=env, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (checkout / "results/data/digits/split.pt").exists()
