@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .names import (BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime,
-                    estimator_name_pattern, family_batch_size,
+                    estimator_name_pattern, family_batch_size, primary_arch,
                     static_name)
 
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
@@ -30,6 +30,9 @@ MODEL_KEYS = ("depth", "width", "batch_free", "groups", "resnet_blocks", "resnet
 TORCHVISION_SIZES = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "CIFAR10": (50000, 10000),
                      "CIFAR100": (50000, 10000)}
 DIGITS_SIZE = 1797  # scikit-learn's digits, split into training and test by its test_fraction
+# Classes per data set: a stratified split needs at least one sample of each in every part.
+TORCHVISION_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "CIFAR10": 10, "CIFAR100": 100}
+DIGITS_CLASSES = 10
 
 
 # The report's settings where a configuration leaves them out: the one place that holds them.
@@ -287,10 +290,15 @@ def batchnorm_count(arch: str, train: dict[str, Any]) -> int:
 
 def check(config: dict) -> None:
     """Everything the schema cannot say; raises ``ConfigError`` naming key and value."""
+    _check_finite(config)
+    _check_data_root(config["data_root"])
     studies = config["studies"]
     if config["default_study"] not in studies:
         raise ConfigError(f"default_study: {config['default_study']!r} is not a study "
                           f"(studies: {sorted(studies)})")
+    used = dict.fromkeys(d for study in studies.values() for d in study["datasets"] if d in config["datasets"])
+    for dataset in used:
+        _check_split_parts(config, dataset)
     for name, study in studies.items():
         key = f"studies.{name}"
         for dataset in study["datasets"]:
@@ -301,6 +309,8 @@ def check(config: dict) -> None:
             raise ConfigError(f"{key}.rounding_of: {study['rounding_of']!r} is not another study "
                               f"(studies: {sorted(studies)})")
         regimes = study_regimes(config, name)
+        if "rounding_of" in study:
+            _check_rounding_reference(config, name)
         for regime, override in study.get("regime_overrides", {}).items():
             if regime not in regimes:
                 raise ConfigError(f"{key}.regime_overrides.{regime}: the study has no regime "
@@ -315,6 +325,7 @@ def check(config: dict) -> None:
             if regime not in FULL_BATCH_REGIMES:
                 _check_batch_size(config, _batch_size_key(key, study, regime), study, train)
             _check_layers(report_settings(config, name), key, study, train)
+            _check_esm_estimator(config, name, regime)
             if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
                 raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
 
@@ -344,8 +355,11 @@ def _check_batch_size(config: dict, key: str, study: dict, train: dict) -> None:
 
 
 def _check_layers(report: dict, key: str, study: dict, train: dict) -> None:
-    bn_archs = [a for a in study["archs"] if a in BATCH_NORM_ARCHS]
-    for arch in bn_archs:
+    """The plotted layers must exist in every network whose layers the figures index: each BN
+    architecture, or the BN-BFN one where the study has no BN network (``primary_arch``: the
+    figures then plot its layers; a BN network's twin is shown at its nearest BN layer)."""
+    plotted = [a for a in study["archs"] if a in BATCH_NORM_ARCHS] or [primary_arch(study["archs"])]
+    for arch in plotted:
         count = batchnorm_count(arch, train)
         for name, layers in (("beta_layer", [report["beta_layer"]]), ("esm_layers", report["esm_layers"])):
             for layer in layers:
@@ -353,3 +367,128 @@ def _check_layers(report: dict, key: str, study: dict, train: dict) -> None:
                     where = f"{key}.report" if name in study.get("report", {}) else "report"
                     raise ConfigError(f"{where}.{name}: layer {layer} does not exist in {key}'s "
                                       f"{arch!r}, which has {count} BN layers")
+
+
+def _check_finite(node: Any, path: tuple = ()) -> None:
+    """No NaN or infinity anywhere (YAML's ``.nan``, ``.inf``, ``-.inf``): the schema's bounds
+    let NaN through (every comparison with it is false), and training fails only at epoch 1."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{_dotted(list(path)) or 'config'}: {node} is not a finite number; "
+                          "write a finite number (YAML's .nan, .inf and -.inf are refused)")
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for child_key, child in children:
+        _check_finite(child, (*path, child_key))
+
+
+def _check_data_root(root: str) -> None:
+    """``data_root`` is a directory, or one the download rule can create: its nearest existing
+    ancestor is a writable directory (nothing is created here)."""
+    path = Path(root)
+    if path.is_dir():
+        return
+    if path.exists() or path.is_symlink():
+        raise ConfigError(f"data_root: {root!r} is not a directory (a file, or a broken link); point data_root at "
+                          "a directory, or at a path that does not exist yet (it is created)")
+    ancestor = next(p for p in path.absolute().parents if p.exists())
+    if not ancestor.is_dir():
+        raise ConfigError(f"data_root: {root!r} cannot be created: {str(ancestor)!r} is a file, not a "
+                          "directory; point data_root elsewhere")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"data_root: {root!r} cannot be created: {str(ancestor)!r} is not writable; "
+                          "create it by hand or point data_root elsewhere")
+
+
+def _check_split_parts(config: dict, dataset: str) -> None:
+    """Every part of a stratified split holds at least one sample per class, as scikit-learn's
+    ``train_test_split`` demands (it rounds the split-off part up: ``ceil(fraction * n)``):
+    digits' official test part (``test_fraction``) and the rest, then the 80/20 split
+    (``split.validation_fraction``) of the training samples. Custom data sets: sizes unknown."""
+    spec = config["datasets"][dataset]
+    if "mirrors" in spec or "md5" in spec:
+        return
+    if "torchvision" in spec:
+        classes = TORCHVISION_CLASSES[spec["torchvision"]]
+        training = TORCHVISION_SIZES[spec["torchvision"]][0]
+    else:
+        classes = DIGITS_CLASSES
+        training = _check_part_sizes(f"datasets.{dataset}.test_fraction", spec.get("test_fraction", 0.3),
+                                     DIGITS_SIZE, classes, dataset, ("official test part", "training part"))
+    _check_part_sizes("split.validation_fraction", config["split"]["validation_fraction"], training, classes,
+                      dataset, ("validation part (ESM set)", "training part"))
+
+
+def _check_part_sizes(key: str, fraction: float, samples: int, classes: int, dataset: str,
+                      parts: tuple[str, str]) -> int:
+    """Refuse ``fraction`` of ``samples`` where a part gets fewer samples than ``classes``;
+    returns the size of the part that stays."""
+    split_off = math.ceil(fraction * samples)
+    for part, size in zip(parts, (split_off, samples - split_off)):
+        if size < classes:
+            lowest = math.ceil(classes / samples * 1e4) / 1e4
+            highest = math.floor((samples - classes) / samples * 1e4) / 1e4
+            plural = "" if size == 1 else "s"
+            raise ConfigError(f"{key}: {fraction} leaves {size} sample{plural} in the {part} of {dataset!r} "
+                              f"({samples} samples), fewer than its {classes} classes; a stratified "
+                              f"split needs one sample per class in each part: use {lowest} to {highest}")
+    return samples - split_off
+
+
+def esm_rows(train: dict) -> list[str]:
+    """The estimator rows with an ESM that a run with these training settings logs (names as
+    ``dmbn.names`` gives them: ``static-0.1``, ``moment-0.5``, ``dmbn``; no ``test-batch``)."""
+    rows = []
+    for kind in train["estimators"]:
+        if ESTIMATORS[kind].stage == "none":
+            continue
+        rows += [static_name(b, kind) for b in train["betas"]] if ESTIMATORS[kind].per_beta else [kind]
+    return rows
+
+
+def _rows_summary(train: dict) -> str:
+    """A study's rows in short: per-β kinds once, with the β grid."""
+    per_beta = [f"{k}-β" for k in train["estimators"] if ESTIMATORS[k].per_beta]
+    single = [k for k in train["estimators"] if not ESTIMATORS[k].per_beta and ESTIMATORS[k].stage != "none"]
+    grid = ", ".join(static_name(b).removeprefix("static-") for b in train["betas"])
+    return f"{', '.join(per_beta)} for β in [{grid}]" + "".join(f", {k}" for k in single)
+
+
+def _check_esm_estimator(config: dict, study: str, regime: str) -> None:
+    """``report.esm_estimator`` must be a row the study's runs in ``regime`` log, or its figure
+    says only that no ESM was logged."""
+    estimator = report_settings(config, study)["esm_estimator"]
+    train = study_train(config, study, regime)
+    if estimator in esm_rows(train):
+        return
+    own = config["studies"][study].get("report", {})
+    where = (f"studies.{study}.report.esm_estimator" if "esm_estimator" in own else
+             "report.esm_estimator" + ("" if "esm_estimator" in config.get("report", {}) else " (the default)"))
+    raise ConfigError(f"{where}: {estimator!r} is no row of studies.{study}'s runs in regime {regime!r}: "
+                      f"its ESM figure would be empty\nThose runs carry {_rows_summary(train)}. Pick "
+                      f"one of these rows, or set studies.{study}.report.esm_estimator for this study alone.")
+
+
+def _check_rounding_reference(config: dict, study: str) -> None:
+    """A rounding comparison pairs each run with the reference study's run of the same data set,
+    regime, architecture and seed: each must exist there, and the reference must not train data
+    sets this study has not (they would be trained for nothing)."""
+    spec, reference = config["studies"][study], config["studies"][study]["rounding_of"]
+    other = config["studies"][reference]
+    key = f"studies.{study}.rounding_of"
+    if sorted(spec["datasets"]) != sorted(other["datasets"]):
+        raise ConfigError(f"{key}: {reference!r} trains on data sets {other['datasets']}, this study on "
+                          f"{spec['datasets']}; a rounding comparison needs the same data sets (the "
+                          f"reference's runs are trained too): reference a study with the same data sets")
+    lacking = [a for a in spec["archs"] if a not in other["archs"]]
+    if lacking:
+        raise ConfigError(f"{key}: {reference!r} has no architecture {lacking} (it has {other['archs']}), "
+                          f"so those runs have nothing to pair with")
+    reference_regimes = study_regimes(config, reference)
+    for regime in study_regimes(config, study):
+        if regime not in reference_regimes:
+            raise ConfigError(f"{key}: {reference!r} has no regime {regime!r} (regimes: {reference_regimes}), "
+                              f"so those runs have nothing to pair with")
+        seeds = [s for s in study_seeds(config, study, regime) if s not in study_seeds(config, reference, regime)]
+        if seeds:
+            raise ConfigError(f"{key}: {reference!r} has no seeds {seeds} in regime {regime!r} "
+                              f"(seeds: {study_seeds(config, reference, regime)}), so those runs have "
+                              f"nothing to pair with")
