@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .names import (BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime,
-                    estimator_name_pattern, family_batch_size,
+                    estimator_name_pattern, family_batch_size, run_estimators,
                     static_name)
 
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
@@ -264,6 +264,13 @@ def train_config(train: dict[str, Any], regime: str, seed: int, device: str,
         fields["batch_size"] = None
     separate = None if member == "bank" else float(member.removeprefix("static-"))
     return TrainConfig(**fields, seed=seed, device=device, separate_beta=separate)
+
+
+def run_expectation(config: dict, study: str, regime: str, member: str = "bank") -> dict[str, Any]:
+    """What one run's files should hold: its epochs and its estimators' rows (``readback``)."""
+    train = study_train(config, study, regime)
+    return {"epochs": train["epochs"],
+            "estimators": run_estimators(train["estimators"], train["betas"], member)}
 
 
 def members(config: dict, study: str) -> list[str]:
