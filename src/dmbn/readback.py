@@ -36,6 +36,10 @@ class ReadbackError(ValueError):
     the file, the line, the column and the value, and how to rebuild the file."""
 
 
+class RefusedFileError(ReadbackError, pickle.UnpicklingError):
+    """A ``.pt`` file holding objects other than tensors and plain data: not loaded."""
+
+
 # -- checks ---------------------------------------------------------------------------------------
 
 FINITE = pa.Check(lambda s: np.isfinite(s), element_wise=False, ignore_na=True, error="is not finite")
@@ -298,10 +302,11 @@ def load_pt(path: str | Path, map_location: str | torch.device | None = None) ->
         raise
     except pickle.UnpicklingError as error:
         if "Weights only load failed" in str(error):
-            raise ReadbackError(f"{path} holds objects other than tensors and plain data (Weights only "
-                                f"load failed: written by other code, or tampered with), so it was not "
-                                f"loaded. If you trust it, inspect it with torch.load(..., "
-                                f"weights_only=False); otherwise: {fix}") from None
+            found = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line or "global" in line]
+            raise RefusedFileError(f"{path} holds objects other than tensors and plain data (Weights only "
+                                   f"load failed: {' '.join(found[:1])}; written by other code, or tampered "
+                                   f"with), so it was not loaded. If you trust it, inspect it with "
+                                   f"torch.load(..., weights_only=False); otherwise: {fix}") from None
         raise ReadbackError(f"{path} cannot be read ({_first_line(error)}): it is truncated or "
                             f"corrupt. {fix}") from None
     except Exception as error:  # truncated or garbled: torch raises assorted types
