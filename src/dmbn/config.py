@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .names import (BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime,
-                    estimator_name_pattern, family_batch_size, primary_arch,
+                    estimator_kind, estimator_name_pattern, family_batch_size, primary_arch,
+                    run_estimators,
                     static_name)
 
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
@@ -269,6 +270,13 @@ def train_config(train: dict[str, Any], regime: str, seed: int, device: str,
     return TrainConfig(**fields, seed=seed, device=device, separate_beta=separate)
 
 
+def run_expectation(config: dict, study: str, regime: str, member: str = "bank") -> dict[str, Any]:
+    """What one run's files should hold: its epochs and its estimators' rows (``readback``)."""
+    train = study_train(config, study, regime)
+    return {"epochs": train["epochs"],
+            "estimators": run_estimators(train["estimators"], train["betas"], member)}
+
+
 def members(config: dict, study: str) -> list[str]:
     """Training jobs per (dataset, regime, arch, seed): the bank, plus one per static β when the
     study follows the thesis's separate-runs protocol."""
@@ -435,13 +443,9 @@ def _check_part_sizes(key: str, fraction: float, samples: int, classes: int, dat
 
 def esm_rows(train: dict) -> list[str]:
     """The estimator rows with an ESM that a run with these training settings logs (names as
-    ``dmbn.names`` gives them: ``static-0.1``, ``moment-0.5``, ``dmbn``; no ``test-batch``)."""
-    rows = []
-    for kind in train["estimators"]:
-        if ESTIMATORS[kind].stage == "none":
-            continue
-        rows += [static_name(b, kind) for b in train["betas"]] if ESTIMATORS[kind].per_beta else [kind]
-    return rows
+    ``dmbn.names.run_estimators`` gives them, but the kinds without an ESM pass: ``test-batch``)."""
+    return [row for row in run_estimators(train["estimators"], train["betas"])
+            if ESTIMATORS[estimator_kind(row)].stage != "none"]
 
 
 def _rows_summary(train: dict) -> str:

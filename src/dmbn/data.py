@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .names import REGIMES, is_regime
+from .readback import load_pt
 
 log = logging.getLogger("dmbn")
 
@@ -271,7 +272,7 @@ class Processed:
 
     @classmethod
     def load(cls, path: str | Path) -> "Processed":
-        return cls(**torch.load(path, weights_only=True))
+        return cls(**load_pt(path))
 
 
 def parse(name: str, spec: dict[str, Any], root: str | Path) -> Processed:
@@ -408,7 +409,7 @@ def regime_data(data: Processed, regime: str, train_index: Tensor, esm_index: Te
 
 def load_run_data(tensors: str | Path, split: str | Path, regime: str) -> RunData:
     """A run's data from the workflow's files: processed tensors and split indices."""
-    indices = torch.load(split, weights_only=True)
+    indices = load_pt(split)
     return regime_data(Processed.load(tensors), regime, indices["train"], indices["validation"])
 
 

@@ -165,6 +165,16 @@ def estimator_name_pattern(stages: tuple[str, ...] = STAGES) -> str:
 SEPARATE_MEMBER = r"static-[0-9.]+"  # the thesis's protocol: one run per static β (wildcard)
 
 
+def run_estimators(kinds, betas, member: str = "bank") -> list[str]:
+    """The estimator rows of one run: ``<kind>-<β>`` per β for a per-β kind, else the kind; a
+    separate-protocol member (``static-β``) carries its own static estimator alone."""
+    if member != "bank":
+        return [member]
+    betas, kinds = sorted(float(b) for b in betas), set(kinds)
+    return [name for kind, spec in ESTIMATORS.items() if kind in kinds
+            for name in ([static_name(b, kind) for b in betas] if spec.per_beta else [kind])]
+
+
 def primary_arch(archs) -> str:
     """The network whose estimators the figures show: the first BN (not BN-BFN) architecture."""
     archs = list(dict.fromkeys(archs))

@@ -8,6 +8,8 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from .readback import read_run_file
+
 RUN_KEYS = ("dataset", "regime", "arch", "seed", "member")
 BETA_COLUMNS = ("epoch", "layer", "estimator", "beta")  # betas.csv: β* of each kind that chooses one
 
@@ -25,10 +27,12 @@ def chosen_by(betas: pd.DataFrame, kind: str = "dmbn") -> pd.DataFrame:
 
 
 def read_runs(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.DataFrame:
-    """Concatenate one CSV per run, each row carrying its run's labels (the keys of RUN_KEYS)."""
+    """Concatenate one CSV per run, each row carrying its run's labels (the keys of RUN_KEYS).
+    Each file is checked against the schema of its kind (``dmbn.readback``) and, where its label
+    says what the run holds (``expect``: ``dmbn.config.run_expectation``), for those rows."""
     frames = []
     for path, label in zip(paths, labels):
-        frame = pd.read_csv(path)
+        frame = read_run_file(path, label.get("expect"))
         for key in reversed(RUN_KEYS):
             if key in label:
                 frame.insert(0, key, label[key])

@@ -14,6 +14,8 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from .readback import load_pt
+
 BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
@@ -130,7 +132,7 @@ class EstimatorStatistics:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "EstimatorStatistics":
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = load_pt(path, map_location=device)
         layout = LayerLayout(tuple(state["layer_names"]), tuple(state["layer_sizes"]))
         return cls(list(state["names"]), state["mean"], state["var"], layout,
                    dict(state.get("prediction_batches", {})))

@@ -8,6 +8,7 @@ from dmbn.config import (
     load_strict,
     members,
     model_kwargs,
+    run_expectation,
     report_settings,
     study_batch_sizes,
     study_regimes,
@@ -53,10 +54,12 @@ def study_report_settings(wildcards):
 
 
 def runs(study_name, **fixed):
-    """Every run of a study as wildcard dicts, optionally with some wildcards fixed."""
+    """Every run of a study as wildcard dicts, optionally with some wildcards fixed; ``expect``:
+    the epochs and estimators its files should hold (checked where they are read back)."""
     spec = config["studies"][study_name]
     return [
-        dict(study=study_name, dataset=d, regime=r, arch=a, seed=s, member=m)
+        dict(study=study_name, dataset=d, regime=r, arch=a, seed=s, member=m,
+             expect=run_expectation(config, study_name, r, m))
         for d in spec["datasets"]
         for r in study_regimes(config, study_name)
         for a in spec["archs"]

@@ -2,17 +2,16 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from dmbn.logs import logging_to
 from dmbn.plots import batch_figures, save
+from dmbn.readback import read_study_file
 from dmbn.report import write_figure_pages
 from dmbn.tables import with_batch_size
 
 p = snakemake.params
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
-    frames = {name: pd.read_csv(snakemake.input[name]) for name in ("metrics", "esm", "betas")}
+    frames = {name: read_study_file(snakemake.input[name]) for name in ("metrics", "esm", "betas")}
     metrics, esm, betas = (frame[frame.dataset == w.dataset] for frame in frames.values())
     figures = batch_figures(with_batch_size(metrics, p.batch_sizes), esm, betas, p.beta_layer,
                             list(p.esm_layers), p.confidence, w.dataset)

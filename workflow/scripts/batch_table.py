@@ -3,16 +3,15 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from dmbn.logs import logging_to
+from dmbn.readback import read_study_file
 from dmbn.report import rst_to_html, write_page
 from dmbn.tables import batch_axis, batch_axis_latex, batch_axis_wide, html, styled, with_batch_size
 
 p = snakemake.params
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
-    metrics = pd.read_csv(snakemake.input.metrics)
+    metrics = read_study_file(snakemake.input.metrics)
     metrics = with_batch_size(metrics[metrics.dataset == w.dataset], p.batch_sizes)
     axis = batch_axis(metrics, p.confidence)
     axis.round(p.decimals + 3).to_csv(snakemake.output.csv, index=False)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from dmbn.logs import logging_to
+from dmbn.readback import read_study_file
 from dmbn.report import rst_to_html, write_page
 from dmbn.tables import html, paired_comparisons, styled, summary, thesis_comparison, thesis_gaps, to_latex
 
@@ -13,7 +14,7 @@ i = snakemake.input
 o = snakemake.output
 study = snakemake.wildcards.study
 with logging_to(snakemake.log[0]):
-    metrics = pd.read_csv(i.metrics)
+    metrics = read_study_file(i.metrics)
     paper = pd.read_csv(i.paper)
     versus_thesis = thesis_comparison(summary(metrics), paper, p.paper_names, p.confidence)
     paired = paired_comparisons(metrics, p.confidence)

@@ -6,6 +6,7 @@ from dmbn.data import load_run_data
 from dmbn.evaluate import evaluate_estimators
 from dmbn.logs import logging_to
 from dmbn.models import build_model
+from dmbn.readback import load_weights
 from dmbn.statistics import EstimatorStatistics
 
 w = snakemake.wildcards
@@ -14,7 +15,7 @@ with logging_to(snakemake.log[0]) as log:
     device = snakemake.params.device
     data = load_run_data(snakemake.input.data, snakemake.input.split, w.regime).to(device)
     model = build_model(w.arch, data.input_shape, data.num_classes, **snakemake.params.model).to(device)
-    model.load_state_dict(torch.load(snakemake.input.model, map_location=device, weights_only=True))
+    load_weights(model, snakemake.input.model, device)
     statistics = EstimatorStatistics.load(snakemake.input.statistics, device)
     metrics = evaluate_estimators(model, statistics, data.x_test, data.y_test, data.num_classes)
     log.info("\n%s", metrics.to_string(index=False))

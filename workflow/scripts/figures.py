@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from dmbn.logs import logging_to
 from dmbn.plots import save, study_figures, where
+from dmbn.readback import read_study_file
 from dmbn.report import write_figure_pages
 from dmbn.runs import read_runs
 
@@ -13,7 +12,7 @@ p = snakemake.params
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
     esm, betas, layers = (read_runs(snakemake.input[name], p.runs) for name in ("esm", "betas", "layers"))
-    metrics = pd.read_csv(snakemake.input.metrics)
+    metrics = read_study_file(snakemake.input.metrics)
     metrics = metrics[(metrics.dataset == w.dataset) & (metrics.regime == w.regime)]
     figures = study_figures(esm, betas, layers, metrics, p.beta_layer, list(p.esm_layers),
                             w.dataset, w.regime)

@@ -2,16 +2,15 @@
 
 from pathlib import Path
 
-import pandas as pd
-
 from dmbn.logs import logging_to
+from dmbn.readback import read_study_file
 from dmbn.report import rst_to_html, write_page
 from dmbn.tables import html, summary, thesis_styler, thesis_table
 
 w = snakemake.wildcards
 decimals = snakemake.params.decimals
 with logging_to(snakemake.log[0]):
-    metrics = pd.read_csv(snakemake.input.metrics)
+    metrics = read_study_file(snakemake.input.metrics)
     rows = summary(metrics[metrics.dataset == w.dataset])
     csv, latex = thesis_table(rows, decimals)
     csv.to_csv(snakemake.output.csv, index=False)

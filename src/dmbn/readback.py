@@ -1,0 +1,333 @@
+"""What a job reads back from earlier jobs is checked before it is used.
+
+A per-run or study file that was truncated, edited by hand or written by a broken job must stop
+the job that reads it, naming the file, the line, the column and the bad value, and saying how
+to rebuild it; it must never flow on into a table as a string or a NaN.
+
+* CSV files: one pandera schema per file kind (columns, dtypes, ranges, finite values, unique
+  keys), then the rows the run should carry (``expect_rows``: every estimator, epochs 1..E).
+  pandera reports each failing cell with its row index; ``_describe`` turns that into a line of
+  the file. The row checks across a file (a missing estimator or epoch) are plain pandas: they
+  compare against what the configuration says a run holds, which a schema cannot know.
+* ``.pt`` files: ``load_pt`` loads with ``weights_only=True`` (pickled code is still refused) and
+  turns a truncated or garbled file into an error naming it and the job that rebuilds it.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import torch
+from pandera.errors import SchemaErrors
+
+from .names import ESTIMATORS, METRICS, REGIME_PATTERN, estimator_kind, estimator_name_pattern
+
+SHOWN = 5  # failures listed in one error; the rest are counted
+
+
+class ReadbackError(ValueError):
+    """A file written by an earlier job is unreadable or breaks its schema; the message names
+    the file, the line, the column and the value, and how to rebuild the file."""
+
+
+class RefusedFileError(ReadbackError, pickle.UnpicklingError):
+    """A ``.pt`` file holding objects other than tensors and plain data: not loaded."""
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+FINITE = pa.Check(lambda s: np.isfinite(s), element_wise=False, ignore_na=True, error="is not finite")
+UNIT = pa.Check.in_range(0, 1, error="lies outside [0, 1]")
+NON_NEGATIVE = pa.Check.ge(0, error="is negative")
+BETA = pa.Check.in_range(0, 1, include_min=False, error="lies outside (0, 1]")
+POSITIVE = pa.Check.ge(1, error="is below 1")
+ESTIMATOR = pa.Check.str_matches(estimator_name_pattern(), error="is no estimator name")
+CHOOSING = pa.Check.isin([k for k, v in ESTIMATORS.items() if v.stage == "chosen"],
+                         error="is no kind that chooses β*")
+
+
+def _float(*checks: pa.Check, nullable: bool = False, regex: bool = False) -> pa.Column:
+    """A float column: coerced, so that a cell that is no number is named with its row."""
+    return pa.Column(float, [*checks, FINITE], nullable=nullable, coerce=True, regex=regex)
+
+
+def _int(*checks: pa.Check) -> pa.Column:
+    # not coerced: coercing 2.5 to an int would pass it as 2; a wrong dtype is located by _describe
+    return pa.Column(int, list(checks))
+
+
+def _str(*checks: pa.Check) -> pa.Column:
+    return pa.Column(str, list(checks))
+
+
+_METRIC_COLUMNS = {metric: _float(UNIT) for metric in METRICS}
+_RUN_LABELS = {"dataset": _str(), "regime": _str(pa.Check.str_matches(f"^({REGIME_PATTERN})$",
+                                                                      error="is no regime name")),
+               "arch": _str(), "seed": _int(pa.Check.ge(0, error="is negative"))}
+_SUMMARY_LABELS = {**_RUN_LABELS, "member": _str()}
+
+# file kind -> (schema, the columns that name a row in an error, the job that writes the file)
+RUN_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
+    "metrics.csv": (pa.DataFrameSchema({"estimator": _str(ESTIMATOR), **_METRIC_COLUMNS},
+                                       unique=["estimator"]), ("estimator",), "evaluate"),
+    "history.csv": (pa.DataFrameSchema({"epoch": _int(POSITIVE), "train_loss": _float(NON_NEGATIVE),
+                                        "train_accuracy": _float(UNIT),
+                                        r"^esm_accuracy_.+$": _float(UNIT, nullable=True, regex=True)},
+                                       unique=["epoch"]), ("epoch",), "train"),
+    "esm.csv": (pa.DataFrameSchema({"epoch": _int(POSITIVE), "layer": _int(POSITIVE),
+                                    "estimator": _str(ESTIMATOR), "esm_mu": _float(NON_NEGATIVE),
+                                    "esm_sigma": _float(NON_NEGATIVE)},
+                                   unique=["epoch", "layer", "estimator"]),
+                ("epoch", "layer", "estimator"), "train"),
+    # files written before betas.csv named its choosing kind hold DMBN's alone (runs.with_choosing_kind)
+    "betas.csv": (pa.DataFrameSchema({"epoch": _int(POSITIVE), "layer": _int(POSITIVE),
+                                      "estimator": pa.Column(str, CHOOSING, required=False),
+                                      "beta": _float(BETA)}),
+                  ("epoch", "layer", "estimator"), "train"),
+    "layers.csv": (pa.DataFrameSchema({"layer": _int(POSITIVE), "name": _str(),
+                                       "channels": _int(POSITIVE), "position": _int(POSITIVE)},
+                                      unique=["layer"]), ("layer",), "train"),
+}
+
+STUDY_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
+    "metrics.csv": (pa.DataFrameSchema({**_RUN_LABELS, "estimator": _str(ESTIMATOR), **_METRIC_COLUMNS},
+                                       unique=[*_RUN_LABELS, "estimator"]),
+                    (*_RUN_LABELS, "estimator"), "aggregate"),
+    "beta_star.csv": (pa.DataFrameSchema({**_SUMMARY_LABELS, "estimator": pa.Column(str, CHOOSING, required=False),
+                                          "layer": _int(POSITIVE),
+                                          r"^e\d+$": _float(BETA, nullable=True, regex=True)}),
+                      (*_SUMMARY_LABELS, "layer"), "summarise"),
+    "esm_last_epoch.csv": (pa.DataFrameSchema({**_SUMMARY_LABELS, "epoch": _int(POSITIVE),
+                                               "estimator": _str(ESTIMATOR),
+                                               r"^l\d+$": _float(NON_NEGATIVE, nullable=True, regex=True)}),
+                           (*_SUMMARY_LABELS, "estimator"), "summarise"),
+    "training_last_epoch.csv": (pa.DataFrameSchema({**_SUMMARY_LABELS, "epoch": _int(POSITIVE),
+                                                    "train_loss": _float(NON_NEGATIVE),
+                                                    "train_accuracy": _float(UNIT)}),
+                                tuple(_SUMMARY_LABELS), "summarise"),
+}
+
+
+# -- reading CSV files ------------------------------------------------------------------------------
+
+def read_run_file(path: str | Path, expect: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """One per-run CSV (its kind from its name: ``metrics.csv``, ``history.csv``…), checked
+    against its schema and, given ``expect`` (``run_expectation``), for the rows the run holds."""
+    frame = _read_checked(path, RUN_FILES, "per-run")
+    if expect:
+        expect_rows(frame, Path(path), expect)
+    return frame
+
+
+def read_study_file(path: str | Path) -> pd.DataFrame:
+    """One study-level CSV (``metrics.csv`` or a summary), checked against its schema."""
+    return _read_checked(path, STUDY_FILES, "study")
+
+
+def _read_checked(path: str | Path, kinds: Mapping, what: str) -> pd.DataFrame:
+    path = Path(path)
+    if path.name not in kinds:
+        raise ValueError(f"{path}: no {what} file kind of this name (known: {', '.join(kinds)})")
+    schema, keys, rule = kinds[path.name]
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise ReadbackError(f"{path} is not a readable CSV file ({_first_line(error)}). "
+                            f"{rebuild(path, rule)}") from None
+    if frame.empty:  # no values to infer a dtype from: a header-only file takes the schema's dtypes
+        schema = _coerced(schema)
+    try:
+        return schema.validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        raise ReadbackError(f"{path} breaks its schema:\n"
+                            + _describe(errors.failure_cases, frame, keys)
+                            + f"\n{rebuild(path, rule)}") from None
+
+
+def _coerced(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    coerced = copy.deepcopy(schema)
+    coerced.coerce = True
+    return coerced
+
+
+def rebuild(path: Path, rule: str) -> str:
+    """What to do about a bad file: delete it and let Snakemake run the job that writes it."""
+    again = {"train": " (it resumes from the run's checkpoint if there is one, so a finished run "
+                      "is not trained again)"}.get(rule, "")
+    return (f"It is written by the `{rule}` job: delete it (rm {path}) and run the same snakemake "
+            f"command again, which runs `{rule}` again{again}.")
+
+
+def _describe(failures: pd.DataFrame, frame: pd.DataFrame, keys: Iterable[str]) -> str:
+    """One line per failing cell: its line in the file, its row's key, the column, the value."""
+    lines = []
+    for failure in failures.itertuples():
+        if failure.check == "column_in_dataframe":
+            lines.append(f"  line 1 (the header): no column {failure.failure_case!r}; "
+                         f"the file has {', '.join(map(str, frame.columns))}")
+        elif failure.check == "multiple_regex_columns_found" or str(failure.check).startswith("column_in"):
+            lines.append(f"  line 1 (the header): {failure.check} {failure.failure_case!r}")
+        elif failure.index is not None and not pd.isna(failure.index):
+            if str(failure.check).startswith("dtype("):
+                continue  # the same cell is reported by its coercion
+            lines.append(_cell(frame, int(failure.index), failure.column, keys,
+                               _reason(failure.check, failure.failure_case)))
+        elif str(failure.check).startswith("dtype("):
+            lines.append(_bad_dtype(frame, failure.column, str(failure.check), keys))
+    lines = list(dict.fromkeys(lines))  # a cell may fail several checks with one text
+    shown = lines[:SHOWN] + ([f"  … and {len(lines) - SHOWN} more"] if len(lines) > SHOWN else [])
+    return "\n".join(shown)
+
+
+def _reason(check: str, value: Any) -> str:
+    if check.startswith("coerce_dtype"):
+        return f"{_show(value)} is not a number"
+    if check == "not_nullable":
+        return "is empty (NaN)"
+    if check == "field_uniqueness" or check.startswith("unique"):
+        return f"{_show(value)} repeats an earlier row"
+    return f"{_show(value)} {check}"
+
+
+def _show(value: Any) -> str:
+    """A cell as the file has it: text quoted, 2.0 read into a float column as 2."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _cell(frame: pd.DataFrame, index: int, column: str | None, keys: Iterable[str], reason: str) -> str:
+    """``line L (estimator 'dmbn'), column accuracy: reason``: line 1 is the header."""
+    row = frame.loc[index] if index in frame.index else None
+    named = [f"{k} {_show(row[k])}" for k in keys if row is not None and k in frame.columns and k != column]
+    where = f"line {index + 2}" + (f" ({', '.join(named)})" if named else "")
+    return f"  {where}, column {column}: {reason}"
+
+
+def _bad_dtype(frame: pd.DataFrame, column: str, check: str, keys: Iterable[str]) -> str:
+    """pandera names no row for a column of the wrong dtype: find the first cell to blame."""
+    values = frame[column]
+    numbers = pd.to_numeric(values, errors="coerce")
+    if "int" in check:
+        bad = values.isna() | numbers.isna() | (numbers != np.floor(numbers))
+        what = "is not a whole number"
+    else:
+        bad = values.notna()  # a string column holding numbers only
+        what = "is not text"
+    if not bad.any():
+        return f"  column {column}: expected {check}, found {values.dtype}"
+    index = int(bad.idxmax())
+    return _cell(frame, index, column, keys, f"{_show(values[index])} {what}")
+
+
+# -- the rows a run should carry ----------------------------------------------------------------------
+
+def expect_rows(frame: pd.DataFrame, path: Path, expect: Mapping[str, Any]) -> None:
+    """``frame`` (one checked per-run file) holds the rows its run should: for ``metrics.csv``
+    every estimator; for ``history.csv`` and ``esm.csv`` epochs 1..E and every estimator with
+    statistics at the last epoch; for ``betas.csv`` every epoch of every kind choosing β*."""
+    epochs, estimators = expect.get("epochs"), list(expect.get("estimators", []))
+    with_statistics = [e for e in estimators if ESTIMATORS[estimator_kind(e)].stage != "none"]
+    rule = RUN_FILES[path.name][2]
+    problems: list[str] = []
+    if path.name == "metrics.csv":
+        problems += _missing(frame, "estimator", estimators)
+    elif path.name == "history.csv":
+        problems += _epochs(frame, epochs)
+        problems += [f"  line 1 (the header): no column {c!r}" for c in
+                     (f"esm_accuracy_{e}" for e in with_statistics) if c not in frame.columns]
+        if not problems and len(frame):
+            last = frame.index[frame.epoch == frame.epoch.max()][0]
+            problems += [_cell(frame, last, f"esm_accuracy_{e}", ("epoch",), "is empty (NaN) at the last epoch")
+                         for e in with_statistics if pd.isna(frame.at[last, f"esm_accuracy_{e}"])]
+    elif path.name == "esm.csv":
+        problems += _epochs(frame, epochs)
+        if not problems and len(frame):
+            last = frame[frame.epoch == frame.epoch.max()]
+            problems += [f"  epoch {frame.epoch.max()}, column estimator: no row for {e!r}"
+                         for e in with_statistics if e not in set(last.estimator)]
+    elif path.name == "betas.csv":
+        choosing = [e for e in with_statistics if ESTIMATORS[estimator_kind(e)].stage == "chosen"]
+        kinds = frame.estimator if "estimator" in frame.columns else pd.Series("dmbn", index=frame.index)
+        for kind in choosing:
+            problems += _epochs(frame[kinds == kind], epochs, f" of estimator {kind!r}")
+    if problems:
+        shown = problems[:SHOWN] + ([f"  … and {len(problems) - SHOWN} more"] if len(problems) > SHOWN else [])
+        raise ReadbackError(f"{path} lacks rows its run should hold:\n" + "\n".join(shown)
+                            + f"\n{rebuild(path, rule)}")
+
+
+def _missing(frame: pd.DataFrame, column: str, expected: Iterable[str]) -> list[str]:
+    present = set(frame[column])
+    return [f"  no row with {column} {e!r} (column {column}; the run's estimators: {', '.join(expected)})"
+            for e in expected if e not in present]
+
+
+def _epochs(frame: pd.DataFrame, epochs: int | None, whose: str = "") -> list[str]:
+    """Epochs 1..E (E: ``epochs``, else the file's last) each present."""
+    last = epochs if epochs is not None else int(frame.epoch.max()) if len(frame) else 0
+    present = set(frame.epoch.astype(int)) if len(frame) else set()
+    missing = [e for e in range(1, last + 1) if e not in present]
+    extra = sorted(e for e in present if e > last)
+    return ([f"  no row with epoch {e}{whose} (column epoch; the run has epochs 1..{last})" for e in missing]
+            + [f"  rows with epoch {e}{whose} (column epoch) beyond the run's {last} epochs" for e in extra])
+
+
+# -- .pt files ------------------------------------------------------------------------------------------
+
+# file name -> the job that writes it, and the keys it holds
+PT_FILES = {"tensors.pt": ("prepare", ("x_train", "y_train", "x_test", "y_test", "num_classes")),
+            "split.pt": ("split", ("train", "validation")),
+            "statistics.pt": ("train", ("names", "mean", "var", "layer_names", "layer_sizes")),
+            "model.pt": ("train", ())}
+
+
+def load_pt(path: str | Path, map_location: str | torch.device | None = None) -> Any:
+    """``torch.load(path, weights_only=True)`` of a file the workflow wrote, with its keys
+    checked; an unreadable file is named with the job that rebuilds it, and one holding pickled
+    code is refused (it is not loaded)."""
+    path = Path(path)
+    rule, keys = PT_FILES.get(path.name, ("", ()))
+    fix = rebuild(path, rule) if rule else f"Delete it (rm {path}) and write it again."
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            found = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line or "global" in line]
+            raise RefusedFileError(f"{path} holds objects other than tensors and plain data (Weights only "
+                                   f"load failed: {' '.join(found[:1])}; written by other code, or tampered "
+                                   f"with), so it was not loaded. If you trust it, inspect it with "
+                                   f"torch.load(..., weights_only=False); otherwise: {fix}") from None
+        raise ReadbackError(f"{path} cannot be read ({_first_line(error)}): it is truncated or "
+                            f"corrupt. {fix}") from None
+    except Exception as error:  # truncated or garbled: torch raises assorted types
+        raise ReadbackError(f"{path} cannot be read ({error.__class__.__name__}: {_first_line(error)}): "
+                            f"it is truncated or corrupt. {fix}") from None
+    missing = [k for k in keys if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ReadbackError(f"{path} lacks {', '.join(missing)}: it was not written by this "
+                            f"workflow's `{rule}` job. {fix}")
+    return state
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, map_location: str | torch.device | None = None) -> None:
+    """Load a run's ``model.pt`` into ``model``; weights of another model are named as such."""
+    state = load_pt(path, map_location)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as error:
+        raise ReadbackError(f"{path} holds weights of another model than this run's "
+                            f"({_first_line(error)}). {rebuild(Path(path), 'train')}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
