@@ -128,6 +128,30 @@ def report_labels(item):
     return labels
 
 
+# A data set's config entry, by what each key can change. Acquisition keys say where archives come
+# from, and every archive is checked by md5 wherever it comes from; labels only name the data set
+# in tables. Neither may reach the params of a data rule: Snakemake re-runs a job whose params
+# changed, and the download's and decoding's new files then re-run the split and every run of the
+# data set (for `mlp`, about a hundred jobs) to the same results.
+DATA_ACQUISITION = ("mirrors",)  # the global `download` and `local_sources` are acquisition too
+DATA_LABELS = ("paper_name",)  # shown by the thesis comparison (rule compare) only
+
+
+def data_spec(dataset):
+    """What identifies a data set's files: its config entry (torchvision class, md5s, digits'
+    test_fraction) less acquisition and labels. Those are dropped by name, not the identifying
+    keys kept by name, so that a key the schema gains later re-runs the data jobs (the safe side)
+    until it is declared one or the other here."""
+    entry = config["datasets"][dataset]
+    return {k: v for k, v in entry.items() if k not in DATA_ACQUISITION + DATA_LABELS}
+
+
+def paper_names(wildcards):
+    """Data set -> its name in the thesis's tables, for a study's data sets only: renaming another
+    study's data set changes nothing of this one."""
+    return {d: config["datasets"][d].get("paper_name", d) for d in study(wildcards)["datasets"]}
+
+
 def train_settings(wildcards):
     """Everything that shapes a run's results; a change re-runs exactly the affected runs."""
     train = study_train(config, wildcards.study, wildcards.regime)

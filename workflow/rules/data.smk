@@ -3,14 +3,14 @@
 
 rule download:
     """Local copies first (checked by md5), then torchvision's downloader. A local rule: cluster
-    nodes often have no internet."""
+    nodes often have no internet. Where archives come from (`download`, `local_sources`, a data
+    set's `mirrors`) is deliberately not in params: the script reads it from the config, so that
+    changing it re-runs nothing (the md5s, in params, fix the files wherever they come from)."""
     output:
         f"{DATA_ROOT}/{{dataset}}/fetched.json",
     params:
-        spec=lambda w: config["datasets"][w.dataset],
+        spec=lambda w: data_spec(w.dataset),
         root=lambda w: f"{DATA_ROOT}/{w.dataset}",
-        sources=config.get("local_sources", []),
-        download=config.get("download", True),
     log:
         "results/logs/data/{dataset}_download.log",
     localrule: True
@@ -27,7 +27,7 @@ rule prepare:
     output:
         "results/data/{dataset}/tensors.pt",
     params:
-        spec=lambda w: config["datasets"][w.dataset],
+        spec=lambda w: data_spec(w.dataset),
         root=lambda w: f"{DATA_ROOT}/{w.dataset}",
     log:
         "results/logs/data/{dataset}_prepare.log",

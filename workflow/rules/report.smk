@@ -83,7 +83,7 @@ rule compare:
             labels=report_labels("paired"),
         ),
     params:
-        paper_names={k: v.get("paper_name", k) for k, v in config["datasets"].items()},
+        paper_names=paper_names,
         decimals=REPORT["decimals"],
         confidence=REPORT["confidence"],
     log:
