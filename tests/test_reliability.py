@@ -94,7 +94,7 @@ def test_a_changed_setting_never_resumes_a_stale_checkpoint(change, tmp_path):
     log = (stale / TRAIN_LOG.replace("_mlp_", f"_{arch}_")).read_text()
     reason = "different data" if change == "split" else "different model"
     assert f"not resuming from checkpoint {checkpoint}" in log and reason in log, log[-2000:]
-    assert "resumed from" not in log and len(list((stale / checkpoint).parent.glob("bank.ckpt.stale-*"))) == 1
+    assert "resumed from" not in log and len(list((stale / checkpoint).parent.glob("bank.ckpt.*"))) == 1
     clean = tmp_path / "clean"
     clean.mkdir()
     snakemake(clean, config(clean, True), "--cores", "1", f"{run}/metrics.csv")

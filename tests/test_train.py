@@ -91,7 +91,8 @@ def interrupted(data, checkpoint, cfg=CONFIG, model=None, epoch: int = 1) -> Non
 
 
 def set_aside(checkpoint) -> list:
-    return sorted(checkpoint.parent.glob(checkpoint.name + ".stale-*"))
+    """Checkpoints set aside: under their identity's hash, or as stale (dmbn.checkpoints)."""
+    return sorted(checkpoint.parent.glob(checkpoint.name + ".*"))
 
 
 @pytest.mark.parametrize("change", ["lr", "seed", "data", "width", "batch_free", "threads"])

@@ -8,16 +8,24 @@ and the regime), the torch thread count and the torch version (both change float
 which training amplifies). Only ``RESUMABLE`` settings may differ: more epochs continue a
 finished trajectory exactly, because the learning rate is constant (no schedule).
 
-A checkpoint that does not match, or cannot be read, is never loaded: it is moved aside (kept,
-named in the log) and the run starts over. One that holds pickled code is refused with an error.
+A checkpoint that does not match is never loaded: it is set aside under its identity's hash and
+its epoch count (``<name>.<hash>.epoch<N>``, beside it, named in the log), and a run whose settings
+return to that identity later resumes from it (``Run.resume``), so no finished epoch is lost to a
+changed setting. dmbn never deletes a checkpoint: set-aside files stay until you remove them (each
+identity and epoch count has at most one). One that cannot be read is set aside under
+``<name>.stale-<UTC time>`` (no identity known, never resumed). One that holds pickled code is
+refused with an error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import logging
 import os
 import pickle
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -60,31 +68,56 @@ def save_atomic(obj: object, path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def load(path: Path, device: torch.device) -> dict | None:
-    """The checkpoint's state; None (after moving it aside) if it is unreadable. Raises
-    ``CheckpointError`` if it holds anything but tensors and plain data (pickled code)."""
+def identity_hash(identity: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
+    """The first 16 hex digits of the SHA-256 of ``identity`` as canonical JSON (sorted keys). A
+    training setting it lacks (written before dmbn had it) counts as its default, as in
+    ``differences``, so an old checkpoint is filed under the identity it would match."""
+    known = {k: v for k, v in (defaults or {}).items() if k not in RESUMABLE}
+    filled = {**identity, "train": {**known, **identity.get("train", {})}}
+    canonical = json.dumps(filled, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def aside_path(path: Path, identity_digest: str, epoch: int) -> Path:
+    """Where checkpoint ``path`` of that identity and epoch count is set aside: beside it."""
+    return path.with_name(f"{path.name}.{identity_digest}.epoch{epoch}")
+
+
+def set_aside_checkpoints(path: Path, identity_digest: str | None = None) -> dict[Path, int]:
+    """Checkpoints set aside from ``path`` (of one identity, if given) -> their epoch counts, read
+    from their names: finding them needs no loading."""
+    digest = re.escape(identity_digest) if identity_digest else "[0-9a-f]{16}"
+    pattern = re.compile(rf"{re.escape(path.name)}\.{digest}\.epoch(\d+)")
+    if not path.parent.is_dir():
+        return {}
+    return {p: int(match[1]) for p in path.parent.iterdir() if (match := pattern.fullmatch(p.name))}
+
+
+def read(path: Path, device: torch.device) -> tuple[dict | None, str | None]:
+    """The checkpoint's state, or None and why it is unreadable. Raises ``CheckpointError`` if it
+    holds anything but tensors and plain data (pickled code)."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True), None
     except pickle.UnpicklingError as error:
         if "Weights only load failed" not in str(error):
-            set_aside(path, f"it is unreadable ({error.__class__.__name__}: {_first_line(error)})")
-            return None
+            return None, f"it is unreadable ({error.__class__.__name__}: {_first_line(error)})"
         raise CheckpointError(
             f"checkpoint {path} holds objects other than tensors and plain data (written by other "
             f"code, or tampered with), so it was not loaded. If you trust it, inspect it with "
             f"torch.load(..., weights_only=False); otherwise delete it (rm {path}) and run again "
             f"to train this run from the start.") from None
     except Exception as error:  # truncated or garbled: torch raises assorted types
-        set_aside(path, f"it is unreadable ({error.__class__.__name__}: {_first_line(error)})")
-        return None
+        return None, f"it is unreadable ({error.__class__.__name__}: {_first_line(error)})"
 
 
-def set_aside(path: Path, reason: str) -> Path:
-    """Rename ``path`` to ``<path>.stale-<UTC time>`` (kept for inspection) and log why."""
-    target = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+def set_aside(path: Path, reason: str, target: Path | None = None, then: str = "starting over") -> Path:
+    """Rename ``path`` to ``target``, or, without one or if it is taken (an earlier set-aside
+    checkpoint of the same identity and epochs: kept), to ``<path>.stale-<UTC time>``; log why and
+    what the run does ``then``."""
+    if target is None or target.exists():
+        target = path.with_name(f"{path.name}.stale-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     path.replace(target)
-    log.warning("not resuming from checkpoint %s: %s; moved it to %s and starting over",
-                path, reason, target)
+    log.warning("not resuming from checkpoint %s: %s; moved it to %s and %s", path, reason, target, then)
     return target
 
 

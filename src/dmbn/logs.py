@@ -38,9 +38,12 @@ def logging_to(path: str | Path, history: Path | None = None) -> Iterator[loggin
 
 def run_history(checkpoint: Path) -> Path:
     """A resumable run's log across its attempts, kept beside its checkpoint (``<name>.log``):
-    emptied when there is no checkpoint to resume, so a fresh start begins a fresh log."""
+    emptied when there is no checkpoint to resume, its own or one set aside (which a run with that
+    checkpoint's settings resumes), so a fresh start begins a fresh log."""
+    from .checkpoints import set_aside_checkpoints  # torch: only for the scripts that train
+
     history = checkpoint.with_suffix(".log")
-    if not checkpoint.exists():
+    if not checkpoint.exists() and not set_aside_checkpoints(checkpoint):
         history.unlink(missing_ok=True)
     history.parent.mkdir(parents=True, exist_ok=True)
     return history

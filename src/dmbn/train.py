@@ -16,7 +16,8 @@ bitwise-identical results. Its files (see ``write_run``):
 * ``card.json``    the run card: code version, software, device, threads, times (``dmbn.cards``)
 
 Checkpoints carry the run's identity (``dmbn.checkpoints``): a changed setting, model or data
-never resumes an old trajectory.
+never resumes an old trajectory, and a checkpoint set aside by such a change is resumed once the
+settings return to it.
 """
 
 from __future__ import annotations
@@ -183,20 +184,62 @@ class Run:
                 row.pop(f"esm_accuracy_{name}", None)
 
     def resume(self, checkpoint: Path) -> bool:
-        """Load ``checkpoint`` if it belongs to this run (``dmbn.checkpoints``); True when resumed.
-        A checkpoint of another run, or an unreadable one, is moved aside and the run starts over."""
-        if not checkpoint.exists():
+        """Continue from the furthest checkpoint made with this run's settings (``dmbn.checkpoints``):
+        ``checkpoint`` itself, or one set aside earlier, which is moved back into its place; True
+        when resumed. ``checkpoint``, if it is not the one resumed, is set aside: under its identity
+        when that is known, so that a run with its settings finds it again; else as stale."""
+        own, own_reason, own_target = self._own_checkpoint(checkpoint)
+        aside = self._set_aside_match(checkpoint, better_than=own["epoch"] if own is not None else -1)
+        if aside is not None and own is not None:  # the same settings, but further along
+            own_reason = (f"set-aside checkpoint {aside[0]}, made with the same settings, is further "
+                          f"along ({aside[1]['epoch']} epochs against {own['epoch']})")
+        if own_reason is not None:
+            then = "starting over" if aside is None else f"resuming from set-aside checkpoint {aside[0]}"
+            checkpoints.set_aside(checkpoint, own_reason, own_target, then)
+        if aside is not None:
+            aside[0].replace(checkpoint)
+            log.info("resuming from set-aside checkpoint %s, made with the same settings: moved it back "
+                     "to %s", aside[0], checkpoint)
+            own = aside[1]
+        if own is None:
             return False
-        state = checkpoints.load(checkpoint, self.device)
-        if state is None:
-            return False
-        reason = self._mismatch(state)
-        if reason:
-            checkpoints.set_aside(checkpoint, reason)
-            return False
-        self.load_state_dict(state)
+        self.load_state_dict(own)
         log.info("resumed from %s after epoch %d", checkpoint, self.epoch)
         return True
+
+    def _own_checkpoint(self, checkpoint: Path) -> tuple[dict | None, str | None, Path | None]:
+        """``checkpoint``'s state if this run may resume it; else why not and where to set it aside
+        (None: under a stale name, as its identity is unknown); all None if there is none."""
+        if not checkpoint.exists():
+            return None, None, None
+        state, unreadable = checkpoints.read(checkpoint, self.device)
+        if state is None:
+            return None, unreadable, None
+        reason = self._mismatch(state)
+        target = None
+        if "identity" in state:
+            digest = checkpoints.identity_hash(state["identity"], TrainConfig().settings())
+            target = checkpoints.aside_path(checkpoint, digest, state["epoch"])
+        return (state, None, target) if reason is None else (None, reason, target)
+
+    def _set_aside_match(self, checkpoint: Path, better_than: int) -> tuple[Path, dict] | None:
+        """The set-aside checkpoint of this run's identity with the most epochs, more than
+        ``better_than`` and at most those asked for (RESUMABLE), and its state; None if none."""
+        digest = checkpoints.identity_hash(self.identity, TrainConfig().settings())
+        found = checkpoints.set_aside_checkpoints(checkpoint, digest)
+        for path, epochs in sorted(found.items(), key=lambda item: -item[1]):
+            if not better_than < epochs <= self.cfg.epochs:
+                continue
+            state, unreadable = checkpoints.read(path, self.device)
+            if state is None:
+                checkpoints.set_aside(path, unreadable, then="looking further")
+                continue
+            reason = self._mismatch(state)
+            if reason is None and state["epoch"] == epochs:
+                return path, state
+            log.warning("set-aside checkpoint %s is not what its name says (%s); left as it is", path,
+                        reason or f"it holds {state['epoch']} epochs")
+        return None
 
     def _mismatch(self, state: dict) -> str | None:
         """Why ``state`` must not be resumed by this run, or None."""
