@@ -104,8 +104,9 @@ def read(path: Path, device: torch.device) -> tuple[dict | None, str | None]:
         raise CheckpointError(
             f"checkpoint {path} holds objects other than tensors and plain data (written by other "
             f"code, or tampered with), so it was not loaded. If you trust it, inspect it with "
-            f"torch.load(..., weights_only=False); otherwise delete it (rm {path}) and run again "
-            f"to train this run from the start.") from None
+            f"torch.load(..., weights_only=False); otherwise delete it (rm {path}) and run again: "
+            f"the run resumes from a set-aside checkpoint made with the same settings if one is "
+            f"left beside it, else it trains from the start.") from None
     except Exception as error:  # truncated or garbled: torch raises assorted types
         return None, f"it is unreadable ({error.__class__.__name__}: {_first_line(error)})"
 
