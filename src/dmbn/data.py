@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .names import REGIMES, is_regime
-from .readback import load_pt
+from .files import load_pt
 
 log = logging.getLogger("dmbn")
 

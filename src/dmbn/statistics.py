@@ -14,7 +14,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from .readback import load_pt
+from .files import load_pt
 
 BatchNorm = nn.modules.batchnorm._BatchNorm
 
