@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from .statistics import (
     BatchNorm,
     LayerLayout,
@@ -66,6 +67,15 @@ class Moments:
         self.mean = self.mean + delta * (count / total)
         self.m2 = self.m2 + var.double() * count + delta.square() * (self.count * count / total)
         self.count = total
+
+    def all_reduce(self) -> None:
+        """Under ``torch.distributed``: pool every rank's values (``dmbn.distributed``), each rank
+        weighted by its count; a no-op in a single process."""
+        if not distributed.active():
+            return
+        count = torch.tensor(float(self.count), dtype=torch.float64, device=self.mean.device)
+        total, self.mean, self.m2 = distributed.pooled_moments(count, self.mean, self.m2)
+        self.count = int(total.item())
 
     def mean_var(self) -> tuple[Tensor, Tensor]:
         """Mean and unbiased variance (a single value per channel: variance 0)."""
@@ -146,11 +156,13 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 @torch.no_grad()
 def stacked_expected_statistics(model: nn.Module, estimators: Sequence[tuple[Tensor, Tensor]], x: Tensor,
-                                chunk: int = ESM_CHUNK, layers: Sequence[int] | None = None
-                                ) -> list[ExpectedStatistics]:
+                                chunk: int = ESM_CHUNK, layers: Sequence[int] | None = None,
+                                across_ranks: bool = False) -> list[ExpectedStatistics]:
     """μ̃, σ̃² of every BN layer's input (or only ``layers``, 0-based) over ``x`` in eval mode, for
     each estimator (flat mean, var), in one stacked pass (module docstring). ``chunk`` bounds the
-    samples times estimators evaluated at a time.
+    samples times estimators evaluated at a time. ``across_ranks``: under ``torch.distributed``
+    the moments pool every rank's ``x`` (a collective: every rank must call; predictions stay
+    this rank's own).
 
     A model that adds a tensor computed before its first BN layer to one computed after it has no
     shared prefix; the pass then fails with an error that says so rather than mix estimators."""
@@ -171,6 +183,10 @@ def stacked_expected_statistics(model: nn.Module, estimators: Sequence[tuple[Ten
     finally:
         model.train(was_training)
     predictions = torch.cat(predictions, dim=1)
+    if across_ranks:
+        for stand_in in stand_ins:
+            if stand_in.moments is not None:
+                stand_in.moments.all_reduce()
     moments = [s.moments.mean_var() for s in stand_ins if s.moments is not None]
     return [ExpectedStatistics(torch.cat([m[e] for m, _ in moments]), torch.cat([v[e] for _, v in moments]),
                                predictions[e]) for e in range(count)]
@@ -187,9 +203,9 @@ def _stacked_forward(model: nn.Module, part: Tensor, estimators: int) -> Tensor:
 
 
 def expected_statistics(model: nn.Module, x: Tensor, chunk: int = ESM_CHUNK,
-                        layers: Sequence[int] | None = None) -> ExpectedStatistics:
+                        layers: Sequence[int] | None = None, across_ranks: bool = False) -> ExpectedStatistics:
     """``stacked_expected_statistics`` of the model's own running statistics."""
-    return stacked_expected_statistics(model, [read_buffers(model)], x, chunk, layers)[0]
+    return stacked_expected_statistics(model, [read_buffers(model)], x, chunk, layers, across_ranks)[0]
 
 
 def esm(est_mean: Tensor, est_var: Tensor, exp_mean: Tensor, exp_var: Tensor,
@@ -242,11 +258,13 @@ def measure_esm(model: nn.Module, estimators: Mapping[str, tuple[Tensor, Tensor]
 @torch.no_grad()
 def recalibrated_statistics(model: nn.Module, x: Tensor, chunk: int = ESM_CHUNK) -> tuple[Tensor, Tensor]:
     """Expected statistics set layer by layer, each measured with every upstream layer already
-    recalibrated: the estimator whose ESM on ``x`` is zero by construction."""
+    recalibrated: the estimator whose ESM on ``x`` is zero by construction. Under
+    ``torch.distributed`` each layer's statistics pool every rank's ``x`` (``dmbn.distributed``;
+    every rank calls, each with at least one sample), so all ranks end with the same."""
     bns = [bn for _, bn in batchnorm_layers(model)]
     with preserved_statistics(model):
         for i, bn in enumerate(bns):
-            expected = expected_statistics(model, x, chunk, layers=[i])
+            expected = expected_statistics(model, x, chunk, layers=[i], across_ranks=True)
             bn.running_mean.copy_(expected.mean)
             bn.running_var.copy_(expected.var)
         return read_buffers(model)

@@ -30,6 +30,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from .names import ESTIMATORS, static_name
 from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, read_buffers
 
@@ -225,7 +226,9 @@ class MomentEMA(Estimator):
     state (each sample weighs w_b/n, Σ_b w_b² = β/(2−β)), so the estimate is unbiased for i.i.d.
     batches like PyTorch's ``running_var``; at β = 1 it is exactly the last batch's unbiased
     variance (n/(n−1)). n is the last batch's count per channel (fixed during training, but for a
-    smaller last batch)."""
+    smaller last batch). Under ``torch.distributed`` a step's batch is every rank's batch
+    together: m_b and E[x²] are pooled over the ranks weighted by their counts, and n is their
+    sum (``dmbn.distributed``; one all-reduce per ``observe``, which every rank must call)."""
 
     kind = "moment"
     needs_count = True
@@ -246,6 +249,8 @@ class MomentEMA(Estimator):
             self.count, self._biased = batch.count, (batch.count - 1) / batch.count
         mean = batch.mean.double()
         square = torch.addcmul(mean.square(), batch.var.double(), self._biased)
+        if distributed.active():  # DDP: this step's batch is every rank's batch, weighted by counts
+            self.count, mean, square = distributed.pooled_means(self.count, mean, square)
         self.mean.lerp_(mean.expand_as(self.mean), self.beta)
         self.square.lerp_(square.expand_as(self.square), self.beta)
 
@@ -474,6 +479,18 @@ class PopulationStatistics:
         self.m2 = self.m2 + (count - 1) * batch_var + delta ** 2 * self.count * count / total
         self.count = total
 
+    def all_reduce(self, channels: int, device: torch.device) -> None:
+        """Under ``torch.distributed``: pool every rank's batches (``dmbn.distributed``), so each
+        rank holds the statistics of all of them, each weighted by its true size; a rank without
+        batches adds none. A no-op in a single process."""
+        if not distributed.active():
+            return
+        zeros = torch.zeros(channels, dtype=torch.float64, device=device)
+        own = (zeros, zeros, zeros) if self.count is None else (self.count, self.mean, self.m2)
+        count, mean, m2 = distributed.pooled_moments(*own)
+        if bool((count > 0).all()):
+            self.count, self.mean, self.m2 = count, mean, m2
+
     def statistics(self) -> tuple[Tensor, Tensor]:
         if self.count is None:
             raise ValueError("PreciseBN needs at least one batch")
@@ -487,6 +504,8 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
 
     Runs forwards in train mode, so each layer sees the batch-normalised outputs of the layers
     before it, as in training; the model's buffers, momenta and mode are restored afterwards.
+    Under ``torch.distributed`` the statistics pool every rank's batches, each weighted by its
+    size (``dmbn.distributed``; every rank calls, with its own number of batches).
     """
     layers = [bn for _, bn in batchnorm_layers(model)]
     layout = LayerLayout.of(model)
@@ -514,6 +533,7 @@ def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Ten
                 bn.num_batches_tracked.copy_(steps)
             model.train(was_training)
     dtype = layers[0].running_mean.dtype
+    population.all_reduce(layout.channels, layers[0].running_mean.device)  # DDP: every rank's batches
     mean, var = population.statistics()
     return mean.to(dtype), var.to(dtype)
 
