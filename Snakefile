@@ -17,6 +17,7 @@ from snakemake.utils import min_version
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from dmbn.config import export_source, validate
+from dmbn.plugins import export_estimator_modules
 
 export_source(Path(workflow.basedir) / "src")
 
@@ -25,6 +26,11 @@ min_version("8.0")
 
 configfile: "config.yaml"
 
+
+# A user's estimators (`estimator_modules`: module names or .py paths that call
+# dmbn.register_estimator): imported before validation, whose enum of kinds reads the registry,
+# and exported to every job's process (dmbn.plugins).
+export_estimator_modules(config.get("estimator_modules", []))
 
 # Before any job: the schema (the first line of an error names key and value), then
 # dmbn.config.check (workflow/rules/common.smk).

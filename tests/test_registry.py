@@ -3,18 +3,14 @@ schema, the tables and a new estimator all follow it; and the README's example o
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
-import torch
 from torch import nn
 
-import dmbn.estimators
 from dmbn.config import ConfigError, check, validate
 from dmbn.bank import EstimatorBank
-from dmbn.names import ESTIMATORS, EstimatorKind, estimator_kind, static_name
-from dmbn.statistics import read_buffers
+from dmbn.names import ESTIMATORS, EstimatorKind, estimator_kind, static_name, unregister_estimator
 from dmbn.tables import label, variant_order
 
 from conftest import ROOT, base_config
@@ -72,13 +68,14 @@ def readme_example() -> str:
     return re.search(r"<!-- estimator-example -->\n```python\n(.*?)```", text, re.S).group(1)
 
 
-def test_the_readme_example_of_adding_an_estimator_works(monkeypatch):
-    namespace = {**vars(dmbn.estimators), "EstimatorBank": EstimatorBank, "copy": copy, "nn": nn, "torch": torch,
-                 "read_buffers": read_buffers, "EstimatorKind": EstimatorKind}
-    exec(compile(readme_example(), "README.md", "exec"), namespace)
-    for kind, entry in namespace["REGISTRY_LINE"].items():
-        monkeypatch.setitem(ESTIMATORS, kind, entry)
-    monkeypatch.setattr(dmbn.estimators, "LastBatch", namespace["LastBatch"], raising=False)
-    namespace["test_last_batch_is_batchnorm_at_momentum_one"]()
-    bank = EstimatorBank(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)), estimators=("static", "last-batch"))
-    assert bank.names[-1] == "last-batch" and "last-batch" in bank.stage_statistics("epoch")
+def test_the_readme_example_of_adding_an_estimator_works():
+    namespace = {"__name__": "my_estimators"}  # the block is a user's module: it imports what it needs
+    try:
+        exec(compile(readme_example(), "README.md", "exec"), namespace)
+        namespace["test_last_batch_is_batchnorm_at_momentum_one"]()
+        bank = EstimatorBank(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)), estimators=("static", "last-batch"))
+        assert bank.names[-1] == "last-batch" and "last-batch" in bank.stage_statistics("epoch")
+        assert label("last-batch") == "Last batch"
+    finally:
+        unregister_estimator("last-batch")
+    assert "last-batch" not in ESTIMATORS

@@ -445,10 +445,13 @@ class TestBatch(Estimator):
 
 
 def estimator_class(kind: str) -> type[Estimator]:
-    """The class of an estimator kind, from the registry."""
+    """The class of an estimator kind, from the registry (a built-in's, or a user's registered one)."""
     if kind not in ESTIMATORS:
         raise KeyError(f"unknown estimator kind {kind!r} (kinds: {', '.join(ESTIMATORS)})")
-    return globals()[ESTIMATORS[kind].cls]
+    cls = ESTIMATORS[kind].estimator_class()
+    if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+        raise TypeError(f"estimator {kind!r}: {cls!r} is no subclass of dmbn.Estimator")
+    return cls
 
 
 class PopulationStatistics:

@@ -7,15 +7,20 @@ derived from these registries.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Iterator
 
 STATIC_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 REFERENCE_BATCH_SIZE = 100  # the thesis's batch size: horizon-matched EMAs scale β from it
+STAGES = ("epoch", "chosen", "final", "none")  # when statistics are ready (EstimatorKind.stage)
+BUILT_IN_MODULE = "dmbn.estimators"  # where the built-in classes live (imported on first use)
 
 
 @dataclass(frozen=True)
 class EstimatorKind:
-    """One kind of estimator a bank run can carry (``dmbn.estimators`` holds the classes).
+    """One kind of estimator a bank run can carry (``register_estimator`` adds one).
 
     ``stage`` says when its statistics are ready, and so which ESM pass measures them:
     ``epoch`` at every epoch's end (the first, stacked pass, with DMBN's candidates); ``chosen``
@@ -24,47 +29,151 @@ class EstimatorKind:
     A ``per_beta`` kind contributes one row per β of ``train.betas``, named ``<kind>-<β>``.
     ``look``: its style in every figure (``Axes.plot`` keywords); a per-β kind gives a colour map
     (``cmap``, coloured by β) and a line style instead of a colour.
+    ``cls``: the class itself (a user's registration), or ``"module:qualname"`` (the built-ins:
+    imported on first use, so that this module, and ``dmbn.config`` with it, never imports torch);
+    a bare class name means one in ``dmbn.estimators``.
     """
 
     label: str            # readers' name (tables, figures); per-β kinds add the β
-    cls: str              # class in dmbn.estimators
+    cls: str | type
     stage: str
-    default: bool         # on in ``train.estimators`` unless a study says otherwise
+    default: bool         # on in ``train.estimators`` unless a study says otherwise (built-ins)
     rank: int             # table and legend order (BN-BFN sits at rank 25)
     per_beta: bool = False
     look: dict = field(default_factory=dict, compare=False)
 
+    def estimator_class(self) -> type:
+        """The class: the registered object, or the built-in's, imported now."""
+        if not isinstance(self.cls, str):
+            return self.cls
+        module, _, qualname = self.cls.rpartition(":")
+        target = import_module(module or BUILT_IN_MODULE)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        return target
 
-# The registry. A bank holds its estimators by stage (STAGES), in this order within a stage: the
-# order of a run's files. Adding an estimator: one line here, one class in dmbn.estimators (README,
-# "The library").
-ESTIMATORS = {
-    "static": EstimatorKind("Static BN", "StaticEMA", "epoch", True, 10, per_beta=True,
-                            look=dict(cmap="viridis", linestyle="-", linewidth=1.2)),
-    "dmbn": EstimatorKind("DMBN", "DMBN", "chosen", True, 20,
-                          look=dict(color="#d62728", linestyle="--", marker="*", linewidth=2.0)),
-    "cma": EstimatorKind("Cumulative average", "CumulativeAverage", "epoch", True, 40,
-                         look=dict(color="#8c564b", linestyle=":", marker="x")),
-    "precise": EstimatorKind("PreciseBN", "PreciseBN", "final", True, 30,
-                             look=dict(color="#9467bd", linestyle="-.", marker="P")),
-    "recalibrated": EstimatorKind("Recalibrated (ESM = 0)", "Recalibrated", "final", True, 50,
-                                  look=dict(color="#111111", linestyle=(0, (1, 1)), marker="d")),
-    "horizon": EstimatorKind("Horizon-matched EMA", "HorizonEMA", "epoch", False, 11, per_beta=True,
-                             look=dict(cmap="plasma", linestyle=(0, (3, 1)), marker=".", linewidth=1.0)),
-    "moment": EstimatorKind("Moment EMA", "MomentEMA", "epoch", False, 12, per_beta=True,
-                            look=dict(cmap="cividis", linestyle=(0, (1, 2)), marker=".", linewidth=1.0)),
-    "dmbn-causal": EstimatorKind("DMBN, causal (β* of the previous epoch)", "CausalDMBN", "epoch",
-                                 False, 21, look=dict(color="#e377c2", linestyle="--", marker="4", linewidth=1.6)),
-    "dmbn-sigma": EstimatorKind("DMBN by ESM$_\\sigma$", "DMBNSigma", "chosen", False, 22,
-                                look=dict(color="#17becf", linestyle="--", marker="1", linewidth=1.6)),
-    "dmbn-mu-sigma": EstimatorKind("DMBN by ESM$_\\mu$ + ESM$_\\sigma$", "DMBNMuSigma", "chosen",
-                                   False, 23, look=dict(color="#bcbd22", linestyle="--", marker="2", linewidth=1.6)),
-    "test-batch": EstimatorKind("Prediction-time BN (test batch statistics)", "TestBatch", "none",
-                                False, 60, look=dict(color="#2ca02c", linestyle=(0, (5, 2)), marker="H")),
-}
-STAGES = ("epoch", "chosen", "final", "none")  # when statistics are ready (EstimatorKind.stage)
-ESTIMATOR_KINDS = tuple(ESTIMATORS)
-DEFAULT_ESTIMATORS = tuple(k for k, v in ESTIMATORS.items() if v.default)
+
+# The registry, filled only by ``register_estimator`` (the built-ins below, then any user's). A
+# bank holds its estimators by stage (STAGES), in this order within a stage: the order of a run's
+# files. The schema's enum, the row-name patterns, the table order, labels and figure styles are
+# all read from it when they are needed, so a kind registered later is picked up everywhere.
+ESTIMATORS: dict[str, EstimatorKind] = {}
+BN_BFN = "bn-bfn"  # the tables' variant: the batch-free twin with the default estimator, never a kind
+_KIND_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")  # path-, CSV- and regex-safe
+# Figure styles a registration without ``look`` draws from: the first colour and marker no
+# registered kind uses (tab20's second shades and matplotlib markers the built-ins leave free).
+_SPARE_COLORS = ("#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+                 "#c7c7c7", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31", "#843c39")
+_SPARE_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h", "8", "+", "3")
+_built_ins_done = False  # set once the built-ins are in: DEFAULT_ESTIMATORS is fixed from then on
+
+
+def register_estimator(cls: type | str | None = None, /, *, kind: str | None = None,
+                       label: str | None = None, stage: str = "epoch", rank: int | None = None,
+                       per_beta: bool = False, look: dict | None = None, default: bool = False):
+    """Register an estimator class under ``kind`` (default: the class's ``kind`` attribute), so that
+    ``EstimatorBank(model, estimators=[..., kind])``, the config schema's ``train.estimators``, the
+    row names, the tables' order and labels and the figures' styles all know it. Returns ``cls``;
+    without ``cls``, a class decorator: ``@register_estimator(kind="mine", stage="epoch")``.
+
+    Defaults: ``label`` the kind in words ("last-batch" -> "Last batch"); ``rank`` 10 past the
+    highest registered (after every built-in, in registration order); ``look`` a colour and marker
+    no registered kind uses, solid line. ``default=True`` is for the built-ins only (they make
+    ``DEFAULT_ESTIMATORS``). A clash with a registered kind or row name, or an unknown ``stage``,
+    is refused with a ``ValueError`` naming the kind; ``unregister_estimator`` undoes it.
+    """
+    if cls is None:
+        return lambda decorated: register_estimator(decorated, kind=kind, label=label, stage=stage, rank=rank,
+                                                    per_beta=per_beta, look=look, default=default)
+    kind = _kind_of(cls, kind)
+    _refuse_clash(kind, per_beta)
+    if stage not in STAGES:
+        raise ValueError(f"estimator {kind!r}: stage {stage!r} is not one of {', '.join(STAGES)} "
+                         "(EstimatorKind says what each means)")
+    if default and _built_ins_done:
+        raise ValueError(f"estimator {kind!r}: default=True is for the built-ins (DEFAULT_ESTIMATORS is "
+                         f"fixed when dmbn.names loads); list {kind!r} in train.estimators instead")
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
+        raise ValueError(f"estimator {kind!r}: rank {rank!r} is no integer (the table order)")
+    if not isinstance(cls, str):
+        cls.kind = kind  # Estimator reads its rows' names and stage through it
+    ESTIMATORS[kind] = EstimatorKind(
+        label or kind.replace("-", " ").capitalize(), cls, stage, default,
+        max((k.rank for k in ESTIMATORS.values()), default=0) + 10 if rank is None else rank,
+        per_beta, _default_look(per_beta) if look is None else dict(look))
+    return cls
+
+
+def _kind_of(cls: type | str, kind: str | None) -> str:
+    """The name a class registers under: ``kind`` as given, or the class's own ``kind``; the two
+    must agree, and a name must be lower-case words joined by hyphens."""
+    if isinstance(cls, str):
+        if not kind:
+            raise ValueError(f"estimator class {cls!r} given by name: give its kind too")
+    elif not isinstance(cls, type):
+        raise TypeError(f"register_estimator takes a class (an Estimator subclass), not {cls!r}")
+    own = "" if isinstance(cls, str) else getattr(cls, "kind", "")
+    if kind and own and own != kind:
+        raise ValueError(f"estimator {kind!r}: class {cls.__qualname__} says kind = {own!r}; give one name")
+    kind = kind or own
+    if not isinstance(kind, str) or _KIND_NAME.fullmatch(kind) is None:
+        raise ValueError(f"estimator kind {kind!r} of {getattr(cls, '__qualname__', cls)}: a kind is lower-case "
+                         "letters and digits in hyphen-joined words (e.g. 'last-batch')")
+    return kind
+
+
+def _refuse_clash(kind: str, per_beta: bool) -> None:
+    """A kind may not reuse a registered kind, a row name (``static-0.5``) or BN-BFN's name, nor
+    (per β) make row names that another kind already has."""
+    if kind in ESTIMATORS:
+        raise ValueError(f"estimator {kind!r} is already registered ({ESTIMATORS[kind].label}, class "
+                         f"{_class_name(ESTIMATORS[kind].cls)}): choose another name, or unregister_estimator "
+                         f"({kind!r}) first")
+    if kind == BN_BFN or is_estimator_name(kind):
+        row = "BN-BFN" if kind == BN_BFN else estimator_label(kind, latex=False)
+        raise ValueError(f"estimator {kind!r} is already a row name ({row}): choose another name")
+    if per_beta:
+        taken = [k for k in ESTIMATORS if k.startswith(f"{kind}-") and _is_number(k.removeprefix(f"{kind}-"))]
+        if taken:
+            raise ValueError(f"estimator {kind!r} (per β) would name its rows like the kind {taken[0]!r}: "
+                             "choose another name")
+
+
+def _class_name(cls: str | type) -> str:
+    return cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _default_look(per_beta: bool) -> dict:
+    """A style no registered kind has yet: a spare colour (per β: a colour map) and marker."""
+    used = [k.look for k in ESTIMATORS.values()]
+    if per_beta:
+        cmaps = [m for m in ("magma", "cool", "winter", "copper") if m not in {u.get("cmap") for u in used}]
+        return dict(cmap=(cmaps or ["magma"])[0], linestyle="-", marker=".", linewidth=1.0)
+    colors = [c for c in _SPARE_COLORS if c not in {u.get("color") for u in used}] or list(_SPARE_COLORS)
+    markers = [m for m in _SPARE_MARKERS if m not in {u.get("marker") for u in used}] or list(_SPARE_MARKERS)
+    return dict(color=colors[0], linestyle="-", marker=markers[0])
+
+
+def unregister_estimator(kind: str) -> EstimatorKind:
+    """Undo a user's ``register_estimator`` (tests); the built-ins stay. Returns the entry."""
+    if kind not in ESTIMATORS:
+        raise KeyError(f"estimator {kind!r} is not registered (kinds: {', '.join(ESTIMATORS)})")
+    if kind in _BUILT_IN_KINDS:
+        raise ValueError(f"estimator {kind!r} is a built-in of dmbn: it cannot be unregistered")
+    return ESTIMATORS.pop(kind)
+
+
+@contextmanager
+def registered_estimator(cls: type, /, **spec) -> Iterator[type]:
+    """``register_estimator(cls, **spec)`` for the ``with`` block only (tests, notebooks)."""
+    register_estimator(cls, **spec)
+    kind = spec.get("kind") or cls.kind
+    try:
+        yield cls
+    finally:
+        unregister_estimator(kind)
+
+
 BN_BFN_RANK = 25  # the batch-free twin's row sits between the DMBNs and PreciseBN, as in the thesis
 DEFAULT_ESTIMATOR = "static-0.1"  # PyTorch's momentum; BN-BFN is reported with it, as in the thesis
 BATCH_NORM_ARCHS = {"mlp": "mlp-bnbfn", "resnet50": "resnet50-xbnblock-p2"}  # BN arch -> BN-BFN twin
@@ -210,3 +319,35 @@ def regime_rank(regime: str) -> tuple[int, int]:
     return (list(REGIMES).index(regime), 0) if batch_size is None else (len(REGIMES), -batch_size)
 
 METRICS = ("accuracy", "sensitivity", "specificity", "f1")  # the thesis's test-set metrics
+
+
+# The built-ins, registered like any other (their classes: dmbn.estimators, imported on first use).
+for _kind, _spec in {
+    "static": dict(label="Static BN", cls="StaticEMA", stage="epoch", default=True, rank=10, per_beta=True,
+                   look=dict(cmap="viridis", linestyle="-", linewidth=1.2)),
+    "dmbn": dict(label="DMBN", cls="DMBN", stage="chosen", default=True, rank=20,
+                 look=dict(color="#d62728", linestyle="--", marker="*", linewidth=2.0)),
+    "cma": dict(label="Cumulative average", cls="CumulativeAverage", stage="epoch", default=True, rank=40,
+                look=dict(color="#8c564b", linestyle=":", marker="x")),
+    "precise": dict(label="PreciseBN", cls="PreciseBN", stage="final", default=True, rank=30,
+                    look=dict(color="#9467bd", linestyle="-.", marker="P")),
+    "recalibrated": dict(label="Recalibrated (ESM = 0)", cls="Recalibrated", stage="final", default=True, rank=50,
+                         look=dict(color="#111111", linestyle=(0, (1, 1)), marker="d")),
+    "horizon": dict(label="Horizon-matched EMA", cls="HorizonEMA", stage="epoch", rank=11, per_beta=True,
+                    look=dict(cmap="plasma", linestyle=(0, (3, 1)), marker=".", linewidth=1.0)),
+    "moment": dict(label="Moment EMA", cls="MomentEMA", stage="epoch", rank=12, per_beta=True,
+                   look=dict(cmap="cividis", linestyle=(0, (1, 2)), marker=".", linewidth=1.0)),
+    "dmbn-causal": dict(label="DMBN, causal (β* of the previous epoch)", cls="CausalDMBN", stage="epoch", rank=21,
+                        look=dict(color="#e377c2", linestyle="--", marker="4", linewidth=1.6)),
+    "dmbn-sigma": dict(label="DMBN by ESM$_\\sigma$", cls="DMBNSigma", stage="chosen", rank=22,
+                       look=dict(color="#17becf", linestyle="--", marker="1", linewidth=1.6)),
+    "dmbn-mu-sigma": dict(label="DMBN by ESM$_\\mu$ + ESM$_\\sigma$", cls="DMBNMuSigma", stage="chosen", rank=23,
+                          look=dict(color="#bcbd22", linestyle="--", marker="2", linewidth=1.6)),
+    "test-batch": dict(label="Prediction-time BN (test batch statistics)", cls="TestBatch", stage="none", rank=60,
+                       look=dict(color="#2ca02c", linestyle=(0, (5, 2)), marker="H")),
+}.items():
+    register_estimator(f"{BUILT_IN_MODULE}:{_spec.pop('cls')}", kind=_kind, **_spec)
+_BUILT_IN_KINDS = frozenset(ESTIMATORS)
+_built_ins_done = True
+ESTIMATOR_KINDS = tuple(ESTIMATORS)  # the built-ins; ESTIMATORS itself also has a user's kinds
+DEFAULT_ESTIMATORS = tuple(k for k, v in ESTIMATORS.items() if v.default)

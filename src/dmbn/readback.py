@@ -38,9 +38,12 @@ UNIT = pa.Check.in_range(0, 1, error="lies outside [0, 1]")
 NON_NEGATIVE = pa.Check.ge(0, error="is negative")
 BETA = pa.Check.in_range(0, 1, include_min=False, error="lies outside (0, 1]")
 POSITIVE = pa.Check.ge(1, error="is below 1")
-ESTIMATOR = pa.Check.str_matches(estimator_name_pattern(), error="is no estimator name")
-CHOOSING = pa.Check.isin([k for k, v in ESTIMATORS.items() if v.stage == "chosen"],
-                         error="is no kind that chooses β*")
+# The registry is read when a file is checked, not when this module loads: a kind registered
+# later (a user's, dmbn.names.register_estimator) is a name too.
+ESTIMATOR = pa.Check(lambda s: s.str.fullmatch(estimator_name_pattern()).fillna(False).astype(bool),
+                     error="is no estimator name")
+CHOOSING = pa.Check(lambda s: s.isin([k for k, v in ESTIMATORS.items() if v.stage == "chosen"]),
+                    error="is no kind that chooses β*")
 
 
 def _float(*checks: pa.Check, nullable: bool = False, regex: bool = False) -> pa.Column:

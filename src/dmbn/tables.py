@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from .names import (BATCH_FREE_ARCHS, BN_BFN_RANK, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, METRICS,
+from .names import (BATCH_FREE_ARCHS, BN_BFN, BN_BFN_RANK, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, METRICS,
                     estimator_label, estimator_rank, is_estimator_name, regime_label, regime_rank)
 
-BN_BFN = "bn-bfn"  # the batch-free twin with the default estimator: a variant, not an estimator
 PAIRS = (("dmbn", DEFAULT_ESTIMATOR), ("dmbn", BN_BFN), ("dmbn", "precise"),
          ("dmbn-causal", DEFAULT_ESTIMATOR))
 
