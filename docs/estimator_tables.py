@@ -7,7 +7,9 @@ Per data set and BN architecture (with its BN-BFN twin as the `bn-bfn` row): how
 the published summaries), each estimator's test accuracy at every batch size (mean ± std over n
 seeds), then its paired difference from the default EMA (β = 0.1) — same seed, same weights —
 with the Student-t 95 % interval, marked where the interval excludes zero; then β* of DMBN and
-its variants and every estimator's ESM_μ at each batch size (from the published summaries).
+its variants and every estimator's ESM_μ at each batch size (from the published summaries); and the
+numbers the findings quote that no table shows (cost and overlaps from the run cards, interval
+counts, every mark's reading under the page's one rule, ranges, (B−1)/B), one labelled line each.
 Intervals come from ``dmbn.tables.paired_comparisons``.
 """
 
@@ -153,6 +155,172 @@ def _section(title: str, table: str) -> None:
     print(f"### {title}\n\n{table}\n")
 
 
+
+# ---- numbers the findings quote (tests/test_prose_numbers.py requires every number of the
+# page's prose to be printed by this script), one labelled line each.
+
+def interval_cells(metrics: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Every accuracy interval the page's two paired tables show: the default-EMA table's and
+    the questions'."""
+    variants = [v for v in present_order(with_variants(metrics).variant.unique()) if v != DEFAULT_ESTIMATOR]
+    present = set(with_variants(metrics).variant)
+    pairs = tuple((v, DEFAULT_ESTIMATOR) for v in variants) + tuple(q for q in QUESTIONS if set(q) <= present)
+    rows = paired_comparisons(metrics, confidence, pairs)
+    return rows[rows.metric == "accuracy"].reset_index(drop=True)
+
+
+def _sign(low: float, high: float) -> int:
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def multiplicity(metrics: pd.DataFrame) -> list[str]:
+    """How many intervals the page shows, how many exclude zero, how many would by chance, and
+    the t quantile behind an n-seed interval."""
+    from scipy import stats
+
+    cells = interval_cells(metrics)
+    excluding = sum(_sign(lo, hi) != 0 for lo, hi in zip(cells.ci_low, cells.ci_high))
+    seeds = sorted(cells.seeds.unique())
+    quantiles = ", ".join(f"t = {stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1):.2f} for n = {n} ({n - 1} degrees of freedom)"
+                          for n in seeds)
+    return [f"intervals on this page (both paired tables): {len(cells)}, {excluding} of {len(cells)} exclude zero; "
+            f"at 95 % with no difference anywhere about 1 in 20, i.e. {len(cells) / 20:.0f} of {len(cells)}, "
+            f"would by chance",
+            f"Student-t quantile of a 95 % interval: {quantiles}"]
+
+
+def marks(metrics: pd.DataFrame) -> list[str]:
+    """Every interval excluding zero under the page's one rule: *repeated* when the same row
+    excludes zero in the same direction at a neighbouring batch size, *survives adjustment* when
+    it still excludes zero with every interval of the page adjusted together (Bonferroni), else
+    *isolated* (quoted, never read as an effect)."""
+    cells = interval_cells(metrics)
+    adjusted = interval_cells(metrics, 1 - (1 - CONFIDENCE) / len(cells))
+    cells = cells.assign(sign=[_sign(lo, hi) for lo, hi in zip(cells.ci_low, cells.ci_high)],
+                         adjusted=[_sign(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)],
+                         column=cells.regime.map(batch_column))
+    order = _columns(cells.regime)
+    lines = []
+    for _, c in cells[cells.sign != 0].iterrows():
+        at = order.index(c.column)
+        neighbours = cells[(cells.comparison == c.comparison)
+                           & cells.column.isin(order[max(at - 1, 0):at] + order[at + 1:at + 2])]
+        verdict = ("repeated" if (neighbours.sign == c.sign).any() else
+                   "survives adjustment" if c.adjusted == c.sign else "isolated")
+        lines.append(f"mark, {c.comparison.replace(' - ', ' − ')}, {c.column}: "
+                     f"{_difference(c.mean_difference, c.ci_low, c.ci_high)} {verdict}")
+    return lines
+
+
+def half_widths(metrics: pd.DataFrame, columns=("B = 32", "B = 100", "B = 1000"), skip=("cma",)) -> list[str]:
+    """Half-widths of the default-EMA table's intervals at the middle batch sizes: what 3 seeds
+    resolve (10th–90th percentile, every row but ``skip``)."""
+    cells = interval_cells(metrics)
+    row, reference = cells.comparison.str.split(" - ").str[0], cells.comparison.str.split(" - ").str[1]
+    cells = cells[cells.regime.map(batch_column).isin(columns) & (reference == DEFAULT_ESTIMATOR) & ~row.isin(skip)]
+    if cells.empty:
+        return []
+    half = (cells.ci_high - cells.ci_low) / 2
+    return [f"half-width of the intervals against {DEFAULT_ESTIMATOR}, {', '.join(columns)}, every row but "
+            f"{', '.join(skip)}: {half.quantile(0.1):.4f}–{half.quantile(0.9):.4f} (10th–90th percentile of "
+            f"{len(half)}), median {half.median():.4f}"]
+
+
+def bessel_factors(metrics: pd.DataFrame) -> list[str]:
+    """(B−1)/B at each mini-batch size: what PyTorch's unbiased running_var carries against the
+    biased batch variance that train-mode BN normalises with."""
+    sizes = sorted({family_batch_size(r) for r in metrics.regime.unique()} - {None})
+    return ["(B−1)/B, the ratio of the biased to the unbiased batch variance: "
+            + ", ".join(f"B = {b}: {(b - 1) / b:g}" for b in sizes)] if sizes else []
+
+
+def esm_against_accuracy(metrics: pd.DataFrame, esm_last: pd.DataFrame | None,
+                         rows=("static-0.1", "horizon-0.1", "moment-0.1", "dmbn", "precise")) -> list[str]:
+    """Per batch size: ``rows`` ordered by mean ESM_μ (last epoch, mean of layers; lowest first)
+    and by mean test accuracy (highest first): whether ESM_μ ranks the kinds as accuracy does."""
+    if esm_last is None or esm_last.empty:
+        return []
+    layers = [c for c in esm_last.columns if re.fullmatch(r"l\d+", c)]
+    esm = esm_last.assign(esm_mu=esm_last[layers].mean(axis=1)).groupby(["regime", "estimator"]).esm_mu.mean()
+    accuracy = metrics.groupby(["regime", "estimator"]).accuracy.mean()
+    lines = []
+    for regime in sorted(set(esm.index.get_level_values(0)), key=regime_rank, reverse=True):
+        present = [r for r in rows if (regime, r) in esm.index and (regime, r) in accuracy.index]
+        by_esm = sorted(present, key=lambda r: esm[(regime, r)])
+        by_accuracy = sorted(present, key=lambda r: -accuracy[(regime, r)])
+        lines.append(f"{batch_column(regime)}: by ESM_μ (lowest first) "
+                     + ", ".join(f"{r} {esm[(regime, r)]:.3f}" for r in by_esm)
+                     + "; by test accuracy (highest first) "
+                     + ", ".join(f"{r} {accuracy[(regime, r)]:.3f}" for r in by_accuracy)
+                     + ("; same order" if by_esm == by_accuracy else "; order differs"))
+    return lines
+
+
+def variance_ema_ranges(metrics: pd.DataFrame) -> list[str]:
+    """At each batch size, the range of the mean test accuracies of every EMA of BN's per-batch
+    variances (static, horizon-matched, DMBN and its variants), and of the static rows from the
+    default β = 0.1 up."""
+    means = metrics.groupby(["regime", "estimator"]).accuracy.mean().reset_index()
+    kind = means.estimator.str.extract(r"^(static|horizon|dmbn)", expand=False)
+    lines = []
+    for regime in sorted(means.regime.unique(), key=regime_rank, reverse=True):
+        at = means.regime == regime
+        beta = pd.to_numeric(means.estimator.str.removeprefix("static-"), errors="coerce")
+        ema, static = means[at & kind.notna()].accuracy, means[at & (kind == "static") & (beta >= 0.1)].accuracy
+        if len(ema):
+            lines.append(f"{batch_column(regime)}: EMAs of per-batch variances (static, horizon, DMBN and its "
+                         f"variants) {ema.min():.3f}–{ema.max():.3f}; static from β = 0.1 to 1 "
+                         f"{static.min():.3f}–{static.max():.3f}")
+    return lines
+
+def _published_cards() -> dict[str, pd.DataFrame]:
+    return {folder.name: pd.read_csv(folder / "run_cards.csv", parse_dates=["started", "finished"])
+            for folder in sorted((HERE / "results").iterdir()) if (folder / "run_cards.csv").exists()}
+
+
+def cost(name: str) -> list[str]:
+    """Job time from the run cards; which runs shared the machine with another published study
+    (and for how long both were in progress); and the cost of the study from the runs that shared
+    it with none: the median run at each batch size, times the seeds, on 2 cores."""
+    cards = _published_cards()
+    ours = cards.get(name)
+    if ours is None:
+        return []
+    lines = [f"job time: {ours.wall_seconds.sum() / 3600:.2f} h for {len(ours)} runs"]
+    alone = pd.Series(True, index=ours.index)
+    for other, theirs in cards.items():
+        if other == name:
+            continue
+        shared = pd.Series([((theirs.started < r.finished) & (theirs.finished > r.started)).any()
+                            for _, r in ours.iterrows()], index=ours.index)
+        alone &= ~shared
+        if shared.any():
+            both = min(ours.finished.max(), theirs.finished.max()) - max(ours.started.min(), theirs.started.min())
+            runs = ", ".join(f"{batch_column(r.regime)} seed {r.seed}: {r.wall_seconds:.0f} s"
+                             for _, r in ours[shared].iterrows())
+            lines.append(f"runs that overlapped a run of `{other}`: {shared.sum()} of {len(ours)} ({runs}); "
+                         f"both studies in progress for {both.total_seconds() / 60:.0f} min")
+    for regime, runs in ours.groupby("regime"):
+        if (~alone[runs.index]).any() and alone[runs.index].any():
+            slow, fast = runs[~alone[runs.index]].wall_seconds.max(), runs[alone[runs.index]].wall_seconds.min()
+            lines.append(f"{batch_column(regime)}: slowest shared run ÷ fastest unshared run: {slow / fast:.1f}×")
+    medians = ours[alone].groupby("regime").wall_seconds.median()
+    seeds = ours.groupby("regime").seed.nunique()
+    total = (medians * seeds.reindex(medians.index)).sum()
+    order = sorted(medians.index, key=regime_rank, reverse=True)
+    lines.append("median run that shared the machine with no other study: "
+                 + ", ".join(f"{batch_column(r)}: {medians[r]:.0f} s" for r in order)
+                 + f"; × seeds: {total:.0f} core-seconds, {total / 2 / 3600:.1f} h on 2 cores")
+    return lines
+
+
+def quoted_numbers(study: Path, metrics: pd.DataFrame, esm_last: pd.DataFrame | None) -> str:
+    """The section "Numbers quoted in the findings" of one data set and architecture."""
+    lines = cost(study.name) + multiplicity(metrics) + marks(metrics) + half_widths(metrics)
+    lines += variance_ema_ranges(metrics) + bessel_factors(metrics) + esm_against_accuracy(metrics, esm_last)
+    return "\n".join(f"* {line}" for line in lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a folder under docs/results/ with a batch-size study")
@@ -181,6 +349,8 @@ def main(argv: list[str] | None = None) -> None:
         if esm is not None and len(of(esm)):
             _section(f"{dataset}, {arch}: ESM_μ at the last epoch, mean over BN layers (mean ± std, n seeds)",
                      esm_table(of(esm)))
+        _section(f"{dataset}, {arch}: numbers quoted in the findings",
+                 quoted_numbers(study, runs[runs.arch == arch], None if esm is None else of(esm)))
 
 
 if __name__ == "__main__":

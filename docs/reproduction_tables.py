@@ -7,7 +7,10 @@ Sections: per data set and regime, the thesis's (single-run) numbers beside our 
 n seeds and our 95 % prediction interval for one run; paired comparisons over seeds (95 % t
 interval); the static rows within one run against their seed spread; DMBN's β* and its ESM_μ
 against every static β (from the published summaries); the noise measured two ways (seed to
-seed, and rounding: same seed, other thread count); what the study cost (its run cards).
+seed, and rounding: same seed, other thread count); what the study cost (its run cards); and
+"Numbers quoted in the findings": each number the page's prose quotes that no table shows (ratios,
+counts, overlaps with other published studies, intervals of BN − BN-BFN like for like, and every
+interval that excludes zero with its reading under the page's one rule), one labelled line each.
 Intervals come from ``dmbn.tables``; the rest are counts and quantiles of committed files.
 """
 
@@ -26,8 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
 from dmbn.runs import with_choosing_kind  # noqa: E402
-from dmbn.tables import (PAIRS, paired_comparisons, prediction_interval, variant_order,  # noqa: E402
-                         with_variants)
+from dmbn.tables import (BN_BFN, PAIRS, paired_comparisons, prediction_interval, t_interval,  # noqa: E402
+                         variant_order, with_variants)
 
 CONFIDENCE = 0.95
 PAPER = ROOT / "workflow" / "resources" / "paper_tables.csv"
@@ -143,6 +146,12 @@ def beta_star(betas: pd.DataFrame) -> str:
 def dmbn_esm_against_static(esm: pd.DataFrame) -> str:
     """At each run's last epoch, per BN layer: in how many (seed, layer) cells is DMBN's ESM_μ
     below every static β's, and below PreciseBN's."""
+    return _labelled(_esm_cells(esm)).to_markdown(index=False)
+
+
+def _esm_cells(esm: pd.DataFrame) -> pd.DataFrame:
+    """Per data set, regime and arch: (seed, layer) cells, and those where DMBN's last-epoch
+    ESM_μ is below every static β's / below PreciseBN's."""
     layers = [c for c in esm.columns if c.startswith("l") and c[1:].isdigit()]
     long = esm.melt(id_vars=GROUP + ["seed", "estimator"], value_vars=layers, var_name="layer",
                     value_name="esm_mu").dropna()
@@ -152,7 +161,7 @@ def dmbn_esm_against_static(esm: pd.DataFrame) -> str:
     below_precise = cells["dmbn"] < cells["precise"]
     counts = pd.DataFrame({"cells": 1, "below every static β": below_static,
                            "below PreciseBN": below_precise}).groupby(GROUP, sort=False).sum()
-    return _labelled(counts.reset_index()).to_markdown(index=False)
+    return counts.reset_index()
 
 
 def compute(cards: pd.DataFrame) -> str:
@@ -183,6 +192,318 @@ def noise(rounding: pd.DataFrame) -> str:
     return frame[columns].to_markdown(index=False, floatfmt=".4f")
 
 
+
+# ---- numbers the findings quote (tests/test_prose_numbers.py requires every number of the
+# page's prose to be printed by this script): one labelled line each, so a reader finds where a
+# number comes from. BN MLP ("mlp") runs unless a line says otherwise.
+
+BN_ARCH = "mlp"
+SPREAD_ROWS = ("dmbn", "precise", "recalibrated")  # with every static β: "the estimators hardly differ"
+
+
+def _name(dataset: str) -> str:
+    return paper_names().get(dataset, dataset)
+
+
+def _bn_runs(metrics: pd.DataFrame, dataset: str, regime: str) -> pd.DataFrame:
+    return metrics[(metrics.dataset == dataset) & (metrics.regime == regime) & (metrics.arch == BN_ARCH)]
+
+
+def _with_beta(static: pd.DataFrame) -> pd.DataFrame:
+    """Static rows with their β as a number."""
+    return static.assign(beta=static.estimator.str.removeprefix("static-").astype(float))
+
+
+def _by_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """seed × estimator accuracy of one network's runs."""
+    return runs.pivot_table(index="seed", columns="estimator", values="accuracy")
+
+
+def estimator_spread(metrics: pd.DataFrame) -> list[str]:
+    """Mini-batch: the n-seed means of every static β, DMBN, PreciseBN and the recalibrated
+    statistics, lowest to highest."""
+    lines = []
+    for dataset in metrics.dataset.unique():
+        runs = _bn_runs(metrics, dataset, "mini")
+        runs = runs[_static(runs.estimator) | runs.estimator.isin(SPREAD_ROWS)]
+        if runs.empty:
+            continue
+        means = runs.groupby("estimator").accuracy.mean().round(3)
+        lines.append(f"mini-batch, {_name(dataset)}: means of every static β, DMBN, PreciseBN and recalibrated: "
+                     f"{means.min():.3f}–{means.max():.3f} (spread {means.max() - means.min():.3f})")
+    return lines
+
+
+def beta_star_shares(betas: pd.DataFrame) -> list[str]:
+    """DMBN's β* over every (seed, layer, epoch) cell of the BN MLP, as percentages."""
+    betas = with_choosing_kind(betas)
+    betas = betas[(betas.arch == BN_ARCH) & (betas.estimator == "dmbn")]
+    epochs = [c for c in betas.columns if c.startswith("e") and c[1:].isdigit()]
+    lines = []
+    for (dataset, regime), group in betas.groupby(["dataset", "regime"], sort=False):
+        values = group[epochs].stack()
+        lines.append(f"DMBN's β*, {_name(dataset)}, {regime_label(regime)}: ≤ 0.2 in {(values <= 0.2).mean():.0%}, "
+                     f"≥ 0.8 in {(values >= 0.8).mean():.0%} of {len(values)} cells, median {values.median():g}"
+                     .replace("%", " %"))
+    return lines
+
+
+def network_pairs(metrics: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """BN MLP minus its BN-BFN twin with the *same* estimator on both networks (accuracy), paired
+    by seed, in ``paired_comparisons``' columns."""
+    rows = []
+    for (dataset, regime), runs in metrics.groupby(["dataset", "regime"], sort=False):
+        bn, twin = _by_seed(runs[runs.arch == BN_ARCH]), _by_seed(runs[runs.arch == f"{BN_ARCH}-bnbfn"])
+        for estimator in (DEFAULT_ESTIMATOR, "dmbn"):
+            if estimator in bn and estimator in twin:
+                diff = (bn[estimator] - twin[estimator]).dropna().to_numpy()
+                low, high = t_interval(diff, confidence)
+                rows.append({"dataset": dataset, "regime": regime, "comparison": f"BN − BN-BFN, both {estimator}",
+                             "metric": "accuracy", "seeds": len(diff), "mean_difference": diff.mean(),
+                             "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def like_for_like_networks(metrics: pd.DataFrame) -> list[str]:
+    """The page's BN vs BN-BFN comparison, like for like (same estimator on both networks)."""
+    return [f"BN MLP − BN-BFN MLP, both {r.comparison.rsplit(' ', 1)[1]}, {_name(r.dataset)}, {regime_label(r.regime)}: "
+            f"{r.mean_difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}] (n = {r.seeds})"
+            for _, r in network_pairs(metrics, CONFIDENCE).iterrows()]
+
+
+def per_seed_accuracy(metrics: pd.DataFrame) -> list[str]:
+    """The BN-BFN twin's mini-batch test accuracy, seed by seed (its collapse on FashionMNIST)."""
+    lines = []
+    for dataset in metrics.dataset.unique():
+        runs = metrics[(metrics.dataset == dataset) & (metrics.regime == "mini") & (metrics.arch == f"{BN_ARCH}-bnbfn")
+                       & (metrics.estimator == DEFAULT_ESTIMATOR)].sort_values("seed")
+        if len(runs):
+            lines.append(f"BN-BFN MLP, {_name(dataset)}, Mini-batch, test accuracy by seed "
+                         f"({', '.join(map(str, runs.seed))}): " + ", ".join(f"{a:.3f}" for a in runs.accuracy))
+    return lines
+
+
+def static_means_by_beta(metrics: pd.DataFrame) -> list[str]:
+    """Full batch: the n-seed mean of each static β, and the range of those at β ≥ 0.6."""
+    lines = []
+    for dataset in metrics.dataset.unique():
+        runs = _bn_runs(metrics, dataset, "full")
+        runs = runs[_static(runs.estimator)]
+        if runs.empty:
+            continue
+        means = _with_beta(runs).groupby("beta").accuracy.mean()
+        high = means[means.index >= 0.6]
+        lines.append(f"full batch, {_name(dataset)}: static means by β: "
+                     + ", ".join(f"{b:g}: {m:.3f}" for b, m in means.items())
+                     + f"; at β ≥ 0.6: {high.min():.3f}–{high.max():.3f}")
+    return lines
+
+
+def esm_counts(esm: pd.DataFrame) -> list[str]:
+    """DMBN's last-epoch ESM_μ below every static β's and below PreciseBN's, as "a of b"."""
+    counts = _esm_cells(esm)
+    counts = counts[counts.arch == BN_ARCH]
+    lines = [f"DMBN's ESM_μ, {_name(r.dataset)}, {regime_label(r.regime)}: below every static β in "
+             f"{r['below every static β']} of {r.cells} cells, below PreciseBN in {r['below PreciseBN']} of {r.cells}"
+             for _, r in counts.iterrows()]
+    for regime, group in counts.groupby("regime", sort=False):
+        lines.append(f"DMBN's ESM_μ, both data sets, {regime_label(regime)}: below PreciseBN in "
+                     f"{group['below PreciseBN'].sum()} of {group.cells.sum()} cells")
+    return lines
+
+
+def heldout_over_thesis_regime(metrics: pd.DataFrame) -> list[str]:
+    """Each page pair's mean difference held out ÷ in the thesis's full batch, where the thesis's
+    regime shows a difference at all (its interval excludes zero; else the ratio is noise)."""
+    pairs = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
+    pairs = pairs[pairs.metric == "accuracy"].set_index(["dataset", "comparison", "regime"])
+    lines = []
+    for dataset in metrics.dataset.unique():
+        ratios = []
+        for a, b in PAGE_PAIRS:
+            key = (dataset, f"{a} - {b}")
+            if BN_BFN in (a, b) or not {key + ("full",), key + ("full-heldout",)} <= set(pairs.index):
+                continue  # BN-BFN is another network; a pair needs both full-batch regimes
+            full, held = pairs.loc[key + ("full",)], pairs.loc[key + ("full-heldout",)]
+            if full.ci_low <= 0 <= full.ci_high:
+                lines.append(f"held out ÷ thesis's full batch, {_name(dataset)}, {a} − {b}: – "
+                             "(the thesis's regime shows no difference)")
+                continue
+            ratios.append(held.mean_difference / full.mean_difference)
+            lines.append(f"held out ÷ thesis's full batch, {_name(dataset)}, {a} − {b}: "
+                         f"{held.mean_difference:+.4f} ÷ {full.mean_difference:+.4f} = {ratios[-1]:.2f}")
+        if ratios:
+            lines.append(f"held out ÷ thesis's full batch, {_name(dataset)}, range over those pairs: "
+                         f"{min(ratios):.2f}–{max(ratios):.2f}")
+    return lines
+
+
+def _thesis_static(paper: pd.DataFrame, dataset: str, regime: str) -> pd.Series:
+    """The thesis's static rows of one data set and regime, accuracy by β."""
+    rows = paper[(paper.dataset == paper_names().get(dataset, dataset)) & (paper.regime == regime)
+                 & paper.variant.map(_is_static)]
+    return rows.set_index(rows.variant.str.removeprefix("static-").astype(float)).accuracy.sort_index()
+
+
+def thesis_against_ours(metrics: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
+    """How far the thesis's single runs lie from ours: beyond our prediction interval's edge, and
+    its static rows against our means."""
+    lines, below, total = [], 0, 0
+    for dataset in metrics.dataset.unique():
+        for regime in ("mini", "full"):
+            runs = _bn_runs(metrics, dataset, regime)
+            if runs.empty:
+                continue
+            stats = runs.groupby("estimator").accuracy.agg(["mean", "std", "count"])
+            theirs = paper[(paper.dataset == paper_names().get(dataset, dataset)) & (paper.regime == regime)]
+            beyond = []
+            for _, row in theirs.iterrows():
+                if row.variant not in stats.index:
+                    continue
+                s = stats.loc[row.variant]
+                low, high = (float(v) for v in prediction_interval(s["mean"], s["std"], s["count"], CONFIDENCE))
+                if not low <= row.accuracy <= high:  # the table's verdict, and how far beyond the edge
+                    beyond.append(low - row.accuracy if row.accuracy < low else row.accuracy - high)
+            label = f"{_name(dataset)}, {regime_label(regime)}"
+            if beyond:
+                lines.append(f"thesis outside our 95 % PI, {label}: {len(beyond)} rows, "
+                             f"{min(beyond):.3f}–{max(beyond):.3f} beyond the edge")
+            static = _thesis_static(paper, dataset, regime)
+            ours = stats["mean"][stats.index.map(_is_static)]
+            ours.index = ours.index.str.removeprefix("static-").astype(float)
+            gaps = (ours.reindex(static.index) - static).dropna()
+            below, total = below + int((gaps > 0).sum()), total + len(gaps)
+            if (gaps > 0).any():
+                lower = gaps[gaps > 0]
+                lines.append(f"thesis's static rows against our means, {label}: {len(lower)} of {len(gaps)} below, "
+                             f"by {lower.min():.3f}–{lower.max():.3f}; thesis range {static.min():.3f}–{static.max():.3f}")
+    lines.append(f"thesis's static rows below our mean, every data set and regime: {below} of {total}")
+    return lines
+
+
+def thesis_largest_fall(metrics: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
+    """The thesis's largest fall between neighbouring β (full batch) against the largest fall in
+    any one of our runs and against one β's seed-to-seed std (median over β)."""
+    lines = []
+    for dataset in metrics.dataset.unique():
+        static = _thesis_static(paper, dataset, "full")
+        runs = _bn_runs(metrics, dataset, "full")
+        runs = _with_beta(runs[_static(runs.estimator)])
+        if static.empty or runs.empty:
+            continue
+        falls = -static.diff()
+        where = falls.idxmax()
+        ours = runs.sort_values("beta").groupby("seed").accuracy.agg(lambda acc: (-acc.diff()).max()).max()
+        seed_std = runs.groupby("beta").accuracy.std().median()
+        lines.append(f"thesis's largest fall between neighbouring β, {_name(dataset)}, full batch: {falls.max():.3f} "
+                     f"(β {static.index[static.index.get_loc(where) - 1]:g} → {where:g}); "
+                     f"÷ our largest fall within one run ({ours:.4f}): {falls.max() / ours:.0f}×; "
+                     f"÷ one β's seed std (median over β, {seed_std:.4f}): {falls.max() / seed_std:.1f}×")
+    return lines
+
+
+def _excludes_zero(low: float, high: float) -> int:
+    """+1 / −1 where an interval lies above / below zero, 0 where it holds zero."""
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def interval_count(metrics: pd.DataFrame, rounding: pd.DataFrame | None) -> int:
+    """How many intervals of a difference the page's tables show (paired and rounding)."""
+    paired_rows = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
+    shown = paired_rows.metric.isin(["accuracy", "f1"]).sum() + len(network_pairs(metrics, CONFIDENCE))
+    if rounding is not None:
+        shown += ((rounding.metric == "accuracy") & rounding.estimator.isin(NOISE_ESTIMATORS)).sum()
+    return int(shown)
+
+
+def multiplicity(metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None) -> list[str]:
+    """How many intervals the page reports, how many exclude zero, and how many would by chance."""
+    total = interval_count(metrics, rounding)
+    paired_rows = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
+    paired_rows = pd.concat([paired_rows[paired_rows.metric.isin(["accuracy", "f1"])],
+                             network_pairs(metrics, CONFIDENCE)])
+    excluding = sum(_excludes_zero(lo, hi) != 0 for lo, hi in zip(paired_rows.ci_low, paired_rows.ci_high))
+    if rounding is not None:
+        shown = rounding[(rounding.metric == "accuracy") & rounding.estimator.isin(NOISE_ESTIMATORS)]
+        excluding += sum(_excludes_zero(lo, hi) != 0 for lo, hi in zip(shown.ci_low, shown.ci_high))
+    summary = with_variants(metrics).groupby(["dataset", "regime", "variant"]).accuracy.agg(["mean", "std", "count"])
+    named = paper.assign(dataset=paper.dataset.map({v: k for k, v in paper_names().items()}))
+    named = named.set_index(["dataset", "regime", "variant"]).accuracy
+    both = summary.join(named.rename("thesis"), how="inner")
+    low, high = prediction_interval(both["mean"], both["std"], both["count"], CONFIDENCE)
+    outside = int(((both.thesis < low) | (both.thesis > high)).sum())
+    return [f"intervals of a difference on this page (paired: accuracy and F1; rounding): {total}, "
+            f"{excluding} of {total} exclude zero; at 95 % with no difference anywhere, "
+            f"about 1 in 20, i.e. {total / 20:.1f} of {total}, would by chance",
+            f"thesis numbers set against our 95 % prediction interval: {len(both)}, {outside} of {len(both)} outside; "
+            f"about {len(both) / 20:.1f} would be by chance if the thesis's runs were drawn like ours"]
+
+
+def marks(metrics: pd.DataFrame, rounding: pd.DataFrame | None) -> list[str]:
+    """Every accuracy interval of a page pair (and of BN − BN-BFN) that excludes zero, under the page's one rule: it
+    is *repeated* when the same comparison in the same regime excludes zero in the same direction
+    on the other data set, *survives adjustment* when it still excludes zero with every interval
+    of the page adjusted together (Bonferroni), else *isolated* (quoted, never read as an effect)."""
+    total = interval_count(metrics, rounding)
+    rows, adjusted = (pd.concat([paired_comparisons(metrics, level, PAGE_PAIRS), network_pairs(metrics, level)],
+                                ignore_index=True) for level in (CONFIDENCE, 1 - (1 - CONFIDENCE) / total))
+    rows = rows.assign(sign=[_excludes_zero(lo, hi) for lo, hi in zip(rows.ci_low, rows.ci_high)],
+                       adjusted=[_excludes_zero(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)])
+    rows = rows[rows.metric == "accuracy"]
+    lines = []
+    for _, r in rows[rows.sign != 0].iterrows():
+        others = rows[(rows.comparison == r.comparison) & (rows.regime == r.regime) & (rows.dataset != r.dataset)]
+        verdict = ("repeated" if (others.sign == r.sign).any() else
+                   "survives adjustment" if r.adjusted == r.sign else "isolated")
+        mark = "▲" if r.sign > 0 else "▼"
+        lines.append(f"mark, {_name(r.dataset)}, {regime_label(r.regime)}, {r.comparison.replace(' - ', ' − ')}: "
+                     f"{r.mean_difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}] {mark} {verdict}")
+    return lines
+
+
+def _published_cards() -> dict[str, pd.DataFrame]:
+    return {folder.name: pd.read_csv(folder / "run_cards.csv", parse_dates=["started", "finished"])
+            for folder in sorted((HERE / "results").iterdir()) if (folder / "run_cards.csv").exists()}
+
+
+def shared_machine(studies: list[str]) -> list[str]:
+    """For each given study, the runs of every other published study that ran at the same time:
+    how many of its runs overlapped, and for how long both studies were in progress."""
+    cards = _published_cards()
+    lines = []
+    for name in studies:
+        ours = cards.get(name)
+        for other, theirs in cards.items():
+            if ours is None or other in studies:
+                continue
+            overlapping = sum(((theirs.started < r.finished) & (theirs.finished > r.started)).any()
+                              for _, r in ours.iterrows())
+            both = (min(ours.finished.max(), theirs.finished.max()) - max(ours.started.min(), theirs.started.min()))
+            minutes = max(both.total_seconds(), 0) / 60
+            line = f"`{name}` runs that overlapped a run of `{other}`: {overlapping} of {len(ours)}"
+            lines.append(line + (f"; both studies in progress for {minutes:.0f} min" if overlapping else ""))
+    if len(studies) > 1 and all(s in cards for s in studies):
+        together = pd.concat([cards[s] for s in studies])
+        span = (together.finished.max() - together.started.min()).total_seconds() / 3600
+        lines.append(f"{' and '.join(f'`{s}`' for s in studies)} together: {span:.1f} h from the first start "
+                     f"to the last finish ({together.started.min():%H:%M} on {together.started.min():%d %b} "
+                     f"to {together.finished.max():%H:%M} on {together.finished.max():%d %b}, UTC)")
+    return lines
+
+
+def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None,
+                   studies: list[str]) -> str:
+    """The section "Numbers quoted in the findings": every line labelled with what it counts."""
+    lines = estimator_spread(metrics) + like_for_like_networks(metrics) + per_seed_accuracy(metrics)
+    lines += static_means_by_beta(metrics) + heldout_over_thesis_regime(metrics)
+    if (study / "summaries").exists():
+        lines += beta_star_shares(pd.read_csv(study / "summaries" / "beta_star.csv"))
+        lines += esm_counts(pd.read_csv(study / "summaries" / "esm_last_epoch.csv"))
+    lines += thesis_against_ours(metrics, paper) + thesis_largest_fall(metrics, paper)
+    lines += multiplicity(metrics, paper, rounding) + marks(metrics, rounding) + shared_machine(studies)
+    return "\n".join(f"* {line}" for line in lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a folder under docs/results/")
@@ -208,6 +529,9 @@ def main(argv: list[str] | None = None) -> None:
         if (HERE / "results" / name / "run_cards.csv").exists():
             print(f"\n### Compute: study `{name}`\n")
             print(compute(pd.read_csv(HERE / "results" / name / "run_cards.csv")))
+    rounding = pd.read_csv(HERE / "results" / args.rounding / "comparisons" / "rounding.csv") if args.rounding else None
+    print("\n### Numbers quoted in the findings\n")
+    print(quoted_numbers(study, metrics, pd.read_csv(PAPER), rounding, list(filter(None, (args.study, args.rounding)))))
 
 
 if __name__ == "__main__":
