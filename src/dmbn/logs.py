@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,11 @@ def logging_to(path: str | Path, history: Path | None = None) -> Iterator[loggin
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     earlier = history.read_text() if history is not None and history.exists() else ""
     Path(path).write_text(earlier)
-    handlers = [logging.FileHandler(path, mode="a"), logging.StreamHandler(sys.stderr)]
+    echo = logging.StreamHandler(sys.stderr)
+    # `snakemake --logger dmbn` (the local profile) keeps the terminal to warnings and one
+    # progress line: it asks the jobs to echo only warnings; the log file keeps every line
+    echo.setLevel(os.environ.get("DMBN_JOB_ECHO", "info").upper())
+    handlers = [logging.FileHandler(path, mode="a"), echo]
     if history is not None:
         handlers.append(logging.FileHandler(history, mode="a"))
     logging.basicConfig(level=logging.INFO, format=FORMAT, handlers=handlers, force=True)
