@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete $(RUN_STUDY)
+	$(BIN)/snakemake $(RUN_STUDY) --cores $(CORES) --rerun-incomplete --logger=dmbn
 	$(BIN)/snakemake --report results/$(RUN_STUDY)/report.html $(RUN_STUDY)
 	@echo "tables and figures: results/$(RUN_STUDY)/; report: results/$(RUN_STUDY)/report.html"
 
