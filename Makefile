@@ -16,7 +16,7 @@ RUN_STUDY = $(or $(TARGET),$(shell $(BIN)/python -c "import yaml; print(yaml.saf
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[workflow,test]'
+	$(BIN)/python -m pip install -q -e '.[workflow,docs,test]'
 	touch $@
 
 run: $(BIN)/.installed
