@@ -25,13 +25,15 @@ A holder (``dmbn.bank``) carries the estimators of one run and feeds them every 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
+from .batches import CallFn, forward
+from .bn_state import CallCounter, checked_layers, preserved, warn_not_run
 from .names import ESTIMATORS, static_name
-from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, read_buffers
+from .statistics import LayerLayout
 
 Statistics = tuple[Tensor, Tensor]  # flat (mean, var) over every BN channel
 FIRST_EPOCH_BETA = 0.1  # causal DMBN's momentum before any β* exists: PyTorch's default
@@ -481,46 +483,38 @@ class PopulationStatistics:
 
 
 @torch.no_grad()
-def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
+def precise_statistics(model: nn.Module, batches: Iterable[Any], call_fn: CallFn | None = None) -> Statistics:
     """PreciseBN (Wu & Johnson 2021): population statistics of every BN layer's input over
-    ``batches`` with the current weights (``PopulationStatistics``, as fvcore's ``update_bn_stats``).
+    ``batches`` with the current weights (``PopulationStatistics``, as fvcore's ``update_bn_stats``):
+    flat (mean, unbiased variance) over the layers with running statistics, in their dtype.
 
-    Runs forwards in train mode, so each layer sees the batch-normalised outputs of the layers
-    before it, as in training; the model's buffers, momenta and mode are restored afterwards.
+    Each batch goes through ``dmbn.batches.forward`` (tensors, tuples, dicts; ``call_fn`` for
+    anything else) in train mode, at BN momentum 1, so each layer sees the batch-normalised
+    outputs of the layers before it, as in training, and its buffers hold the batch's mean and
+    unbiased variance after the forward. Everything is restored afterwards (``bn_state.preserved``):
+    buffers, momenta, counters, each module's mode. A layer that never ran keeps its own statistics
+    (named in a warning); one that runs twice in a forward is refused.
     """
-    layers = [bn for _, bn in batchnorm_layers(model)]
-    layout = LayerLayout.of(model)
-    saved_momenta = [bn.momentum for bn in layers]
-    saved_steps = [bn.num_batches_tracked.clone() for bn in layers]  # train forwards count them
-    was_training = model.training
-    counts: list[int] = [0] * len(layers)
-    hooks = [bn.register_forward_pre_hook(element_counter(counts, i)) for i, bn in enumerate(layers)]
-    population = PopulationStatistics()
-    with preserved_statistics(model):
+    named = checked_layers(model)
+    layers = [bn for _, bn in named]
+    populations = [PopulationStatistics() for _ in layers]
+    with preserved(model) as state:
+        counter = CallCounter(state, named)
+        model.train()
         for bn in layers:
             bn.momentum = 1.0
-        model.train()
-        try:
-            for x in batches:
-                model(x)
-                per_channel = layout.per_channel(torch.tensor(counts, dtype=torch.float64,
-                                                              device=layers[0].running_mean.device))
-                population.update(per_channel, *read_buffers(model))
-        finally:
-            for hook in hooks:
-                hook.remove()
-            for bn, momentum, steps in zip(layers, saved_momenta, saved_steps):
-                bn.momentum = momentum
-                bn.num_batches_tracked.copy_(steps)
-            model.train(was_training)
+        for batch in batches:
+            counter.reset()
+            forward(model, batch, call_fn)
+            for bn, population, ran, count in zip(layers, populations, counter.ran_once("in one forward"),
+                                                   counter.elements):
+                if ran:  # the buffers hold this batch's statistics (copies: the next forward overwrites them)
+                    mean, var = bn.running_mean.detach().clone(), bn.running_var.detach().clone()
+                    population.update(torch.full_like(mean, count, dtype=torch.float64), mean, var)
+        if all(p.count is None for p in populations):
+            raise ValueError("PreciseBN needs at least one batch")
+    warn_not_run([name for (name, _), p in zip(named, populations) if p.count is None], "in any batch")
+    statistics = [p.statistics() if p.count is not None else (bn.running_mean, bn.running_var)
+                  for bn, p in zip(layers, populations)]
     dtype = layers[0].running_mean.dtype
-    mean, var = population.statistics()
-    return mean.to(dtype), var.to(dtype)
-
-
-def element_counter(counts: list[int], index: int):
-    """A forward pre-hook recording how many elements per channel a BN layer's input holds."""
-    def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        x = inputs[0]
-        counts[index] = x.numel() // x.shape[1]
-    return hook
+    return (torch.cat([m.to(dtype) for m, _ in statistics]), torch.cat([v.to(dtype) for _, v in statistics]))
