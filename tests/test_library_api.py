@@ -443,6 +443,16 @@ def test_a_layer_without_running_statistics_is_left_alone_and_named():
     assert after["modes"] == before["modes"] and after["hooks"] == before["hooks"]
 
 
+def test_the_stacked_esm_pass_refuses_a_layer_without_running_statistics_naming_it():
+    """In eval mode such a layer would normalise each stacked chunk with its own statistics,
+    mixing the estimators' blocks: refused rather than measured wrong."""
+    model = WithUntracked()
+    statistics = torch.zeros(9), torch.ones(9)
+    with pytest.raises(ValueError, match="^the stacked ESM pass cannot run BatchNorm layers without running "
+                                         "statistics \\(bn4\\)"):
+        dmbn.measure_esm(model, {"a": statistics}, torch.randn(10, 4), torch.zeros(10, dtype=torch.long))
+
+
 def test_a_layer_run_twice_in_one_forward_is_refused_naming_it():
     shared = nn.BatchNorm1d(4)
 
