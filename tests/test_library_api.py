@@ -269,6 +269,9 @@ def test_an_unknown_estimator_and_no_batches_are_refused():
         dmbn.recalibrate(CNN(), [torch.randn(2, 3, 5, 5)], "cma")
     with pytest.raises(ValueError, match="^PreciseBN needs at least one batch$"):
         dmbn.recalibrate(CNN(), [])
+    with pytest.raises(ValueError, match="^the model has no BatchNorm layer with running statistics to recalibrate"):
+        dmbn.recalibrate(nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2, track_running_stats=False)),
+                         [torch.randn(4, 3)])
 
 
 @pytest.mark.parametrize("estimator", ["precise", "recalibrated"])

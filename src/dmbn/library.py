@@ -70,6 +70,9 @@ def recalibrate(model: nn.Module, loader: Iterable[Any], estimator: str = "preci
                          f"{', '.join(RECALIBRATORS)} (the bank, dmbn.EstimatorBank, holds the others)")
     if batches is not None and batches < 1:
         raise ValueError(f"batches={batches}: give at least 1 (None: the whole loader)")
+    if not batchnorm_layers(model):
+        raise ValueError("the model has no BatchNorm layer with running statistics to recalibrate "
+                         "(layers built with track_running_stats=False are left alone)")
     feed = _limited(loader, batches)
     if estimator == "precise":
         mean, var = precise_statistics(model, feed, call_fn)
