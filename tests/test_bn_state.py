@@ -4,7 +4,6 @@ themselves, every module's mode (a partly frozen model included), momenta, count
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch

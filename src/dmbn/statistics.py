@@ -14,7 +14,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from .bn_state import BatchNorm, preserved
+from .bn_state import BatchNorm, preserved  # noqa: F401  (BatchNorm: dmbn.esm imports it from here)
 from .bn_state import tracked_layers as batchnorm_layers  # layers without running statistics: left alone
 from .readback import load_pt
 
