@@ -15,6 +15,8 @@ import torch.multiprocessing as mp
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+import dmbn
+from dmbn import distributed, estimators
 from dmbn.bank import EstimatorBank
 from dmbn.esm import recalibrated_statistics
 from dmbn.estimators import TrainingContext, precise_statistics
@@ -60,11 +62,41 @@ def _rank(rank: int, store: str, out: str) -> None:
         exact = rank_data(rank, torch.float64)
         results = {"precise": precise_statistics(convnet(torch.float64), exact["precise"]),
                    "recalibrated": recalibrated_statistics(convnet(torch.float64), exact["esm"], ESM_CHUNK),
-                   "bank": _bank_under_ddp(rank_data(rank, torch.float32))}
+                   "bank": _bank_under_ddp(rank_data(rank, torch.float32)),
+                   **_recalibrate_with_a_loader(exact),
+                   "precise-input-moments": _precise_from_input_moments(exact)}
         torch.save(results, Path(out) / f"rank{rank}.pt")
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def _recalibrate_with_a_loader(exact: dict) -> dict[str, tuple[Tensor, Tensor]]:
+    """``dmbn.recalibrate`` on this rank's own loader of ``(x, y)`` batches (a generator; the
+    any-iterable paths, not the workflow's tensor path): PreciseBN on the PreciseBN batches,
+    recalibration on the ESM set in batches of ESM_CHUNK, each loaded into the model and flattened."""
+    results = {}
+    for estimator, batches in (("precise", exact["precise"]), ("recalibrated", exact["esm"].split(ESM_CHUNK))):
+        model = convnet(torch.float64)
+        loader = ((x, torch.zeros(len(x), dtype=torch.long)) for x in batches)
+        statistics = dmbn.recalibrate(model, loader, estimator=estimator, batches=None)
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        assert all(torch.equal(bn.running_mean, statistics[name][0]) for name, bn in zip(statistics, bns))
+        results[f"recalibrate-{estimator}"] = (torch.cat([m for m, _ in statistics.values()]),
+                                               torch.cat([v for _, v in statistics.values()]))
+    return results
+
+
+def _precise_from_input_moments(exact: dict) -> tuple[Tensor, Tensor]:
+    """PreciseBN as it runs for a syncing ``SyncBatchNorm`` (whose buffers hold the global batch's
+    statistics): every layer's batch moments from its local input, pooled over the ranks. Plain BN
+    layers stand in (``SyncBatchNorm`` refuses CPU inputs under a process group)."""
+    real = distributed.syncs_batch_statistics
+    distributed.syncs_batch_statistics = lambda bn: True
+    try:
+        return estimators.precise_statistics(convnet(torch.float64), exact["precise"])
+    finally:
+        distributed.syncs_batch_statistics = real
 
 
 def _bank_under_ddp(data: dict) -> dict[str, tuple[Tensor, Tensor]]:
@@ -167,6 +199,22 @@ def assert_same_on_every_rank(ranks: list[dict], key: str) -> None:
 def test_precise_bn_pools_every_ranks_batches_weighted_by_their_size(ranks):
     assert_same_on_every_rank(ranks, "precise")
     torch.testing.assert_close(ranks[0]["precise"], precise_reference(torch.float64), rtol=1e-10, atol=1e-12)
+
+
+def test_recalibrate_pools_every_ranks_loader(ranks):
+    """The one-line API with each rank's own loader (unequal batch sizes and numbers of batches)
+    ends with the same statistics on every rank: those of one process over all ranks' data."""
+    for estimator, reference in (("precise", precise_reference), ("recalibrated", recalibrated_reference)):
+        key = f"recalibrate-{estimator}"
+        assert_same_on_every_rank(ranks, key)
+        torch.testing.assert_close(ranks[0][key], reference(torch.float64), rtol=1e-10, atol=1e-12)
+
+
+def test_precise_bn_from_the_local_inputs_of_syncing_layers(ranks):
+    """The path for a syncing SyncBatchNorm (moments of the rank's own input, then pooled)."""
+    assert_same_on_every_rank(ranks, "precise-input-moments")
+    torch.testing.assert_close(ranks[0]["precise-input-moments"], precise_reference(torch.float64),
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_recalibration_pools_every_ranks_esm_set(ranks):

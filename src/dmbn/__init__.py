@@ -1,8 +1,12 @@
 """dmbn: BatchNorm's inference statistics — an estimator bank, ESM, Dynamic Momentum BN.
 
-Attach an ``EstimatorBank`` to any model with ``nn.BatchNorm*d`` layers, call ``observe()``
-after each training forward, and evaluate with ``bank.use(name)``; ``dmbn.esm`` measures the
-estimation shift of any estimator. ``register_estimator`` adds a user's own estimator class.
+``recalibrate(model, loader)`` re-estimates any model's BN statistics from any loader in one call
+(PreciseBN or recalibrated; a drop-in for ``torch.optim.swa_utils.update_bn``). Attach an
+``EstimatorBank`` to any model with ``nn.BatchNorm*d`` layers (``with EstimatorBank(model) as
+bank:``), call ``observe()`` after each training forward, and evaluate with ``bank.use(name)``;
+``dmbn.esm`` measures the estimation shift of any estimator. ``register_estimator`` adds a user's
+own estimator class. Under ``torch.distributed`` the pooling estimators pool every rank's data
+(``dmbn.distributed``). docs/LIBRARY.md has examples.
 """
 
 from importlib import import_module
@@ -15,6 +19,7 @@ _EXPORTS = {
     "STATIC_BETAS": "names", "static_name": "names",
     "expected_statistics": "esm", "measure_esm": "esm", "recalibrated_statistics": "esm",
     "EstimatorStatistics": "statistics", "LayerLayout": "statistics", "using_statistics": "statistics",
+    "recalibrate": "library", "load_statistics": "library", "preserved": "bn_state",
 }
 __all__ = sorted(_EXPORTS)
 

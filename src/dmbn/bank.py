@@ -5,10 +5,12 @@
 
 Both have the interface ``StatisticsHolder``, so a training run (``dmbn.train.Run``) has one path.
 
-How the bank observes batch statistics at no cost: every BN layer's buffers become views into one
-flat vector and its momentum is set to 1.0, so after each training forward that vector holds
-exactly the last batch's mean and unbiased variance for all layers. All plain EMA rows (static,
-CMA, horizon-matched) live in one ``[rows, channels]`` tensor that one ``lerp_`` updates.
+How the bank observes batch statistics at no cost: while it is attached, every BN layer's buffers
+are views into one flat vector and its momentum is 1.0, so after each training forward that vector
+holds exactly the last batch's mean and unbiased variance for all layers. All plain EMA rows
+(static, CMA, horizon-matched) live in one ``[rows, channels]`` tensor that one ``lerp_`` updates.
+``close()`` (or leaving ``with bank:``) gives the model back as it was at ``attach()``
+(``dmbn.bn_state``): each layer's own buffers and values, momentum, counter, modes, no hooks.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from typing import Iterable, Protocol
 import torch
 from torch import Tensor, nn
 
+from .bn_state import BNState, CallCounter, checked_layers, warn_not_run
 from .estimators import (DMBN, Batch, CausalDMBN, EmaRows, Estimator, EpochContext, Setup, StaticEMA,
-                         Statistics, TrainingContext, element_counter, estimator_class)
+                         Statistics, TrainingContext, estimator_class)
 from .names import ESTIMATORS, STAGES, STATIC_BETAS, static_name
-from .statistics import EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers, using_statistics
+from .statistics import (EstimatorStatistics, LayerLayout, batchnorm_layers, read_buffers, using_statistics,
+                         write_buffers)
 
 
 # -- holders ---------------------------------------------------------------------------------------
@@ -50,32 +54,77 @@ class EstimatorBank:
     ``estimators`` are kinds of ``dmbn.names.ESTIMATORS``. Call ``start_epoch()`` before an epoch,
     ``observe()`` after every training forward, ``finish_epoch(esm_mu, esm_sigma)`` at the epoch's
     end with the static candidates' ESM per layer (from ``dmbn.esm``), and, for the estimators of
-    the final weights, ``finish_training(context)``.
+    the final weights, ``finish_training(context)``. ``names`` lists every estimator row it holds,
+    ``statistics(name)`` gives one (flat mean, var), ``use(name)`` evaluates with it.
+
+    The bank attaches when built (BN momentum 1, buffers shared, count hooks): ``close(load=name)``
+    or leaving ``with EstimatorBank(model) as bank:`` restores the model as it was at ``attach()``
+    (``load``: then copies that estimator's statistics into the layers' own buffers); the
+    estimators keep their statistics, and ``attach()`` goes on observing. BN layers without running
+    statistics are left alone (named in a warning); the first ``observe()`` refuses a layer that ran
+    more than once since ``attach()`` (a layer shared within a forward) and names those that did not
+    run.
     """
 
     def __init__(self, model: nn.Module, betas: Iterable[float] = STATIC_BETAS,
                  estimators: Iterable[str] = ("static", "dmbn", "cma"), kappa: float = 1.0,
                  prediction_batch: int | None = None) -> None:
         self.model = model
+        self._layers = checked_layers(model)
         self.layout = LayerLayout.of(model)
         if not self.layout.sizes:
             raise ValueError("the model has no BatchNorm layer to estimate statistics for")
         self.betas = tuple(sorted(float(b) for b in betas))
         classes = _estimator_classes(set(estimators))  # checked before the model is touched
-        self._batch_mean, self._batch_var = self._pool_buffers()
-        setup = Setup(self.layout, self._batch_mean.device, self.betas, kappa, prediction_batch)
+        self.device = self._layers[0][1].running_mean.device
+        setup = Setup(self.layout, self.device, self.betas, kappa, prediction_batch)
         self.estimators = [cls(setup) for cls in classes]
         self._bind_ema_rows()
         self._observers = [e for e in self.estimators if type(e).observe is not Estimator.observe]
-        self._counts = self._count_hooks() if any(e.needs_count for e in self.estimators) else None
+        self._needs_count = any(e.needs_count for e in self.estimators)
+        self._saved: BNState | None = None
+        self._counter: CallCounter | None = None
+        self._checked = False  # whether observe() has checked which layers ran since attach()
         self._last_counts: tuple[int, ...] = ()
         self._count: Tensor | None = None
         self.epoch_steps = 0
         self._epoch_start: Statistics | tuple | None = None  # the candidates' state at the start
+        self.attach()
+
+    # -- attaching to the model ------------------------------------------------------------------
+    @property
+    def attached(self) -> bool:
+        return self._saved is not None
+
+    def attach(self) -> "EstimatorBank":
+        """Borrow the model's BN layers (a no-op when attached): save their state, share their
+        buffers in one vector written at momentum 1, count their inputs."""
+        if self._saved is None:
+            self._saved = BNState(self.model)
+            self._batch_mean, self._batch_var = self._pool_buffers()
+            self._counter = CallCounter(self._saved, self._layers, training_only=True)
+            self._checked = False
+        return self
+
+    def close(self, load: str | None = None) -> None:
+        """Give the model back as it was at ``attach()`` (buffers, momenta, counters, modes, no
+        hooks); with ``load``, that estimator's statistics go into the layers' own buffers."""
+        statistics = self.statistics(load) if load is not None else None  # an unknown name: refused first
+        if self._saved is not None:
+            self._saved.restore()
+            self._saved = self._counter = None
+        if statistics is not None:
+            write_buffers(self.model, *statistics)
+
+    def __enter__(self) -> "EstimatorBank":
+        return self.attach()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def _pool_buffers(self) -> Statistics:
         """Make every BN buffer a view into one flat vector and have BN write raw batch stats there."""
-        layers = [bn for _, bn in batchnorm_layers(self.model)]
+        layers = [bn for _, bn in self._layers]
         flat_mean = torch.cat([bn.running_mean.detach() for bn in layers])
         flat_var = torch.cat([bn.running_var.detach() for bn in layers])
         for bn, m, v in zip(layers, self.layout.split(flat_mean), self.layout.split(flat_var)):
@@ -87,7 +136,7 @@ class EstimatorBank:
         """Every ``EmaRows`` estimator's rows as slices of one ``[rows, channels]`` pair."""
         rows = [e for e in self.estimators if isinstance(e, EmaRows)]
         momenta = [w for e in rows for w in e.momenta()]
-        device, channels = self._batch_mean.device, self.layout.channels
+        device, channels = self.device, self.layout.channels
         self._weights = torch.tensor(momenta, device=device).unsqueeze(1)
         self.ema_mean = torch.zeros(len(momenta), channels, device=device)
         self.ema_var = torch.ones(len(momenta), channels, device=device)
@@ -98,22 +147,26 @@ class EstimatorBank:
             first = part.stop
         self._static = next((e for e in rows if isinstance(e, StaticEMA)), None)
 
-    def _count_hooks(self) -> list[int]:
-        """Values per channel of each BN layer's last input (forward pre-hooks)."""
-        counts = [0] * len(self.layout.sizes)
-        for i, (_, bn) in enumerate(batchnorm_layers(self.model)):
-            bn.register_forward_pre_hook(element_counter(counts, i))
-        return counts
+    def _check_first_step(self) -> None:
+        """At the first ``observe()`` after ``attach()``: refuse a layer that ran more than once in
+        train mode, name those that did not run; then drop the hooks unless counts are needed."""
+        ran = self._counter.ran_once("in train mode since attach() (call observe() after every "
+                                     "training forward)")
+        warn_not_run([name for (name, _), r in zip(self._layers, ran) if not r],
+                     "in the first observed training forward")
+        self._checked = True
+        if not self._needs_count:
+            self._counter.remove()
 
     def _count_per_channel(self) -> Tensor | None:
         """Values per channel of the last batch (only if an estimator asks); rebuilt only when the
         batch size changed, so a step usually reuses the same tensor."""
-        if self._counts is None:
+        if not self._needs_count:
             return None
-        if tuple(self._counts) != self._last_counts:
-            self._last_counts = tuple(self._counts)
+        if tuple(self._counter.elements) != self._last_counts:
+            self._last_counts = tuple(self._counter.elements)
             self._count = self.layout.per_channel(torch.tensor(self._last_counts, dtype=torch.float64,
-                                                               device=self._batch_mean.device))
+                                                               device=self.device))
         return self._count
 
     # -- names -----------------------------------------------------------------------------
@@ -169,6 +222,10 @@ class EstimatorBank:
     @torch.no_grad()
     def observe(self) -> None:
         """Fold the batch statistics of the training forward just run into every estimator."""
+        if self._saved is None:
+            raise RuntimeError("the bank is closed: attach() it again before observing training batches")
+        if not self._checked:
+            self._check_first_step()
         if self._observers:
             batch = Batch(self._batch_mean, self._batch_var, self._count_per_channel())
             for e in self._observers:

@@ -25,6 +25,15 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def syncs_batch_statistics(bn: torch.nn.Module) -> bool:
+    """Whether a train-mode forward of ``bn`` writes the statistics of every rank's batch together
+    into its buffers: a ``SyncBatchNorm`` under a process group of more than one rank. Such
+    buffers are global already; pooling them over the ranks again would count values twice."""
+    if not (isinstance(bn, torch.nn.SyncBatchNorm) and active()):
+        return False
+    return dist.get_world_size(bn.process_group or dist.group.WORLD) > 1
+
+
 def all_reduce_sums(*tensors: Tensor) -> tuple[Tensor, ...]:
     """Each tensor summed over the ranks, by one ``all_reduce`` of them packed in float64 (one
     collective instead of one per tensor); the inputs are left untouched. Shapes must agree

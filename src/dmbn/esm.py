@@ -19,7 +19,7 @@ changes, run once on the shared samples. Moments are computed per chunk in the a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,11 +27,12 @@ import torch
 from torch import Tensor, nn
 
 from . import distributed
+from .batches import CallFn, forward
+from .bn_state import CallCounter, all_batchnorms, checked_layers, preserved, warn_not_run
 from .statistics import (
     BatchNorm,
     LayerLayout,
     batchnorm_layers,
-    preserved_statistics,
     read_buffers,
 )
 
@@ -68,11 +69,16 @@ class Moments:
         self.m2 = self.m2 + var.double() * count + delta.square() * (self.count * count / total)
         self.count = total
 
-    def all_reduce(self) -> None:
+    def all_reduce(self, like: Tensor | None = None) -> None:
         """Under ``torch.distributed``: pool every rank's values (``dmbn.distributed``), each rank
-        weighted by its count; a no-op in a single process."""
+        weighted by its count; a no-op in a single process. ``like`` (a per-channel tensor) gives
+        the shape and device of a rank that added no values, which still takes part with zeros."""
         if not distributed.active():
             return
+        if self.count == 0:
+            if like is None:
+                raise ValueError("moments without values need a tensor `like` to take part in an all-reduce")
+            self.mean = self.m2 = torch.zeros_like(like, dtype=torch.float64)
         count = torch.tensor(float(self.count), dtype=torch.float64, device=self.mean.device)
         total, self.mean, self.m2 = distributed.pooled_moments(count, self.mean, self.m2)
         self.count = int(total.item())
@@ -136,6 +142,11 @@ def _stacked_batchnorms(model: nn.Module, mean: Tensor, var: Tensor,
                         layers: Sequence[int] | None) -> Iterator[list[StackedBatchNorm]]:
     """Replace every BN layer by a ``StackedBatchNorm`` for ``[E, channels]`` statistics (moments
     only at ``layers``, 0-based, if given); the original layers are back afterwards."""
+    untracked = [name for name, bn in all_batchnorms(model) if not bn.track_running_stats]
+    if untracked:
+        raise ValueError(f"the stacked ESM pass cannot run BatchNorm layers without running statistics "
+                         f"({', '.join(untracked)}): in eval mode they normalise each chunk with its own "
+                         "statistics, mixing the estimators' blocks")
     named = batchnorm_layers(model)
     layout = LayerLayout.of(model)
     stand_ins = [StackedBatchNorm(bn, m, v, layers is None or i in layers)
@@ -169,19 +180,15 @@ def stacked_expected_statistics(model: nn.Module, estimators: Sequence[tuple[Ten
     mean = torch.stack([m for m, _ in estimators])
     var = torch.stack([v for _, v in estimators])
     count = len(estimators)
-    was_training = model.training
-    model.eval()
     predictions = []
-    try:
-        with _stacked_batchnorms(model, mean, var, layers) as stand_ins:
-            for part in x.split(max(1, chunk // count)):
-                for stand_in in stand_ins:
-                    stand_in.samples = len(part)
-                if len(part) == 1:  # one sample cannot tell shared input from stacked blocks
-                    part = part.expand(count, *part.shape[1:])
-                predictions.append(_stacked_forward(model, part, count))
-    finally:
-        model.train(was_training)
+    with preserved(model), _stacked_batchnorms(model, mean, var, layers) as stand_ins:
+        model.eval()
+        for part in x.split(max(1, chunk // count)):
+            for stand_in in stand_ins:
+                stand_in.samples = len(part)
+            if len(part) == 1:  # one sample cannot tell shared input from stacked blocks
+                part = part.expand(count, *part.shape[1:])
+            predictions.append(_stacked_forward(model, part, count))
     predictions = torch.cat(predictions, dim=1)
     if across_ranks:
         for stand_in in stand_ins:
@@ -256,15 +263,82 @@ def measure_esm(model: nn.Module, estimators: Mapping[str, tuple[Tensor, Tensor]
 
 
 @torch.no_grad()
-def recalibrated_statistics(model: nn.Module, x: Tensor, chunk: int = ESM_CHUNK) -> tuple[Tensor, Tensor]:
+def recalibrated_statistics(model: nn.Module, x: Tensor | Iterable, chunk: int = ESM_CHUNK,
+                            call_fn: CallFn | None = None) -> tuple[Tensor, Tensor]:
     """Expected statistics set layer by layer, each measured with every upstream layer already
-    recalibrated: the estimator whose ESM on ``x`` is zero by construction. Under
-    ``torch.distributed`` each layer's statistics pool every rank's ``x`` (``dmbn.distributed``;
-    every rank calls, each with at least one sample), so all ranks end with the same."""
-    bns = [bn for _, bn in batchnorm_layers(model)]
-    with preserved_statistics(model):
-        for i, bn in enumerate(bns):
-            expected = expected_statistics(model, x, chunk, layers=[i], across_ranks=True)
-            bn.running_mean.copy_(expected.mean)
-            bn.running_var.copy_(expected.var)
-        return read_buffers(model)
+    recalibrated: the estimator whose ESM on ``x`` is zero by construction. In eval mode, for BN
+    layer l = 1 … L in forward order, with layers 1 … l−1 already holding their recalibrated
+    statistics: μ_l, σ²_l = mean and unbiased variance of layer l's input over every value of a
+    channel in ``x`` (samples × positions), merged in float64. Flat (mean, var) over the layers
+    with running statistics; the model's state is restored afterwards (``bn_state.preserved``).
+
+    ``x`` is one tensor (split into chunks of ``chunk`` samples) or any iterable of batches fed
+    through ``dmbn.batches.forward`` (``call_fn``); such batches are kept in a list, since every
+    layer needs a pass over the same samples (L passes in all). A tensor on a model whose BN layers
+    all track statistics takes the stacked pass of ``dmbn.esm`` (the workflow's path).
+
+    Under ``torch.distributed`` each layer's statistics pool every rank's ``x`` on both paths
+    (``dmbn.distributed``; every rank calls, with its own data), so all ranks end with the same."""
+    named = checked_layers(model)
+    untracked = len(named) < len(all_batchnorms(model))
+    if isinstance(x, Tensor) and call_fn is None and not untracked:
+        with preserved(model):
+            for i, (_, bn) in enumerate(named):
+                expected = expected_statistics(model, x, chunk, layers=[i], across_ranks=True)
+                bn.running_mean.copy_(expected.mean)
+                bn.running_var.copy_(expected.var)
+            return read_buffers(model)
+    batches = list(x.split(chunk) if isinstance(x, Tensor) else x)
+    with preserved(model) as state:
+        model.eval()
+        ran = [_recalibrate_layer(model, state, named, i, batches, call_fn) for i in range(len(named))]
+        statistics = read_buffers(model)
+    warn_not_run([name for (name, _), r in zip(named, ran) if not r], "in any batch")
+    return statistics
+
+
+class _Measured(Exception):
+    """Raised by the measuring hook: the rest of the forward cannot change what was measured."""
+
+
+def _recalibrate_layer(model: nn.Module, state, named: list, index: int, batches: list,
+                       call_fn: CallFn | None) -> bool:
+    """Load layer ``index``'s expected statistics over ``batches`` (eval forwards; the layers before
+    it hold theirs already); False if it never ran (its statistics stay). The first layer's pass
+    runs whole forwards and refuses a layer that runs twice in one; later passes stop each forward
+    at the measured layer's input, which halves their cost on average. Under ``torch.distributed``
+    the moments pool every rank's batches (a collective per layer, on every rank, even one whose
+    batches never reach the layer); False then if it ran on no rank."""
+    name, bn = named[index]
+    moments = Moments()
+    whole = index == 0
+
+    def measure(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        values = inputs[0].transpose(0, 1).flatten(1)  # [channels, samples x positions]
+        moments.add(values.shape[1], values.mean(dim=1), values.var(dim=1, unbiased=False))
+        if not whole:
+            raise _Measured
+
+    counter = CallCounter(state, named) if whole else None
+    handle = state.hook(bn, measure)
+    try:
+        for batch in batches:
+            if counter:
+                counter.reset()
+            try:
+                forward(model, batch, call_fn)
+            except _Measured:
+                pass
+            if counter:
+                counter.ran_once("in one forward")
+    finally:
+        handle.remove()
+        if counter:
+            counter.remove()
+    moments.all_reduce(bn.running_mean)  # DDP: every rank's batches
+    if moments.count == 0:
+        return False
+    mean, var = moments.mean_var()
+    bn.running_mean.copy_(mean)
+    bn.running_var.copy_(var)
+    return True

@@ -25,14 +25,16 @@ A holder (``dmbn.bank``) carries the estimators of one run and feeds them every 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
 from . import distributed
+from .batches import CallFn, forward
+from .bn_state import CallCounter, checked_layers, preserved, warn_not_run
 from .names import ESTIMATORS, static_name
-from .statistics import LayerLayout, batchnorm_layers, preserved_statistics, read_buffers
+from .statistics import LayerLayout
 
 Statistics = tuple[Tensor, Tensor]  # flat (mean, var) over every BN channel
 FIRST_EPOCH_BETA = 0.1  # causal DMBN's momentum before any β* exists: PyTorch's default
@@ -482,18 +484,6 @@ class PopulationStatistics:
         self.m2 = self.m2 + (count - 1) * batch_var + delta ** 2 * self.count * count / total
         self.count = total
 
-    def all_reduce(self, channels: int, device: torch.device) -> None:
-        """Under ``torch.distributed``: pool every rank's batches (``dmbn.distributed``), so each
-        rank holds the statistics of all of them, each weighted by its true size; a rank without
-        batches adds none. A no-op in a single process."""
-        if not distributed.active():
-            return
-        zeros = torch.zeros(channels, dtype=torch.float64, device=device)
-        own = (zeros, zeros, zeros) if self.count is None else (self.count, self.mean, self.m2)
-        count, mean, m2 = distributed.pooled_moments(*own)
-        if bool((count > 0).all()):
-            self.count, self.mean, self.m2 = count, mean, m2
-
     def statistics(self) -> tuple[Tensor, Tensor]:
         if self.count is None:
             raise ValueError("PreciseBN needs at least one batch")
@@ -501,49 +491,80 @@ class PopulationStatistics:
 
 
 @torch.no_grad()
-def precise_statistics(model: nn.Module, batches: Iterable[Tensor]) -> tuple[Tensor, Tensor]:
+def precise_statistics(model: nn.Module, batches: Iterable[Any], call_fn: CallFn | None = None) -> Statistics:
     """PreciseBN (Wu & Johnson 2021): population statistics of every BN layer's input over
-    ``batches`` with the current weights (``PopulationStatistics``, as fvcore's ``update_bn_stats``).
+    ``batches`` with the current weights (``PopulationStatistics``, as fvcore's ``update_bn_stats``):
+    flat (mean, unbiased variance) over the layers with running statistics, in their dtype.
 
-    Runs forwards in train mode, so each layer sees the batch-normalised outputs of the layers
-    before it, as in training; the model's buffers, momenta and mode are restored afterwards.
-    Under ``torch.distributed`` the statistics pool every rank's batches, each weighted by its
-    size (``dmbn.distributed``; every rank calls, with its own number of batches).
+    Each batch goes through ``dmbn.batches.forward`` (tensors, tuples, dicts; ``call_fn`` for
+    anything else) in train mode, at BN momentum 1, so each layer sees the batch-normalised
+    outputs of the layers before it, as in training, and its buffers hold the batch's mean and
+    unbiased variance after the forward. Everything is restored afterwards (``bn_state.preserved``):
+    buffers, momenta, counters, each module's mode. A layer that never ran keeps its own statistics
+    (named in a warning); one that runs twice in a forward is refused.
+
+    Under ``torch.distributed`` each layer's statistics pool every rank's batches, each weighted
+    by its size (``dmbn.distributed``; every rank calls, with its own number of batches, none
+    included). A ``SyncBatchNorm`` layer that syncs (a process group of several ranks) writes the
+    *global* batch's statistics into its buffers; for it the batch's moments are taken from this
+    rank's input instead (a pre-hook), so that the pooling over ranks counts every value once.
     """
-    layers = [bn for _, bn in batchnorm_layers(model)]
-    layout = LayerLayout.of(model)
-    saved_momenta = [bn.momentum for bn in layers]
-    saved_steps = [bn.num_batches_tracked.clone() for bn in layers]  # train forwards count them
-    was_training = model.training
-    counts: list[int] = [0] * len(layers)
-    hooks = [bn.register_forward_pre_hook(element_counter(counts, i)) for i, bn in enumerate(layers)]
-    population = PopulationStatistics()
-    with preserved_statistics(model):
+    named = checked_layers(model)
+    layers = [bn for _, bn in named]
+    populations = [PopulationStatistics() for _ in layers]
+    with preserved(model) as state:
+        counter = CallCounter(state, named)
+        local: dict[int, Statistics] = {}  # this rank's own moments of a syncing SyncBatchNorm's input
+        for i, bn in enumerate(layers):
+            if distributed.syncs_batch_statistics(bn):
+                state.hook(bn, _input_moments(local, i))
+        model.train()
         for bn in layers:
             bn.momentum = 1.0
-        model.train()
-        try:
-            for x in batches:
-                model(x)
-                per_channel = layout.per_channel(torch.tensor(counts, dtype=torch.float64,
-                                                              device=layers[0].running_mean.device))
-                population.update(per_channel, *read_buffers(model))
-        finally:
-            for hook in hooks:
-                hook.remove()
-            for bn, momentum, steps in zip(layers, saved_momenta, saved_steps):
-                bn.momentum = momentum
-                bn.num_batches_tracked.copy_(steps)
-            model.train(was_training)
+        for batch in batches:
+            counter.reset()
+            forward(model, batch, call_fn)
+            for i, (bn, population, ran, count) in enumerate(zip(layers, populations,
+                                                                 counter.ran_once("in one forward"), counter.elements)):
+                if not ran:
+                    continue
+                if i in local:  # a syncing SyncBatchNorm: this rank's own values
+                    mean, var = local.pop(i)
+                else:  # the buffers hold this batch's statistics (copies: the next forward overwrites them)
+                    mean, var = bn.running_mean.detach().clone(), bn.running_var.detach().clone()
+                population.update(torch.full_like(mean, count, dtype=torch.float64), mean, var)
+        all_reduce_populations(populations, layers)  # DDP: every rank's batches
+        if all(p.count is None for p in populations):
+            raise ValueError("PreciseBN needs at least one batch")
+    warn_not_run([name for (name, _), p in zip(named, populations) if p.count is None], "in any batch")
+    statistics = [p.statistics() if p.count is not None else (bn.running_mean, bn.running_var)
+                  for bn, p in zip(layers, populations)]
     dtype = layers[0].running_mean.dtype
-    population.all_reduce(layout.channels, layers[0].running_mean.device)  # DDP: every rank's batches
-    mean, var = population.statistics()
-    return mean.to(dtype), var.to(dtype)
+    return (torch.cat([m.to(dtype) for m, _ in statistics]), torch.cat([v.to(dtype) for _, v in statistics]))
 
 
-def element_counter(counts: list[int], index: int):
-    """A forward pre-hook recording how many elements per channel a BN layer's input holds."""
-    def hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        x = inputs[0]
-        counts[index] = x.numel() // x.shape[1]
-    return hook
+def all_reduce_populations(populations: list[PopulationStatistics], layers: list[nn.Module]) -> None:
+    """Under ``torch.distributed``: pool every rank's batches into each layer's population
+    (``dmbn.distributed``, one ``pooled_moments`` over all layers' channels together), so each rank
+    holds the statistics of all of them, each weighted by its true size; a rank on which a layer
+    never ran adds zeros, and a layer that ran on no rank stays empty. A no-op in a single process."""
+    if not distributed.active():
+        return
+    channels = [bn.running_mean.numel() for bn in layers]
+    device = layers[0].running_mean.device
+    own = [(p.count, p.mean, p.m2) if p.count is not None else (torch.zeros(c, dtype=torch.float64, device=device),) * 3
+           for p, c in zip(populations, channels)]
+    pooled = distributed.pooled_moments(*(torch.cat([o[k].to(device) for o in own]) for k in range(3)))
+    for population, count, mean, m2 in zip(populations, *(t.split(channels) for t in pooled)):
+        if bool((count > 0).all()):
+            population.count, population.mean, population.m2 = count, mean, m2
+
+
+def _input_moments(local: dict[int, Statistics], index: int):
+    """A forward pre-hook storing this rank's mean and unbiased variance of the layer's input per
+    channel in float64 (0 for a single value), as a plain BN layer's buffers hold them at momentum 1."""
+    def pre_hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        values = inputs[0].detach().transpose(0, 1).flatten(1).double()  # [channels, samples x positions]
+        n = values.shape[1]
+        local[index] = (values.mean(dim=1), values.var(dim=1, unbiased=False) * (n / max(n - 1, 1)))
+    return pre_hook

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from .metrics import classification_metrics
-from .statistics import EstimatorStatistics, batchnorm_layers, preserved_statistics
+from .bn_state import preserved
+from .statistics import EstimatorStatistics, batchnorm_layers
 
 
 @torch.no_grad()
@@ -31,23 +32,15 @@ def predict_with_batch_statistics(model: nn.Module, x: Tensor, batch_size: int |
     """Prediction-time BN (Nado et al. 2020): class predictions where every BN layer normalises
     each test batch (``prediction_batch_sizes``, in order) with that batch's own mean and biased variance, as
     in training. Only the BN layers are in train mode, at momentum 0 so their running statistics
-    stay; buffers, momenta, batch counters and modes are restored afterwards."""
-    layers = [bn for _, bn in batchnorm_layers(model)]
-    saved = [(bn.momentum, bn.num_batches_tracked.clone()) for bn in layers]
-    was_training = model.training
-    with preserved_statistics(model):
+    stay; buffers, momenta, batch counters and every module's mode are restored afterwards
+    (``bn_state.preserved``)."""
+    with preserved(model):
         model.eval()
-        for bn in layers:
+        for _, bn in batchnorm_layers(model):
             bn.train()
             bn.momentum = 0.0
-        try:
-            return torch.cat([model(part).argmax(dim=1)
-                              for part in x.split(prediction_batch_sizes(len(x), batch_size))])
-        finally:
-            for bn, (momentum, steps) in zip(layers, saved):
-                bn.momentum = momentum
-                bn.num_batches_tracked.copy_(steps)
-            model.train(was_training)
+        return torch.cat([model(part).argmax(dim=1)
+                          for part in x.split(prediction_batch_sizes(len(x), batch_size))])
 
 
 def evaluate_estimators(model: nn.Module, statistics: EstimatorStatistics, x: Tensor, y: Tensor,

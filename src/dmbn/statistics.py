@@ -14,18 +14,9 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from .bn_state import BatchNorm, preserved  # noqa: F401  (BatchNorm: dmbn.esm imports it from here)
+from .bn_state import tracked_layers as batchnorm_layers  # layers without running statistics: left alone
 from .files import load_pt
-
-BatchNorm = nn.modules.batchnorm._BatchNorm
-
-
-def batchnorm_layers(model: nn.Module) -> list[tuple[str, BatchNorm]]:
-    """The model's BatchNorm layers with their names, in registration (= forward) order."""
-    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, BatchNorm)]
-    for name, bn in layers:
-        if not bn.track_running_stats:
-            raise ValueError(f"BatchNorm layer {name!r} does not track running statistics")
-    return layers
 
 
 @dataclass(frozen=True)
@@ -77,20 +68,13 @@ def write_buffers(model: nn.Module, mean: Tensor, var: Tensor) -> None:
             bn.running_var.copy_(v)
 
 
-@contextmanager
-def preserved_statistics(model: nn.Module) -> Iterator[nn.Module]:
-    """Whatever happens to the BN buffers inside the block is undone when it ends."""
-    saved = read_buffers(model)
-    try:
-        yield model
-    finally:
-        write_buffers(model, *saved)
+preserved_statistics = preserved  # the one save/restore of BN state (dmbn.bn_state)
 
 
 @contextmanager
 def using_statistics(model: nn.Module, mean: Tensor, var: Tensor) -> Iterator[nn.Module]:
     """Evaluate ``model`` as if it had learnt these running statistics; restore them afterwards."""
-    with preserved_statistics(model):
+    with preserved(model):
         write_buffers(model, mean, var)
         yield model
 
