@@ -4,6 +4,7 @@ the line and the column (or the job that rebuilds the file)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -296,3 +297,49 @@ def test_aggregate_refuses_a_corrupt_run_file_and_the_advice_rebuilds_one(tmp_pa
     snakemake(tmp_path, path, "--cores", "1", STUDY_METRICS)
     assert EstimatorStatistics.load(statistics).names  # rebuilt from the run's checkpoint
     assert len(read_study_file(tmp_path / STUDY_METRICS)) == 13  # the evaluate job rewrote the run's metrics
+
+
+# -- run cards (card.json, read by the run_cards rule) ------------------------------------------------
+
+def a_card() -> dict:
+    segment = {"commit": "abc", "started": "2026-12-06T10:00:00+00:00", "finished": "2026-12-06T10:01:00+00:00",
+               "first_epoch": 0, "last_epoch": 3, "wall_seconds": 60.0}
+    return {"dmbn_version": "0.1.0", "commit": "abc", "commit_dirty": False, "python": "3.11.7",
+            "torch": "2.14.1", "torchvision": "0.29.1", "snakemake": "9.27.1", "device": "cpu", "threads": 1,
+            "hostname": "vm", "started": segment["started"], "finished": segment["finished"],
+            "wall_seconds": 60.0, "epochs_run": 3, "resumed_from_epoch": 0, "segments": [segment]}
+
+
+BAD_CARDS = [  # (field, bad value, words the error must show)
+    ("threads", 0, ["field threads", "0 is less than the minimum of 1"]),
+    ("wall_seconds", -1.0, ["field wall_seconds", "-1.0"]),
+    ("wall_seconds", float("nan"), ["field wall_seconds", "not a finite number"]),
+    ("commit_dirty", "yes", ["field commit_dirty", "'yes'"]),
+    ("epochs_run", 2.5, ["field epochs_run", "2.5"]),
+    ("segments", [], ["field segments", "[]"]),
+]
+
+
+@pytest.mark.parametrize("field, value, words", BAD_CARDS, ids=[f"{f}={v}" for f, v, _ in BAD_CARDS])
+def test_a_run_card_with_a_bad_field_is_named_with_file_and_field(tmp_path, field, value, words):
+    from dmbn.readback import read_card
+
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(a_card()))
+    assert read_card(path)["threads"] == 1  # the good card passes
+    path.write_text(json.dumps({**a_card(), field: value}))
+    with pytest.raises(ReadbackError) as error:
+        read_card(path)
+    for word in [str(path), *words, "rm "]:
+        assert word in str(error.value), str(error.value)
+
+
+def test_a_segment_without_its_epochs_is_named(tmp_path):
+    from dmbn.readback import read_card
+
+    card = a_card()
+    del card["segments"][0]["last_epoch"]
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card))
+    with pytest.raises(ReadbackError, match=r"field segments\.0: 'last_epoch' is a required property"):
+        read_card(path)

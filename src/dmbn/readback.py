@@ -267,3 +267,61 @@ def _epochs(frame: pd.DataFrame, epochs: int | None, whose: str = "") -> list[st
 
 
 # -- .pt files ------------------------------------------------------------------------------------------
+
+
+# -- run cards --------------------------------------------------------------------------------------
+
+_TEXT, _COUNT = {"type": "string", "minLength": 1}, {"type": "integer", "minimum": 0}
+_SECONDS = {"type": "number", "minimum": 0}  # JSON has no NaN or infinity: json.loads reads them
+                                            # as floats, which `_finite` refuses below
+_TIMES = {"started": _TEXT, "finished": _TEXT, "wall_seconds": _SECONDS}
+CARD_SCHEMA = {
+    "type": "object",
+    "required": ["dmbn_version", "commit", "commit_dirty", "python", "torch", "torchvision", "snakemake",
+                 "device", "threads", "hostname", "started", "finished", "wall_seconds", "epochs_run",
+                 "resumed_from_epoch", "segments"],
+    "properties": {
+        "dmbn_version": _TEXT, "commit": _TEXT, "commit_dirty": {"type": ["boolean", "null"]},
+        "python": _TEXT, "torch": _TEXT, "torchvision": {"type": ["string", "null"]},
+        "snakemake": {"type": ["string", "null"]}, "device": _TEXT,
+        "threads": {"type": "integer", "minimum": 1}, "hostname": _TEXT, **_TIMES,
+        "epochs_run": _COUNT, "resumed_from_epoch": _COUNT,
+        "segments": {"type": "array", "minItems": 1, "items": {
+            # a segment's times are optional: checkpoints of older dmbn versions carry segments without them
+            "type": "object", "required": ["commit", "first_epoch", "last_epoch"],
+            "properties": {"commit": _TEXT, "first_epoch": _COUNT, "last_epoch": _COUNT, **_TIMES}}},
+    },
+}
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """A run's ``card.json``, checked against ``CARD_SCHEMA`` (the project's jsonschema): an
+    error names the file, the field and the value, and how to rebuild the card."""
+    import json
+
+    import jsonschema
+
+    path = Path(path)
+    try:
+        card = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReadbackError(f"{path} is not a run card (not JSON: {_first_line(error)}). "
+                            f"{rebuild(path, 'train')}") from None
+    problems = sorted(jsonschema.Draft202012Validator(CARD_SCHEMA).iter_errors(card), key=lambda e: list(e.path))
+    problems += [_NonFinite(path_) for path_ in _non_finite(card)]
+    if problems:
+        shown = "; ".join(f"field {'.'.join(map(str, p.path)) or '(card)'}: {p.message}" for p in problems[:SHOWN])
+        raise ReadbackError(f"{path} breaks the run card's schema: {shown}. {rebuild(path, 'train')}")
+    return card
+
+
+class _NonFinite:
+    def __init__(self, path: list) -> None:
+        self.path, self.message = path, "is not a finite number"
+
+
+def _non_finite(node: Any, path: tuple = ()) -> list[list]:
+    if isinstance(node, float):
+        return [] if np.isfinite(node) else [list(path)]
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    return [bad for key, child in children for bad in _non_finite(child, (*path, key))]

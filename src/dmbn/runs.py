@@ -8,7 +8,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from .readback import read_run_file
+from .readback import read_card, read_run_file
 
 RUN_KEYS = ("dataset", "regime", "arch", "seed", "member")
 BETA_COLUMNS = ("epoch", "layer", "estimator", "beta")  # betas.csv: β* of each kind that chooses one
@@ -52,13 +52,7 @@ def read_cards(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.Dat
     fields, its training segments flattened to their count and their distinct commits (in order)."""
     rows = []
     for path, label in zip(paths, labels):
-        try:
-            card = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not a run card: {error}") from None
-        missing = [k for k in CARD_COLUMNS[:-1] if k not in card]
-        if missing:
-            raise ValueError(f"{path}: run card lacks {', '.join(missing)}")
+        card = read_card(path)
         commits = dict.fromkeys(segment["commit"] for segment in card["segments"])
         rows.append({**{k: label[k] for k in RUN_KEYS}, **{k: card[k] for k in CARD_COLUMNS[:-2]},
                      "segments": len(card["segments"]), "commits": " ".join(commits)})
