@@ -7,6 +7,7 @@ in the registry ``dmbn.names.ESTIMATORS``; ``docs/ESTIMATORS.md`` states each on
 cost. Notation: per channel, batch b of n values has mean m_b and unbiased variance v_b.
 
 * ``static-β``     PyTorch's EMA with momentum β: μ ← (1−β)μ + β m_b, σ² ← (1−β)σ² + β v_b
+* ``static-biased-β`` the same EMA of the *biased* batch variance: σ² ← (1−β)σ² + β v_b (n−1)/n
 * ``cma``          cumulative average (PyTorch's ``momentum=None``): β_t = 1/t
 * ``horizon-β``    the static EMA at per-step momentum 1 − (1−β)^κ, κ = batch size / reference
                    batch size: the same horizon in samples whatever the batch size
@@ -16,6 +17,8 @@ cost. Notation: per channel, batch b of n values has mean m_b and unbiased varia
 * ``dmbn-sigma``, ``dmbn-mu-sigma``: the same, choosing by ESM_σ, or by ESM_μ + ESM_σ
 * ``dmbn-causal``  a real per-layer EMA whose β during epoch e is epoch e−1's β* (0.1 first)
 * ``precise``      PreciseBN: population statistics of the final weights (fvcore's ``update_bn_stats``)
+* ``precise-mean-biased``, ``precise-mean-unbiased``: the same batches' plain averages of the batch
+                   means and of the biased / unbiased batch variances (fvcore's earlier PreciseBN)
 * ``recalibrated`` expected statistics measured layer by layer on the ESM set (ESM = 0)
 * ``test-batch``   prediction-time BN: no statistics; each test batch is normalised with its own
 
@@ -24,7 +27,7 @@ A holder (``dmbn.bank``) carries the estimators of one run and feeds them every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
@@ -84,6 +87,14 @@ class TrainingContext:
     training_batches: Callable[[], Iterable[Tensor]]  # PreciseBN's batches of training inputs
     x_esm: Tensor
     esm_chunk: int
+    _precise: "PrecisePass | None" = field(default=None, init=False, repr=False)
+
+    def precise(self) -> "PrecisePass":
+        """The one pass over PreciseBN's batches that ``precise``, ``precise-mean-*`` and the
+        spread diagnostic all read (run on first use, then kept: one pass, however many rows)."""
+        if self._precise is None:
+            self._precise = precise_pass(self.model, self.training_batches())
+        return self._precise
 
 
 # -- the interface ---------------------------------------------------------------------------------
@@ -272,6 +283,48 @@ class MomentEMA(Estimator):
         self._biased = (self.count - 1) / self.count
 
 
+class StaticBiasedEMA(Estimator):
+    """The static EMA of the *biased* batch variance, one row per β:
+    μ ← (1−β) μ + β m_b (as ``static``),  σ² ← (1−β) σ² + β v_b (n−1)/n.
+
+    Train-mode BN normalises each batch with its biased variance v_b (n−1)/n, while PyTorch's
+    ``running_var`` averages the unbiased v_b. This row is what the running statistics would be
+    if BN kept the variance it normalises with: its σ̂² is ``static-β``'s times (n−1)/n exactly
+    (for a fixed n), so it separates a Bessel factor from any other cause of a shortfall (issue 27).
+    n is the batch's values per channel (samples × positions; counted by the bank's pre-hooks, as
+    for ``moment``), so a smaller last batch gets its own factor. Under ``torch.distributed`` it
+    uses this rank's batch, as ``static`` does (BN's buffers hold this rank's statistics)."""
+
+    kind = "static-biased"
+    needs_count = True
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.betas = setup.betas
+        self.names = [static_name(b, self.kind) for b in self.betas]
+        self.beta = torch.tensor(self.betas, device=self.device).unsqueeze(1)
+        self.mean, self.var = self._zeros_ones(len(self.betas))
+        self._count: Tensor | None = None
+        self._biased: Tensor | None = None
+
+    def observe(self, batch: Batch) -> None:
+        if batch.count is not self._count:  # a new batch size: (n−1)/n changes (the bank reuses the tensor)
+            self._count, self._biased = batch.count, ((batch.count - 1) / batch.count).to(self.var.dtype)
+        mean, var = batch.mean.to(self.mean.dtype), batch.var.to(self.var.dtype) * self._biased
+        self.mean.lerp_(mean.expand_as(self.mean), self.beta)
+        self.var.lerp_(var.expand_as(self.var), self.beta)
+
+    def statistics(self) -> dict[str, Statistics]:
+        return {name: (self.mean[i], self.var[i]) for i, name in enumerate(self.names)}
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean, "var": self.var}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean.copy_(state["mean"])
+        self.var.copy_(state["var"])
+
+
 # -- DMBN and its variants -------------------------------------------------------------------------
 
 class DMBN(Estimator):
@@ -406,12 +459,62 @@ class FinalEstimator(Estimator):
 class PreciseBN(FinalEstimator):
     """PreciseBN (Wu & Johnson 2021; fvcore's ``update_bn_stats``): the population mean and
     unbiased variance of every BN layer's input over ``train.precise_batches`` training batches
-    with the final weights (``precise_statistics``)."""
+    with the final weights (``precise_statistics``). The same pass gives the spread diagnostic
+    (``PrecisePass.spread``, written as ``precise_spread.csv``), kept in ``self.spread``."""
 
     kind = "precise"
 
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        self.spread: list[dict] | None = None
+
     def measure(self, context: TrainingContext) -> Statistics:
-        return precise_statistics(context.model, context.training_batches())
+        measured = context.precise()
+        self.spread = measured.spread
+        return measured.population
+
+    def reopen(self) -> None:
+        super().reopen()
+        self.spread = None
+
+    def state_dict(self) -> dict:
+        return {"value": self.value, "spread": self.spread}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = state["value"]
+        self.spread = state.get("spread")  # a checkpoint from before the diagnostic: none
+
+
+class PreciseMean(FinalEstimator):
+    """fvcore's earlier PreciseBN (``update_bn_stats`` up to commit 1c6e25b, 2020-10-12; replaced by
+    the population variance in d3b3b12, 2021-05-17, "improvements in PreciseBN"): over the same
+    ``train.precise_batches`` batches as ``precise`` (the same pass), μ̂ = the plain mean of the
+    batch means and σ̂² = the plain mean of the per-batch variances, each batch weighing 1 whatever
+    its size, as fvcore's running average ``x += (x_b − x) / (k + 1)`` did. For batches of equal
+    size μ̂ is the population mean; for unequal sizes it is not (a batch weighs 1, not n_b). The
+    spread of the batch means never enters σ̂² (unlike ``precise``)."""
+
+    unbiased = True
+
+    def measure(self, context: TrainingContext) -> Statistics:
+        measured = context.precise()
+        return measured.mean_unbiased if self.unbiased else measured.mean_biased
+
+
+class PreciseMeanUnbiased(PreciseMean):
+    """``precise-mean-unbiased``: the mean of the *unbiased* batch variances v_b, which is what
+    fvcore's old code computed (it averaged BN's ``running_var`` at momentum 1, i.e. v_b)."""
+
+    kind = "precise-mean-unbiased"
+    unbiased = True
+
+
+class PreciseMeanBiased(PreciseMean):
+    """``precise-mean-biased``: the mean of the *biased* batch variances v_b (n_b−1)/n_b, the
+    variances train-mode BN normalised those batches with (fvcore never computed this one)."""
+
+    kind = "precise-mean-biased"
+    unbiased = False
 
 
 class Recalibrated(FinalEstimator):
@@ -490,11 +593,86 @@ class PopulationStatistics:
         return self.mean, self.m2 / (self.count - 1)
 
 
+class BatchAverages:
+    """Per channel, plain averages over batches (each batch weighs 1, whatever its size) of the
+    batch mean, the unbiased and the biased batch variance and 1/n_b, and the centred sum of
+    squares of the batch means (Welford), in float64: fvcore's earlier PreciseBN and the spread
+    diagnostic. n_b counts every element of a channel (samples × spatial positions)."""
+
+    def __init__(self) -> None:
+        self.batches: Tensor | None = None  # per channel (a tensor, so that DDP pools it like the rest)
+        self.mean = self.m2 = self.unbiased = self.biased = self.inverse_count = None
+
+    def update(self, count: int, batch_mean: Tensor, batch_var: Tensor) -> None:
+        mean, var = batch_mean.double(), batch_var.double()
+        if self.batches is None:
+            self.batches = torch.zeros_like(mean)
+            self.mean, self.m2, self.unbiased, self.biased, self.inverse_count = (
+                torch.zeros_like(mean) for _ in range(5))
+        self.batches += 1
+        delta = mean - self.mean
+        self.mean += delta / self.batches
+        self.m2 += delta * (mean - self.mean)
+        self.unbiased += (var - self.unbiased) / self.batches
+        self.biased += (var * ((count - 1) / count) - self.biased) / self.batches
+        self.inverse_count += (1.0 / count - self.inverse_count) / self.batches
+
+    def all_reduce(self, like: Tensor) -> None:
+        """Under ``torch.distributed``: every rank's batches together (each batch weighs 1); a rank
+        without batches adds none. A no-op in a single process."""
+        if not distributed.active():
+            return
+        if self.batches is None:
+            self.batches, self.mean, self.m2, self.unbiased, self.biased, self.inverse_count = (
+                torch.zeros_like(like, dtype=torch.float64) for _ in range(6))
+        own = self.batches.clone()
+        self.batches, self.mean, self.m2 = distributed.pooled_moments(own, self.mean, self.m2)
+        _, self.unbiased, self.biased, self.inverse_count = distributed.pooled_means(
+            own, self.unbiased, self.biased, self.inverse_count)
+        if not bool((self.batches > 0).all()):
+            self.batches = None
+
+    def spread(self, pooled_var: Tensor) -> dict:
+        """Var_b(m_b) (unbiased over batches; NaN for one batch) against pooled_var / B, B the
+        harmonic mean of the batch sizes (n for equal sizes): per channel, then averaged over the
+        channels where the ratio is finite (a channel of zero variance has none)."""
+        batches = int(self.batches[0])
+        var_of_means = self.m2 / (batches - 1) if batches > 1 else torch.full_like(self.m2, float("nan"))
+        ratio = var_of_means / (pooled_var.double() * self.inverse_count)
+        finite = ratio[torch.isfinite(ratio)]
+        return {"batch_size": float(1.0 / self.inverse_count.mean()), "batches": batches,
+                "var_of_batch_means": float(var_of_means.mean()), "pooled_var": float(pooled_var.double().mean()),
+                "ratio": float(finite.mean()) if finite.numel() else float("nan")}
+
+
+@dataclass
+class PrecisePass:
+    """What one pass over PreciseBN's batches gives, flat over the layers with running statistics
+    in their dtype: the population statistics (``precise``), the plain means over batches of the
+    batch means with the unbiased or biased batch variances (``precise-mean-*``), and per layer
+    (1-based, as in ``esm.csv``) the spread of the batch means (``BatchAverages.spread``; layers
+    that ran in no batch have no row)."""
+
+    population: Statistics
+    mean_unbiased: Statistics
+    mean_biased: Statistics
+    spread: list[dict]
+
+
 @torch.no_grad()
 def precise_statistics(model: nn.Module, batches: Iterable[Any], call_fn: CallFn | None = None) -> Statistics:
     """PreciseBN (Wu & Johnson 2021): population statistics of every BN layer's input over
     ``batches`` with the current weights (``PopulationStatistics``, as fvcore's ``update_bn_stats``):
     flat (mean, unbiased variance) over the layers with running statistics, in their dtype.
+    ``precise_pass`` says how, and gives the other rows the same pass yields."""
+    return precise_pass(model, batches, call_fn).population
+
+
+@torch.no_grad()
+def precise_pass(model: nn.Module, batches: Iterable[Any], call_fn: CallFn | None = None) -> PrecisePass:
+    """One pass of train-mode forwards over ``batches`` with the current weights, accumulating every
+    BN layer's input statistics batch by batch: population statistics (``PopulationStatistics``)
+    and plain averages over batches (``BatchAverages``), as ``PrecisePass`` holds them.
 
     Each batch goes through ``dmbn.batches.forward`` (tensors, tuples, dicts; ``call_fn`` for
     anything else) in train mode, at BN momentum 1, so each layer sees the batch-normalised
@@ -512,6 +690,7 @@ def precise_statistics(model: nn.Module, batches: Iterable[Any], call_fn: CallFn
     named = checked_layers(model)
     layers = [bn for _, bn in named]
     populations = [PopulationStatistics() for _ in layers]
+    averages = [BatchAverages() for _ in layers]
     with preserved(model) as state:
         counter = CallCounter(state, named)
         local: dict[int, Statistics] = {}  # this rank's own moments of a syncing SyncBatchNorm's input
@@ -524,8 +703,8 @@ def precise_statistics(model: nn.Module, batches: Iterable[Any], call_fn: CallFn
         for batch in batches:
             counter.reset()
             forward(model, batch, call_fn)
-            for i, (bn, population, ran, count) in enumerate(zip(layers, populations,
-                                                                 counter.ran_once("in one forward"), counter.elements)):
+            for i, (bn, population, average, ran, count) in enumerate(zip(
+                    layers, populations, averages, counter.ran_once("in one forward"), counter.elements)):
                 if not ran:
                     continue
                 if i in local:  # a syncing SyncBatchNorm: this rank's own values
@@ -533,13 +712,24 @@ def precise_statistics(model: nn.Module, batches: Iterable[Any], call_fn: CallFn
                 else:  # the buffers hold this batch's statistics (copies: the next forward overwrites them)
                     mean, var = bn.running_mean.detach().clone(), bn.running_var.detach().clone()
                 population.update(torch.full_like(mean, count, dtype=torch.float64), mean, var)
+                average.update(count, mean, var)
         all_reduce_populations(populations, layers)  # DDP: every rank's batches
+        for average, bn in zip(averages, layers):
+            average.all_reduce(bn.running_mean)
         if all(p.count is None for p in populations):
             raise ValueError("PreciseBN needs at least one batch")
     warn_not_run([name for (name, _), p in zip(named, populations) if p.count is None], "in any batch")
-    statistics = [p.statistics() if p.count is not None else (bn.running_mean, bn.running_var)
-                  for bn, p in zip(layers, populations)]
+    own = [(bn.running_mean, bn.running_var) for bn in layers]  # a layer that never ran: its own
+    population = [p.statistics() if p.count is not None else o for p, o in zip(populations, own)]
+    mean_unbiased = [(a.mean, a.unbiased) if a.batches is not None else o for a, o in zip(averages, own)]
+    mean_biased = [(a.mean, a.biased) if a.batches is not None else o for a, o in zip(averages, own)]
+    spread = [{"layer": i + 1, **a.spread(var)} for i, (a, p, (_, var)) in enumerate(zip(averages, populations, population))
+              if a.batches is not None and p.count is not None]
     dtype = layers[0].running_mean.dtype
+    return PrecisePass(*(_flat(rows, dtype) for rows in (population, mean_unbiased, mean_biased)), spread)
+
+
+def _flat(statistics: list[Statistics], dtype: torch.dtype) -> Statistics:
     return (torch.cat([m.to(dtype) for m, _ in statistics]), torch.cat([v.to(dtype) for _, v in statistics]))
 
 

@@ -345,6 +345,15 @@ for _kind, _spec in {
                           look=dict(color="#bcbd22", linestyle="--", marker="2", linewidth=1.6)),
     "test-batch": dict(label="Prediction-time BN (test batch statistics)", cls="TestBatch", stage="none", rank=60,
                        look=dict(color="#2ca02c", linestyle=(0, (5, 2)), marker="H")),
+    # rows that separate explanations of PreciseBN's small-batch recovery (issue 27)
+    "static-biased": dict(label="Static BN, biased variance", cls="StaticBiasedEMA", stage="epoch", rank=13,
+                          per_beta=True, look=dict(cmap="YlGn", linestyle=(0, (4, 1, 1, 1)), marker=".",
+                                                   linewidth=1.0)),
+    "precise-mean-unbiased": dict(label="PreciseBN, mean of unbiased batch variances (fvcore before 2021)",
+                                  cls="PreciseMeanUnbiased", stage="final", rank=31,
+                                  look=dict(color="#5254a3", linestyle="-.", marker="X")),
+    "precise-mean-biased": dict(label="PreciseBN, mean of biased batch variances", cls="PreciseMeanBiased",
+                                stage="final", rank=32, look=dict(color="#7b4173", linestyle="-.", marker="p")),
 }.items():
     register_estimator(f"{BUILT_IN_MODULE}:{_spec.pop('cls')}", kind=_kind, **_spec)
 _BUILT_IN_KINDS = frozenset(ESTIMATORS)
