@@ -232,7 +232,8 @@ def accuracy_vs_beta(metrics: pd.DataFrame, arch: str, title: str = "") -> Figur
     variants = with_variants(metrics)
     own = variants[(variants.arch == arch) | (variants.variant == "bn-bfn")]
     fig, ax = plt.subplots(figsize=(7.5, 4))
-    static = own[own.variant.str.startswith("static-")].assign(
+    is_static = own.variant.map(lambda v: is_estimator_name(v) and estimator_kind(v) == "static")  # not static-biased
+    static = own[is_static].assign(
         beta=lambda f: f.variant.str.removeprefix("static-").astype(float))
     by_beta = static.groupby("beta").accuracy
     ax.errorbar(by_beta.mean().index, by_beta.mean().values, yerr=by_beta.std().fillna(0).values,

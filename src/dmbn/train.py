@@ -14,6 +14,10 @@ bitwise-identical results. Its files (see ``write_run``):
                    layers, batch-free ones included, i.e. the hidden layer of an MLP)
 * ``statistics.pt`` final statistics of every estimator, ``model.pt`` final weights
 * ``card.json``    the run card: code version, software, device, threads, times (``dmbn.cards``)
+* ``precise_spread.csv`` layer, batch_size, batches, var_of_batch_means, pooled_var, ratio (only
+                   with ``precise``: per BN layer, channel-averaged, the variance of the batch means
+                   over PreciseBN's batches against pooled variance / B; ``dmbn.estimators.BatchAverages``.
+                   Not a declared output of the workflow's train rule, so older runs stay valid)
 
 Checkpoints carry the run's identity (``dmbn.checkpoints``): a changed setting, model or data
 never resumes an old trajectory, and a checkpoint set aside by such a change is resumed once the
@@ -41,13 +45,15 @@ from .checkpoints import save_atomic
 from .data import RunData, augment, augmentation_draws
 from .esm import ESM_CHUNK, measure_esm
 from .bank import EstimatorBank, OwnMomentum, StatisticsHolder
-from .estimators import TrainingContext
+from .estimators import PreciseBN, TrainingContext
 from .names import DEFAULT_ESTIMATORS, REFERENCE_BATCH_SIZE, RUN_CARD, STATIC_BETAS
 from .runs import BETA_COLUMNS
 from .models import norm_layers
 from .statistics import EstimatorStatistics, batchnorm_layers
 
 log = logging.getLogger("dmbn")
+PRECISE_SPREAD = "precise_spread.csv"
+PRECISE_SPREAD_COLUMNS = ["layer", "batch_size", "batches", "var_of_batch_means", "pooled_var", "ratio"]
 
 
 class DivergenceError(RuntimeError):
@@ -90,6 +96,7 @@ class RunResult:
     model: nn.Module
     layers: pd.DataFrame = field(default_factory=pd.DataFrame)
     card: dict = field(default_factory=dict)
+    precise_spread: pd.DataFrame | None = None  # only with the ``precise`` estimator
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -350,7 +357,15 @@ class Run:
     def result(self) -> RunResult:
         return RunResult(pd.DataFrame(self.esm_rows), pd.DataFrame(self.beta_rows, columns=BETA_COLUMNS),
                          pd.DataFrame(self.history_rows), self.final_statistics(), self.model,
-                         layer_table(self.model), cards.run_card(self.all_segments(), self.cfg.device))
+                         layer_table(self.model), cards.run_card(self.all_segments(), self.cfg.device),
+                         self.precise_spread())
+
+    def precise_spread(self) -> pd.DataFrame | None:
+        """PreciseBN's spread diagnostic per layer (None without ``precise``, or before it ran)."""
+        precise = self.holder.estimator("precise") if isinstance(self.holder, EstimatorBank) else None
+        if not isinstance(precise, PreciseBN) or precise.spread is None:
+            return None
+        return pd.DataFrame(precise.spread, columns=PRECISE_SPREAD_COLUMNS)
 
 
 def statistics_holder(model: nn.Module, cfg: TrainConfig, train_size: int) -> StatisticsHolder:
@@ -412,6 +427,10 @@ def write_run(result: RunResult, out_dir: str | Path) -> None:
         partial = out / f"{name}.csv.part"
         frame.to_csv(partial, index=False)
         partial.replace(out / f"{name}.csv")
+    if result.precise_spread is not None:  # an extra file, not a declared output (module docstring)
+        partial = out / f"{PRECISE_SPREAD}.part"
+        result.precise_spread.to_csv(partial, index=False)
+        partial.replace(out / PRECISE_SPREAD)
     save_atomic(result.model.state_dict(), out / "model.pt")
     result.statistics.save(out / "statistics.pt")
     partial = out / f"{RUN_CARD}.part"
