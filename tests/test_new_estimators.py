@@ -243,8 +243,10 @@ def test_a_run_with_every_estimator_logs_each_and_resumes_bitwise(data, tmp_path
     for name in ("esm.csv", "betas.csv", "history.csv", "statistics.pt", "model.pt"):
         assert (tmp_path / "straight" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes(), name
     esm = pd.read_csv(tmp_path / "straight/esm.csv")
-    per_beta = {f"{kind}-{b}" for kind in ("static", "horizon", "moment") for b in ("0.01", "0.1", "0.5", "0.99", "1")}
-    others = {"cma", "dmbn", "dmbn-causal", "dmbn-sigma", "dmbn-mu-sigma", "precise", "recalibrated"}
+    per_beta = {f"{kind}-{b}" for kind in ("static", "horizon", "moment", "static-biased")
+                for b in ("0.01", "0.1", "0.5", "0.99", "1")}
+    others = {"cma", "dmbn", "dmbn-causal", "dmbn-sigma", "dmbn-mu-sigma", "precise", "recalibrated",
+              "precise-mean-unbiased", "precise-mean-biased"}
     assert set(esm.estimator) == per_beta | others  # test-batch has no ESM: no rows
     history = pd.read_csv(tmp_path / "straight/history.csv")
     assert "esm_accuracy_test-batch" not in history and "esm_accuracy_dmbn-causal" in history
@@ -253,7 +255,7 @@ def test_a_run_with_every_estimator_logs_each_and_resumes_bitwise(data, tmp_path
     assert set(statistics.names) == per_beta | others
     # betas.csv: each choosing kind's β* is its criterion's argmin over the static rows of esm.csv
     betas = pd.read_csv(tmp_path / "straight/betas.csv")
-    static = esm[esm.estimator.str.startswith("static-")].assign(
+    static = esm[esm.estimator.str.fullmatch(r"static-[0-9.]+")].assign(
         beta=lambda f: f.estimator.str.removeprefix("static-").astype(float), both=lambda f: f.esm_mu + f.esm_sigma)
     assert sorted(betas.estimator.unique()) == ["dmbn", "dmbn-mu-sigma", "dmbn-sigma"]
     for kind, criterion in (("dmbn", "esm_mu"), ("dmbn-sigma", "esm_sigma"), ("dmbn-mu-sigma", "both")):

@@ -25,7 +25,7 @@ STEPS_PER_EPOCH = 6
 
 
 class PreciseSpy:
-    """Wraps ``precise_statistics``: what batches it got and how many train-mode forwards it ran."""
+    """Wraps ``precise_pass`` (PreciseBN's one pass): what batches it got and how many train-mode forwards it ran."""
 
     def __init__(self, original):
         self.original, self.batches, self.forwards = original, [], 0
@@ -48,8 +48,8 @@ def run(tmp_path_factory):
     """One tiny bank run, written to disk, and what PreciseBN saw during it."""
     folder = tmp_path_factory.mktemp("run")
     patch = pytest.MonkeyPatch()
-    spy = PreciseSpy(dmbn.estimators.precise_statistics)  # what PreciseBN calls
-    patch.setattr(dmbn.estimators, "precise_statistics", spy)
+    spy = PreciseSpy(dmbn.estimators.precise_pass)  # what PreciseBN calls
+    patch.setattr(dmbn.estimators, "precise_pass", spy)
     try:
         torch.manual_seed(3)
         data = tiny_data()
@@ -99,8 +99,8 @@ def test_precise_bn_sees_the_configured_number_of_training_batches(run):
 
 
 def test_full_batch_precise_bn_gets_the_whole_training_set_once(monkeypatch):
-    spy = PreciseSpy(dmbn.estimators.precise_statistics)  # what PreciseBN calls
-    monkeypatch.setattr(dmbn.estimators, "precise_statistics", spy)
+    spy = PreciseSpy(dmbn.estimators.precise_pass)  # what PreciseBN calls
+    monkeypatch.setattr(dmbn.estimators, "precise_pass", spy)
     data = tiny_data()
     model = build_model("mlp", data.input_shape, data.num_classes, depth=2, width=8)
     train_run(model, data, TrainConfig(epochs=1, batch_size=None, precise_batches=5, seed=1))
