@@ -25,7 +25,8 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from dmbn.names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, family_batch_size, regime_rank  # noqa: E402
+from dmbn.names import (BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, estimator_kind,  # noqa: E402
+                        family_batch_size, regime_rank)
 from dmbn.tables import paired_comparisons, present_order, with_variants  # noqa: E402
 
 CONFIDENCE = 0.95
@@ -256,12 +257,26 @@ def esm_against_accuracy(metrics: pd.DataFrame, esm_last: pd.DataFrame | None,
     return lines
 
 
+VARIANCE_EMA_KINDS = ("static", "horizon", "dmbn", "dmbn-sigma", "dmbn-mu-sigma", "dmbn-causal")
+
+
+def is_estimator_name(name: str) -> bool:
+    try:
+        estimator_kind(name)
+    except KeyError:
+        return False
+    return True
+
+
 def variance_ema_ranges(metrics: pd.DataFrame) -> list[str]:
     """At each batch size, the range of the mean test accuracies of every EMA of BN's per-batch
     variances (static, horizon-matched, DMBN and its variants), and of the static rows from the
     default β = 0.1 up."""
     means = metrics.groupby(["regime", "estimator"]).accuracy.mean().reset_index()
-    kind = means.estimator.str.extract(r"^(static|horizon|dmbn)", expand=False)
+    # by registry kind, not by prefix: `static-biased-β` (the biased-variance EMA, issue #27) is
+    # a row to compare against these, not one of them
+    kind = means.estimator.map(lambda name: estimator_kind(name) if is_estimator_name(name) else None)
+    kind = kind.where(kind.isin(VARIANCE_EMA_KINDS))
     lines = []
     for regime in sorted(means.regime.unique(), key=regime_rank, reverse=True):
         at = means.regime == regime
