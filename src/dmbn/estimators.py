@@ -656,7 +656,13 @@ class PrecisePass:
     population: Statistics
     mean_unbiased: Statistics
     mean_biased: Statistics
-    spread: list[dict]
+    measured: list[tuple[int, BatchAverages, Tensor]]  # (layer, its batch averages, its pooled variance)
+
+    @property
+    def spread(self) -> list[dict]:
+        """Computed on request: it reads numbers out of the tensors (``.item()``), which a model
+        on the ``meta`` device, or a caller who wants the population alone, must not pay for."""
+        return [{"layer": layer, **average.spread(var)} for layer, average, var in self.measured]
 
 
 @torch.no_grad()
@@ -723,10 +729,10 @@ def precise_pass(model: nn.Module, batches: Iterable[Any], call_fn: CallFn | Non
     population = [p.statistics() if p.count is not None else o for p, o in zip(populations, own)]
     mean_unbiased = [(a.mean, a.unbiased) if a.batches is not None else o for a, o in zip(averages, own)]
     mean_biased = [(a.mean, a.biased) if a.batches is not None else o for a, o in zip(averages, own)]
-    spread = [{"layer": i + 1, **a.spread(var)} for i, (a, p, (_, var)) in enumerate(zip(averages, populations, population))
-              if a.batches is not None and p.count is not None]
+    measured = [(i + 1, a, var) for i, (a, p, (_, var)) in enumerate(zip(averages, populations, population))
+                if a.batches is not None and p.count is not None]
     dtype = layers[0].running_mean.dtype
-    return PrecisePass(*(_flat(rows, dtype) for rows in (population, mean_unbiased, mean_biased)), spread)
+    return PrecisePass(*(_flat(rows, dtype) for rows in (population, mean_unbiased, mean_biased)), measured)
 
 
 def _flat(statistics: list[Statistics], dtype: torch.dtype) -> Statistics:
