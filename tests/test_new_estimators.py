@@ -291,13 +291,15 @@ def test_a_study_with_every_estimator_runs_through_the_workflow(tmp_path):
     snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2", "quickstart")
     metrics = pd.read_csv(tmp_path / "results/quickstart/metrics.csv")
     bn = metrics[metrics.arch == "mlp"]
-    per_beta = [f"{k}-{b}" for k in ("static", "horizon", "moment") for b in ("0.01", "0.1", "1")]
-    others = ["cma", "dmbn", "dmbn-causal", "dmbn-sigma", "dmbn-mu-sigma", "precise", "recalibrated", "test-batch"]
+    per_beta = [f"{k}-{b}" for k in ("static", "horizon", "moment", "static-biased") for b in ("0.01", "0.1", "1")]
+    others = ["cma", "dmbn", "dmbn-causal", "dmbn-sigma", "dmbn-mu-sigma", "precise", "precise-mean-unbiased",
+              "precise-mean-biased", "recalibrated", "test-batch"]
     assert bn.groupby("regime").estimator.apply(set).to_dict() == {r: set(per_beta + others) for r in ("mini", "full")}
     table = pd.read_csv(tmp_path / "results/quickstart/tables/digits.csv")
     order = table[table.regime == "mini"].variant.tolist()  # the registry's ranks, β within a kind
     assert order == ["static-0.01", "static-0.1", "static-1", "horizon-0.01", "horizon-0.1", "horizon-1",
-                     "moment-0.01", "moment-0.1", "moment-1", "dmbn", "dmbn-causal", "dmbn-sigma",
-                     "dmbn-mu-sigma", "bn-bfn", "precise", "cma", "recalibrated", "test-batch"]
+                     "moment-0.01", "moment-0.1", "moment-1", "static-biased-0.01", "static-biased-0.1",
+                     "static-biased-1", "dmbn", "dmbn-causal", "dmbn-sigma", "dmbn-mu-sigma", "bn-bfn", "precise",
+                     "precise-mean-unbiased", "precise-mean-biased", "cma", "recalibrated", "test-batch"]
     figures = tmp_path / "results/quickstart/figures/digits/mini"
     assert (figures / "accuracy_vs_beta.png").stat().st_size > 0 and (figures / "mlp/training.png").stat().st_size > 0
