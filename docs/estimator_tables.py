@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from dmbn.names import (BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, estimator_kind,  # noqa: E402
-                        family_batch_size, regime_rank)
+                        family_batch_size, is_estimator_name, regime_rank)
 from dmbn.tables import paired_comparisons, present_order, with_variants  # noqa: E402
 
 CONFIDENCE = 0.95
@@ -258,14 +258,6 @@ def esm_against_accuracy(metrics: pd.DataFrame, esm_last: pd.DataFrame | None,
 
 
 VARIANCE_EMA_KINDS = ("static", "horizon", "dmbn", "dmbn-sigma", "dmbn-mu-sigma", "dmbn-causal")
-
-
-def is_estimator_name(name: str) -> bool:
-    try:
-        estimator_kind(name)
-    except KeyError:
-        return False
-    return True
 
 
 def variance_ema_ranges(metrics: pd.DataFrame) -> list[str]:
