@@ -48,13 +48,40 @@ def code_version() -> dict[str, Any]:
     return {"commit": commit or "unknown", "commit_dirty": bool(dirty) if commit else None}
 
 
+@lru_cache(maxsize=1)
+def cpu_kind() -> str:
+    """The processor and the vector instructions torch's CPU kernels use, e.g.
+    "AMD EPYC (family 23, model 1); torch kernels AVX2".
+
+    Recorded because the same code, seeds, threads and library versions give bitwise-equal
+    results only on the same kind of processor: a kernel chosen for another CPU sums in another
+    order, and mini-batch training amplifies the last-bit difference over its epochs."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as info:  # Linux; elsewhere platform.processor() below
+            for line in info:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return f"{name}; torch kernels {torch.backends.cpu.get_cpu_capability()}"
+
+
 def environment(device: str) -> dict[str, Any]:
     """Versions, machine and threads of the current process."""
     return {"dmbn_version": _version("dmbn"), **code_version(),
             "python": platform.python_version(), "torch": str(torch.__version__),
             "torchvision": _version("torchvision"), "snakemake": _version("snakemake"),
+            # the data pipeline's numerics outside torch (decoding, stratified splits)
+            "numpy": _version("numpy"), "scikit-learn": _version("scikit-learn"),
             "device": device if not device.startswith("cuda") else
             f"{device} ({torch.cuda.get_device_name(torch.device(device))})",
+            "cpu": cpu_kind(),
             "threads": torch.get_num_threads(), "hostname": socket.gethostname(),
             "platform": platform.platform()}
 

@@ -285,6 +285,8 @@ CARD_SCHEMA = {
         "python": _TEXT, "torch": _TEXT, "torchvision": {"type": ["string", "null"]},
         "snakemake": {"type": ["string", "null"]}, "device": _TEXT,
         "threads": {"type": "integer", "minimum": 1}, "hostname": _TEXT, **_TIMES,
+        # optional: cards written before dmbn recorded them lack these
+        "cpu": _TEXT, "numpy": _TEXT, "scikit-learn": _TEXT,
         "epochs_run": _COUNT, "resumed_from_epoch": _COUNT,
         "segments": {"type": "array", "minItems": 1, "items": {
             # a segment's times are optional: checkpoints of older dmbn versions carry segments without them

@@ -45,6 +45,8 @@ def read_runs(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.Data
 CARD_COLUMNS = ("dmbn_version", "commit", "commit_dirty", "python", "torch", "torchvision", "snakemake",
                 "device", "threads", "hostname", "started", "finished", "wall_seconds", "epochs_run",
                 "resumed_from_epoch", "segments", "commits")
+# Fields cards gained later: a card written before them reads "not recorded".
+LATER_CARD_COLUMNS = ("cpu", "numpy", "scikit-learn")
 
 
 def read_cards(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.DataFrame:
@@ -55,7 +57,8 @@ def read_cards(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.Dat
         card = read_card(path)
         commits = dict.fromkeys(segment["commit"] for segment in card["segments"])
         rows.append({**{k: label[k] for k in RUN_KEYS}, **{k: card[k] for k in CARD_COLUMNS[:-2]},
-                     "segments": len(card["segments"]), "commits": " ".join(commits)})
+                     "segments": len(card["segments"]), "commits": " ".join(commits),
+                     **{k: card.get(k, "not recorded") for k in LATER_CARD_COLUMNS}})
     if not rows:
         raise ValueError("no run cards to read")
-    return pd.DataFrame(rows, columns=[*RUN_KEYS, *CARD_COLUMNS])
+    return pd.DataFrame(rows, columns=[*RUN_KEYS, *CARD_COLUMNS, *LATER_CARD_COLUMNS])
