@@ -11,7 +11,7 @@ TARGET  ?=
 # gets its own report, results/<study>/report.html.
 RUN_STUDY = $(or $(TARGET),$(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('config.yaml'))['default_study'])"))
 
-.PHONY: run report test test-fast slurm-test lint mutation publish clean
+.PHONY: run report test test-fast slurm-test lint mutation publish rerender clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ publish:
 	cp $(RESULTS)/$(STUDY)/metrics.csv $(RESULTS)/$(STUDY)/run_cards.csv docs/results/$(STUDY)/
 	cp -r $(RESULTS)/$(STUDY)/tables $(RESULTS)/$(STUDY)/comparisons $(RESULTS)/$(STUDY)/summaries docs/results/$(STUDY)/
 	cd $(RESULTS)/$(STUDY) && find figures -name '*.png' -exec cp --parents {} $(CURDIR)/docs/results/$(STUDY)/ \;
+
+# The published studies' tables rendered again from their committed metrics.csv (presentation only).
+rerender: $(BIN)/.installed
+	$(BIN)/python docs/rerender_tables.py $(notdir $(wildcard docs/results/*))
 
 clean:
 	rm -rf .snakemake $(filter-out results/README.md,$(wildcard results/*))

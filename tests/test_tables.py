@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import io
+from decimal import ROUND_HALF_EVEN, Decimal
 import re
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from scipy import stats
 
 from dmbn.config import report_settings, study_batch_sizes
 from dmbn.names import METRICS, REGIMES, regime_label
-from dmbn.tables import (batch_axis, batch_axis_latex, batch_axis_wide, label, long_metrics,
-                         paired_comparisons, prediction_interval, summary, thesis_comparison,
-                         thesis_table, to_latex, with_batch_size, with_variants)
+from dmbn.study_tables import TableFiles, write_comparisons, write_thesis_table
+from dmbn.tables import (batch_axis, batch_axis_latex, batch_axis_wide, html, label, long_metrics,
+                         paired_cell, paired_comparisons, paired_display, prediction_interval, styled,
+                         summary, thesis_comparison, thesis_styler, thesis_table, to_latex,
+                         with_batch_size, with_variants)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "workflow/resources/paper_tables.csv"
@@ -89,9 +92,12 @@ def test_the_best_mean_per_regime_and_metric_is_bold_and_only_it(seed):
     assert len(cells) == len(rows) * (len(METRICS) + 1)
     for regime, block in rows.groupby("regime"):
         for metric, column in zip(METRICS, COLUMNS):
-            best = block.loc[block[f"{metric}_mean"].idxmax(), "variant"]
+            # the largest mean rounded to the table's 3 places (Decimal: the exact binary value)
+            printed = block[f"{metric}_mean"].map(
+                lambda m: Decimal(m).quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN))
+            best = block.loc[printed == printed.max(), "variant"]
             shown = cells[(cells.regime == regime_label(regime)) & (cells.column == column)]
-            assert shown[shown.bold].variant.tolist() == [label(best)], (regime, metric)
+            assert sorted(shown[shown.bold].variant) == sorted(label(v) for v in best), (regime, metric)
 
 
 def test_equal_best_means_are_both_bold():
@@ -101,6 +107,42 @@ def test_equal_best_means_are_both_bold():
     cells = parse_latex(thesis_table(rows, decimals=3)[1])
     bold = cells[(cells.column == "Accuracy") & cells.bold].variant
     assert sorted(bold) == sorted([label("dmbn"), label("cma")])
+
+
+@pytest.mark.parametrize("decimals, expected", [
+    (3, ["bn-bfn", "precise", "recalibrated"]),  # 0.9941, 0.9938, 0.9944 all print 0.994: a tie
+    (4, ["recalibrated"]),                       # 0.9941 < 0.9944 at four places
+])
+def test_means_that_print_equal_are_all_bold_or_none(decimals, expected):
+    """The quickstart's full-batch block: BN-BFN bold at 0.994 ± 0.004 beside PreciseBN and
+    Recalibrated at the same printed 0.994 ± 0.004, unbolded. Printed equal means a tie."""
+    rows = summary_rows(8, regimes=("full",))
+    rows["accuracy_mean"] = 0.90
+    rows.loc[rows.variant == "bn-bfn", "accuracy_mean"] = 0.99412
+    rows.loc[rows.variant == "precise", "accuracy_mean"] = 0.99381
+    rows.loc[rows.variant == "recalibrated", "accuracy_mean"] = 0.99438
+    rows.loc[rows.variant == "dmbn", "accuracy_mean"] = 0.99349  # prints 0.993: below the tie
+    cells = parse_latex(thesis_table(rows, decimals=decimals)[1])
+    bold = cells[(cells.column == "Accuracy") & cells.bold].variant
+    assert sorted(bold) == sorted(label(v) for v in expected)
+
+
+def test_a_metric_that_prints_the_same_for_every_row_has_no_bold():
+    """The quickstart's full-batch specificity: 0.999 on all fourteen rows is no winner."""
+    rows = summary_rows(9, regimes=("full", "mini"))
+    rows.loc[rows.regime == "full", "specificity_mean"] = 0.9991 + 0.0003 * np.arange((rows.regime == "full").sum()) / 10
+    cells = parse_latex(thesis_table(rows, decimals=3)[1])
+    full = cells[(cells.column == "Specificity") & (cells.regime == regime_label("full"))]
+    assert set(full.text.str.split(" ").str[0]) == {"0.999"} and not full.bold.any()
+    mini = cells[(cells.column == "Specificity") & (cells.regime == regime_label("mini"))]
+    assert mini.bold.sum() == 1  # the other block keeps its winner
+
+
+def test_html_of_the_same_table_is_the_same_file_every_time():
+    rows = summary_rows(10)
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    assert html(thesis_styler(rows, 3), 3, "c") == html(thesis_styler(rows, 3), 3, "c")
+    assert html(styled(frame), 3, "c") == html(styled(frame), 3, "c")
 
 
 def test_table_rows_follow_the_regime_registry_and_the_thesis_variant_order():
@@ -262,6 +304,30 @@ def test_paired_comparisons_take_the_pairs_asked_for():
     assert out[out.metric == "accuracy"].mean_difference.item() == pytest.approx((0.4 + 0.3 + 0.1) / 3)
 
 
+def test_paired_display_is_mean_and_interval_in_one_signed_cell_with_n():
+    # dmbn − static-0.1 per seed: +0.0040, +0.0010, +0.0070 -> mean +0.0040, s = 0.0030,
+    # t(0.975, 2) = 4.302652729911275, half = t * 0.003 / sqrt 3 = 0.0074524...
+    metrics = metrics_frame({("mini", "mlp", "dmbn"): [0.904, 0.801, 0.707],
+                             ("mini", "mlp", "static-0.1"): [0.900, 0.800, 0.700]})
+    shown = paired_display(paired_comparisons(metrics, 0.95, (("dmbn", "static-0.1"),)), 4)
+    row = shown[shown.Metric == "Accuracy"].iloc[0]
+    assert list(shown.columns) == ["Data set", "Regime", "Comparison", "Metric", "n",
+                                   "Mean difference [95% CI]"]
+    assert (row["Data set"], row.Regime, row.n) == ("digits", regime_label("mini"), 3)
+    assert row.Comparison == f"{label('dmbn', latex=False)} − {label('static-0.1', latex=False)}"
+    assert row["Mean difference [95% CI]"] == "+0.0040 [-0.0035, +0.0115]"
+
+
+@pytest.mark.parametrize("mean, low, high, decimals, text", [
+    (0.0039, 0.0016, 0.0063, 4, "+0.0039 [+0.0016, +0.0063]"),  # the issue's example
+    (-0.00004, -0.0002, 0.0001, 3, "0.000 [-0.000, +0.000]".replace("-0.000", "0.000").replace("+0.000", "0.000")),
+    (-0.0123, -0.02, -0.0046, 3, "-0.012 [-0.020, -0.005]"),
+    (0.2, np.nan, np.nan, 4, "+0.2000"),  # one seed: no interval to show
+])
+def test_paired_cells_by_hand(mean, low, high, decimals, text):
+    assert paired_cell(mean, low, high, decimals) == text
+
+
 def test_prediction_interval_for_one_run_by_hand():
     # 1, 2, 3: mean 2, s = 1, t(0.975, 2 dof) = 4.302652729911275, half = t * s * sqrt(1 + 1/3)
     half = 4.302652729911275 * (4 / 3) ** 0.5
@@ -391,7 +457,9 @@ def _same_csv(published: Path, frame: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("study", GOLDEN_STUDIES)
-def test_published_tables_regenerate_from_their_metrics(study):
+def test_published_tables_regenerate_from_their_metrics(study, tmp_path):
+    """Every published table is what the workflow's `table` and `compare` rules (dmbn.study_tables)
+    write from the published metrics.csv: the CSVs' numbers, the LaTeX and the HTML pages."""
     folder = PUBLISHED / study
     if not (folder / "metrics.csv").exists():
         pytest.skip(f"{folder} holds no published metrics.csv (make publish STUDY={study})")
@@ -400,14 +468,22 @@ def test_published_tables_regenerate_from_their_metrics(study):
     datasets = sorted(metrics.dataset.unique())
     thesis_tables = sorted(p for p in (folder / "tables").glob("*.csv") if not p.stem.endswith(BATCH_AXIS))
     assert [p.stem for p in thesis_tables] == datasets
+    captions = ROOT / "workflow/report"
+
+    def files(name: str, caption: str) -> TableFiles:
+        return TableFiles(*(tmp_path / f"{name}.{ext}" for ext in ("csv", "tex", "html")), captions / caption)
+
     for path in thesis_tables:
-        csv, latex = thesis_table(summary(metrics[metrics.dataset == path.stem]), decimals)
-        _same_csv(path, csv)
-        assert latex == path.with_suffix(".tex").read_text(), path.with_suffix(".tex")
+        write_thesis_table(metrics, study, path.stem, decimals, files(path.stem, "table.rst"))
+        _same_csv(path, pd.read_csv(tmp_path / f"{path.stem}.csv"))
+        for ext in ("tex", "html"):
+            assert (tmp_path / f"{path.stem}.{ext}").read_text() == path.with_suffix(f".{ext}").read_text(), path
     for path in sorted((folder / "tables").glob(f"*{BATCH_AXIS}.csv")):
         _same_batch_axis(path, metrics, study, confidence, decimals)
-    versus_thesis = thesis_comparison(summary(metrics), pd.read_csv(PAPER), paper_names, confidence)
-    paired = paired_comparisons(metrics, confidence)
-    for frame, name in ((versus_thesis, "thesis"), (paired, "paired")):
-        _same_csv(folder / "comparisons" / f"{name}.csv", frame)
-        assert to_latex(frame, decimals) == (folder / "comparisons" / f"{name}.tex").read_text()
+    write_comparisons(metrics, pd.read_csv(PAPER), study, paper_names, decimals, confidence,
+                      thesis=files("thesis", "thesis_comparison.rst"), paired=files("paired", "paired.rst"))
+    for name in ("thesis", "paired"):
+        published = folder / "comparisons" / f"{name}.csv"
+        _same_csv(published, pd.read_csv(tmp_path / f"{name}.csv"))
+        for ext in ("tex", "html"):
+            assert (tmp_path / f"{name}.{ext}").read_text() == published.with_suffix(f".{ext}").read_text(), name

@@ -81,28 +81,43 @@ def _thesis_order(summary_rows: pd.DataFrame) -> pd.DataFrame:
     return summary_rows.loc[keys.sort_values(["regime", "variant"]).index]
 
 
-def thesis_styler(summary_rows: pd.DataFrame) -> Styler:
+# A fixed id for the one table of each page: pandas draws a random one when none is given, and the
+# same numbers would then give a different HTML file on every run.
+TABLE_ID = "dmbn"
+
+
+def thesis_styler(summary_rows: pd.DataFrame, decimals: int) -> Styler:
     """One data set's table as one Styler for both exports: regime blocks, variant rows, the four
-    metrics as (mean, std) cells and the number of seeds n; the best mean per regime and metric is
-    bold (``\\textbf`` in LaTeX, class ``best`` in HTML) and no other. Render it with ``latex`` or
-    ``html``."""
+    metrics as (mean, std) cells and the number of seeds n. Bold (``\\textbf`` in LaTeX, class
+    ``best`` in HTML) marks the best mean per regime and metric *as printed*: means equal at
+    ``decimals`` are a tie, and every one of them is bold, so bold never separates two cells a
+    reader sees as equal; where all of a block print equal, none is bold. Render it with ``latex``
+    or ``html`` at the same ``decimals``."""
     rows = _thesis_order(summary_rows)
     index = pd.MultiIndex.from_arrays([rows.regime.map(regime_label), rows.variant],
                                       names=["Regime", "Variant"])
     cells = pd.DataFrame({metric_header(m): list(zip(rows[f"{m}_mean"], rows[f"{m}_std"]))
                           for m in METRICS} | {SEEDS_HEADER: rows.seeds.astype(int).to_numpy()}, index=index)
-    best = pd.DataFrame({metric_header(m): np.isclose(
-        rows[f"{m}_mean"], rows.groupby("regime")[f"{m}_mean"].transform("max")) for m in METRICS}
-        | {SEEDS_HEADER: False}, index=index)
-    styler = Styler(cells, uuid="", cell_ids=False)
+    best = pd.DataFrame({metric_header(m): best_as_printed(rows[f"{m}_mean"], rows.regime, decimals)
+                         for m in METRICS} | {SEEDS_HEADER: False}, index=index)
+    styler = Styler(cells, uuid=TABLE_ID, cell_ids=False)
     styler.apply(lambda _: best.map(lambda b: "textbf: --rwrap;" if b else ""), axis=None)
     styler.set_td_classes(best.map(lambda b: "best" if b else ""))
     return styler
 
 
+def best_as_printed(means: pd.Series, groups: pd.Series, decimals: int) -> np.ndarray:
+    """Per group, the means whose printed value (``decimals`` places, as ``_cell`` prints them)
+    is the group's largest: all of a tie, none of the rest; none at all where every row of the
+    group prints the same (no winner to show)."""
+    printed = means.map(lambda m: float(f"{m:.{decimals}f}"))
+    best = printed == printed.groupby(groups).transform("max")
+    return (best & ~best.groupby(groups).transform("all")).to_numpy()
+
+
 def styled(frame: pd.DataFrame) -> Styler:
     """A plain table (comparisons, run cards) as a Styler, rendered with ``latex`` or ``html``."""
-    return Styler(frame, uuid="", cell_ids=False).hide(axis="index")
+    return Styler(frame, uuid=TABLE_ID, cell_ids=False).hide(axis="index")
 
 
 SEEDS_HEADER = "n"  # the thesis table's last column: seeds behind each mean ± std
@@ -146,7 +161,7 @@ def _cell(value, decimals: int, pm: str) -> str:
 def thesis_table(summary_rows: pd.DataFrame, decimals: int) -> tuple[pd.DataFrame, str]:
     """One data set's table: its CSV frame and its LaTeX (``thesis_styler``, best value bold)."""
     csv = _thesis_order(summary_rows).round(decimals + 3)
-    return csv.reset_index(drop=True), latex(thesis_styler(summary_rows), decimals)
+    return csv.reset_index(drop=True), latex(thesis_styler(summary_rows, decimals), decimals)
 
 
 def thesis_comparison(summary_rows: pd.DataFrame, paper: pd.DataFrame,
@@ -202,6 +217,39 @@ def paired_comparisons(metrics: pd.DataFrame, confidence: float,
                              "metric": metric, "seeds": len(d), "mean_difference": d.mean(),
                              "ci_low": low, "ci_high": high, "confidence": confidence})
     return pd.DataFrame(rows)
+
+
+def signed(value: float, decimals: int) -> str:
+    """``value`` with its sign, ``+0.0039``; a value that prints as zero is unsigned (no "-0.000")."""
+    text = f"{value:+.{decimals}f}"
+    return text[1:] if float(text) == 0 else text
+
+
+def paired_cell(mean: float, low: float, high: float, decimals: int) -> str:
+    """A paired difference and its interval, ``+0.0039 [+0.0016, +0.0063]``; the mean alone where
+    there is no interval (one seed)."""
+    if np.isnan(low) or np.isnan(high):
+        return signed(mean, decimals)
+    return f"{signed(mean, decimals)} [{signed(low, decimals)}, {signed(high, decimals)}]"
+
+
+def paired_display(paired: pd.DataFrame, decimals: int) -> pd.DataFrame:
+    """``paired_comparisons`` as a reader sees it: labelled rows, n, and one cell per comparison
+    "mean [CI]" at ``decimals`` places (the CSV keeps the raw columns)."""
+    levels = sorted(set(paired.confidence)) if len(paired) else []
+    header = (f"Mean difference [{levels[0]:.0%} CI]" if len(levels) == 1
+              else "Mean difference [CI]")  # one level per study: config report.confidence
+
+    def comparison(pair: str) -> str:
+        a, b = pair.split(" - ")
+        return f"{label(a, latex=False)} − {label(b, latex=False)}"
+
+    return pd.DataFrame({
+        "Data set": paired.dataset, "Regime": paired.regime.map(regime_label),
+        "Comparison": paired.comparison.map(comparison), "Metric": paired.metric.map(metric_header),
+        "n": paired.seeds.astype(int),
+        header: [paired_cell(m, lo, hi, decimals)
+                 for m, lo, hi in zip(paired.mean_difference, paired.ci_low, paired.ci_high)]})
 
 
 def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -283,7 +331,7 @@ def batch_axis_wide(axis: pd.DataFrame, metric: str = "accuracy", latex: bool = 
 
 def batch_axis_latex(wide: pd.DataFrame, decimals: int) -> str:
     """Booktabs LaTeX of ``batch_axis_wide(..., latex=True)``: variant labels as written (LaTeX)."""
-    styler = Styler(wide.rename_axis(None), uuid="", cell_ids=False)
+    styler = Styler(wide.rename_axis(None), uuid=TABLE_ID, cell_ids=False)
     styler.format(partial(_cell, decimals=decimals, pm=" $\\pm$ "))
     styler.format_index(escape="latex", axis="columns")
     return styler.to_latex(hrules=True, column_format="l" + "c" * wide.shape[1])
