@@ -208,8 +208,10 @@ def test_an_estimator_the_order_does_not_name_is_kept_last():
     axis = batch_axis(pd.concat([extra, metrics]), 0.95)
     assert axis.variant.unique().tolist() == ["static-0.1", "static-0.5", "dmbn", "bn-bfn", "new-rule"]
     assert batch_axis_wide(axis).index[-1] == "new-rule"
-    ax = plots.accuracy_vs_batch_size(pd.concat([extra, metrics]), "mlp", 0.95).axes[0]
-    np.testing.assert_allclose(lines_by_label(ax)["new-rule"][1], [0.5, 0.5, 0.5])
+    fig = plots.accuracy_vs_batch_size(pd.concat([extra, metrics]), "mlp", 0.95)
+    other = panel_with(fig, "new-rule")
+    assert other is fig.axes[-1] and other.get_title() == "other estimators"  # the last panel
+    np.testing.assert_allclose(lines_by_label(other)["new-rule"][1], [0.5, 0.5, 0.5])
 
 
 # -- the batch figures: their plotted data ------------------------------------------------------------
@@ -222,6 +224,12 @@ def lines_by_label(ax) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             for text, line in lines if not text.startswith("_")}
 
 
+def panel_with(fig, text: str):
+    """The one axes of ``fig`` that draws a line or errorbar labelled ``text``."""
+    (ax,) = [ax for ax in fig.axes if text in lines_by_label(ax)]
+    return ax
+
+
 def error_bars(ax, text: str) -> np.ndarray:
     """(low, high) per point of the errorbar container labelled ``text``, from its bar segments."""
     container = next(c for c in ax.containers if c.get_label() == text)
@@ -232,17 +240,20 @@ def error_bars(ax, text: str) -> np.ndarray:
 def test_accuracy_against_batch_size_plots_seed_means_and_t_intervals_on_a_log_axis():
     metrics = axis_metrics()
     fig = plots.accuracy_vs_batch_size(metrics, "mlp", 0.95, "d · mlp")
-    ax = fig.axes[0]
-    lines = lines_by_label(ax)
-    assert set(lines) == {label(v) for v in ("static-0.1", "static-0.5", "dmbn", "bn-bfn")}
+    static, other = fig.axes[:2]  # small multiples: Static BN's βs, then every other row
+    assert set(lines_by_label(static)) == {label(v) for v in ("static-0.1", "static-0.5")}
+    reference = f"{label('static-0.1')}, for reference"  # the default, grey, in the other panel
+    assert set(lines_by_label(other)) == {label("dmbn"), label("bn-bfn"), reference}
     for variant, arch, estimator in (("dmbn", "mlp", "dmbn"), ("bn-bfn", "mlp-bnbfn", "static-0.1")):
         own = metrics[(metrics.arch == arch) & (metrics.estimator == estimator)]
         by_size = own.groupby("batch_size").accuracy
-        x, y = lines[label(variant)]
+        x, y = lines_by_label(other)[label(variant)]
         np.testing.assert_array_equal(x, [8, 100, 1005])
         np.testing.assert_allclose(y, by_size.mean().to_numpy())
-        expected = np.array([expected_interval(v.to_numpy(), 0.95) for _, v in by_size])
-        np.testing.assert_allclose(error_bars(ax, label(variant)), expected)
+        expected = np.clip([expected_interval(v.to_numpy(), 0.95) for _, v in by_size], 0, 1)
+        np.testing.assert_allclose(error_bars(other, label(variant)), expected)
+    np.testing.assert_allclose(lines_by_label(other)[reference][1], lines_by_label(static)[label("static-0.1")][1])
+    ax = other
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "100", "full (1005)"]
     np.testing.assert_array_equal(ax.get_xticks(), [8, 100, 1005])
@@ -251,7 +262,7 @@ def test_accuracy_against_batch_size_plots_seed_means_and_t_intervals_on_a_log_a
 def test_a_full_batch_of_unknown_size_sits_a_decade_beyond_the_largest_batch():
     metrics = axis_metrics().assign(batch_size=lambda f: f.batch_size.where(f.regime != "full-heldout"))
     ax = plots.accuracy_vs_batch_size(metrics, "mlp", 0.95).axes[0]
-    np.testing.assert_array_equal(ax.get_xticks(), [8, 100, 1000])
+    np.testing.assert_array_equal(ax.get_xticks(), [8, 100, 1000])  # every panel has the same axis
     assert ax.get_xticklabels()[-1].get_text() == "full"
 
 

@@ -365,13 +365,15 @@ def test_accuracy_vs_beta_plots_the_static_means():
                              accuracy=rng.uniform(), sensitivity=0, specificity=0, f1=0))
     metrics = pd.DataFrame(rows)
     fig = plots.accuracy_vs_beta(metrics, "mlp", "t")
-    ax = fig.axes[0]
+    ax, right = fig.axes
     static = metrics[metrics.estimator != "dmbn"].groupby("estimator").accuracy.mean()
     x, y = (np.asarray(v, float) for v in ax.get_lines()[0].get_data())
     np.testing.assert_allclose(x, [0.1, 0.5])
     np.testing.assert_allclose(y, static.to_numpy())
-    dmbn = [line for line in ax.get_lines() if line.get_label() == "DMBN (mean)"][0]
-    assert dmbn.get_ydata()[0] == pytest.approx(metrics[metrics.estimator == "dmbn"].accuracy.mean())
+    # DMBN is a point of its own on the right, named on that axis
+    (dmbn,) = [c for c in right.containers if c.get_label() == "DMBN (mean ± std)"]
+    assert dmbn.lines[0].get_ydata()[0] == pytest.approx(metrics[metrics.estimator == "dmbn"].accuracy.mean())
+    assert [t.get_text() for t in right.get_xticklabels()] == ["DMBN"]
 
 
 def history_frame() -> pd.DataFrame:

@@ -19,7 +19,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import Formatter, FuncFormatter, MaxNLocator, NullLocator  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 from .names import (BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, STATIC_BETAS, primary_arch,  # noqa: E402
@@ -65,12 +66,61 @@ def _no_data(ax, text: str) -> None:
     ax.set_axis_off()
 
 
+BAND_LABEL = "shaded: min–max over seeds"
+_BAND_GID = "seed band"  # marks a drawn band, so the legend can say what bands are
+
+
+def _legend_entries(ax) -> tuple[list, list[str]]:
+    """The axes' legend handles and labels, plus one entry saying what the shaded bands are
+    when the axes draw any."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles and any(c.get_gid() == _BAND_GID for c in ax.collections):
+        handles.append(Patch(facecolor="grey", alpha=0.3, linewidth=0))
+        labels.append(BAND_LABEL)
+    return handles, labels
+
+
 def _legend_outside(ax) -> None:
     """One legend to the right of the axes, outside the data."""
-    handles, labels = ax.get_legend_handles_labels()
+    handles, labels = _legend_entries(ax)
     if handles:
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
                   fontsize="small", frameon=False)
+
+
+class _PlainLogMinor(Formatter):
+    """Minor ticks of a log axis labelled in plain numbers where the decades' labels alone would
+    leave too few: every one on an axis spanning under a factor of 3, at 2, 3 and 5 per decade
+    under a decade, at 2 and 5 under two decades, never on a wider one."""
+
+    def __call__(self, value: float, pos=None) -> str:
+        low, high = sorted(self.axis.get_view_interval())
+        if value <= 0 or low <= 0:
+            return ""
+        span = high / low
+        mantissa = round(value / 10 ** np.floor(np.log10(value)), 6)
+        shown = range(1, 10) if span <= 3 else (2, 3, 5) if span <= 10 else (2, 5) if span <= 100 else ()
+        return f"{value:g}" if mantissa in shown else ""
+
+
+def _plain_log_axis(axis) -> None:
+    """A log axis labelled in plain numbers (0.02, 0.1, 1) instead of matplotlib's "6×10⁻¹"
+    labels on minor ticks when the data span less than a decade."""
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(_PlainLogMinor())
+
+
+def same_as(curves: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """For each named curve, the other curves drawn exactly on top of it (equal values at every
+    point, NaNs alike): a legend names them, since one line hides the other."""
+    def equal(a, b) -> bool:
+        return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+    return {name: [other for other, values in curves.items() if other != name and equal(values, curve)]
+            for name, curve in curves.items()}
+
+
+def _with_same(text: str, same: list[str]) -> str:
+    return text + (f" (same as {', '.join(same)})" if same else "")
 
 
 def _integer_ticks(axis) -> None:
@@ -89,21 +139,41 @@ def _log_curve(ax, x, mean, low, high, variant: str, text: str, band: bool = Tru
                 marker=look["marker"], color=look["color"], label=f"{text}, on the axis floor")
         return
     positive = np.where(mean > 0, mean, np.nan)
+    _default_halo(ax, x, positive, variant)
     ax.plot(x, positive, label=text, markersize=4, markevery=max(1, len(x) // 10), **look)
     if band:
         ax.fill_between(x, np.where(low > 0, low, np.nan), np.where(high > 0, high, np.nan),
-                        alpha=0.15, color=look["color"], linewidth=0)
+                        alpha=0.15, color=look["color"], linewidth=0, gid=_BAND_GID)
+
+
+def _default_halo(ax, x, y, variant: str) -> None:
+    """The default estimator's curve gets a wide pale halo underneath: a curve drawn over it (DMBN
+    where β* stays at 0.1) no longer hides it."""
+    if variant == DEFAULT_ESTIMATOR:
+        ax.plot(x, y, color=style(variant)["color"], linewidth=6, alpha=0.3, solid_capstyle="round",
+                zorder=1.5, label="_default halo")
+
+
+_SEED_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+SEED_DODGE = 0.3  # epochs: the spread of the seeds' sideways offsets
 
 
 def beta_star(betas: pd.DataFrame, layer: int, title: str = "") -> Figure:
-    """Fig 5.1: DMBN's β* per epoch for one BN layer, one line per seed."""
+    """Fig 5.1: DMBN's β* per epoch for one BN layer, one line per seed. Seeds are offset
+    sideways (within ``SEED_DODGE`` epochs) and marked differently, and a seed whose sequence
+    equals another's says so in the legend: equal seeds stay visible."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    chosen = betas[betas.layer == layer]
-    for seed, run in chosen.groupby("seed"):
-        ax.step(run.epoch, run.beta, where="mid", marker="o", markersize=3, label=f"seed {seed}")
+    chosen = betas[betas.layer == layer].sort_values(["seed", "epoch"])
+    runs = dict(list(chosen.groupby("seed")))
+    same = same_as({f"seed {seed}": run.beta.to_numpy(float) for seed, run in runs.items()})
+    for i, (seed, run) in enumerate(runs.items()):
+        offset = SEED_DODGE * (i / (len(runs) - 1) - 0.5) if len(runs) > 1 else 0.0
+        ax.step(run.epoch + offset, run.beta, where="mid", marker=_SEED_MARKERS[i % len(_SEED_MARKERS)],
+                markersize=4, label=_with_same(f"seed {seed}", same[f"seed {seed}"]))
     if chosen.empty:
         _no_data(ax, f"no β* logged for BN layer {layer}")
-    ax.set(xlabel="epoch", ylabel="β*", title=f"{title}\nβ* of BN layer {layer}", ylim=BETA_RANGE)
+    xlabel = "epoch" + (" (seeds offset sideways so that equal ones stay visible)" if len(runs) > 1 else "")
+    ax.set(xlabel=xlabel, ylabel="β*", title=f"{title}\nβ* of BN layer {layer}", ylim=BETA_RANGE)
     _integer_ticks(ax.xaxis)
     _legend_outside(ax)
     return fig
@@ -122,6 +192,7 @@ def _esm_panel(ax, esm: pd.DataFrame, curves: list[tuple[str, str, int, str, str
         curve = esm_curve(esm, arch, estimator, layer)
         _log_curve(ax, curve.index.to_numpy(), curve["mean"], curve["min"], curve["max"], variant, text)
     ax.set(xlabel="epoch", ylabel="ESM$_\\mu$", yscale="log")
+    _plain_log_axis(ax.yaxis)
     _integer_ticks(ax.xaxis)
 
 
@@ -173,7 +244,8 @@ def esm_dmbn_vs_bnbfn(esm: pd.DataFrame, layers: pd.DataFrame, arch: str, bn_lay
         ax.set_title(f"hidden layer {position}" + ("" if twin_position == position else
                                                    f" (BN-BFN: nearest BN, hidden layer {twin_position})"),
                      fontsize="medium")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize="small", frameon=False)
+        ax.legend(*_legend_entries(ax), loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize="small",
+                  frameon=False)
     fig.suptitle(title)
     return fig
 
@@ -203,15 +275,20 @@ def _layer_epoch_image(fig: Figure, ax, grid: pd.DataFrame, colour_label: str, t
 
 def esm_vs_depth(esm: pd.DataFrame, arch: str, title: str = "") -> Figure:
     """ESM_μ per BN layer at the last epoch, every estimator, mean over seeds (no bands: there are
-    too many curves for them)."""
+    too many curves for them). Curves that coincide are named in the legend, and the default
+    keeps its halo under any curve drawn over it."""
     run = esm[(esm.arch == arch) & (esm.epoch == esm.epoch.max())]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for estimator in _estimator_order(run.estimator):
-        by_layer = run[run.estimator == estimator].groupby("layer").esm_mu
-        _log_curve(ax, by_layer.mean().index.to_numpy(), by_layer.mean(), by_layer.min(), by_layer.max(),
-                   estimator, label(estimator), band=False)
+    order = _estimator_order(run.estimator)
+    by_layer = {e: run[run.estimator == e].groupby("layer").esm_mu for e in order}
+    same = same_as({label(e): by_layer[e].mean().to_numpy(float) for e in order})
+    for estimator in order:
+        means = by_layer[estimator].mean()
+        _log_curve(ax, means.index.to_numpy(), means, by_layer[estimator].min(), by_layer[estimator].max(),
+                   estimator, _with_same(label(estimator), same[label(estimator)]), band=False)
     ax.set(xlabel="BN layer", ylabel="ESM$_\\mu$ (last epoch)", yscale="log",
            title=f"{title}\nESM$_\\mu$ per BN layer at the last epoch")
+    _plain_log_axis(ax.yaxis)
     _integer_ticks(ax.xaxis)
     _legend_outside(ax)
     return fig
@@ -228,24 +305,34 @@ def _estimator_order(estimators) -> list[str]:
 
 
 def accuracy_vs_beta(metrics: pd.DataFrame, arch: str, title: str = "") -> Figure:
-    """Test accuracy of every static β (mean ± std over seeds), other estimators as lines."""
+    """Test accuracy of every static β (mean ± std over seeds) on the left; on the right every
+    other estimator (and BN-BFN) as its own point with mean ± std, named on the axis. Reference
+    levels within a hair of each other (0.955-0.965) stay apart, each with its spread."""
     variants = with_variants(metrics)
     own = variants[(variants.arch == arch) | (variants.variant == "bn-bfn")]
-    fig, ax = plt.subplots(figsize=(7.5, 4))
+    references = [v for v in _single_rows(present_order(own.variant)) if (own.variant == v).any()]
+    fig, (ax, right) = plt.subplots(1, 2, figsize=(7.5 + 0.45 * len(references), 4), sharey=True,
+                                    width_ratios=[3, max(1, 0.45 * len(references))], layout="constrained")
     is_static = own.variant.map(lambda v: is_estimator_name(v) and estimator_kind(v) == "static")  # not static-biased
     static = own[is_static].assign(
         beta=lambda f: f.variant.str.removeprefix("static-").astype(float))
     by_beta = static.groupby("beta").accuracy
     ax.errorbar(by_beta.mean().index, by_beta.mean().values, yerr=by_beta.std().fillna(0).values,
-                marker="o", capsize=3, color="#1f4e79", label="Static BN, β on the x axis (mean ± std)")
-    for variant in _single_rows(present_order(own.variant)):
-        rows = own[own.variant == variant]
-        if not rows.empty:
-            look = style(variant)
-            ax.axhline(rows.accuracy.mean(), linestyle=look["linestyle"], color=look["color"],
-                       linewidth=1.3, label=f"{label(variant)} (mean)")
-    ax.set(xlabel="β", ylabel="test accuracy", title=f"{title}\nTest accuracy against β")
-    _legend_outside(ax)
+                marker="o", capsize=3, color="#1f4e79", label="Static BN (mean ± std over seeds)")
+    ax.set(xlabel="β of the static EMA", ylabel="test accuracy", title="Static BN against β")
+    for position, variant in enumerate(references):
+        rows = own[own.variant == variant].accuracy
+        look = style(variant)
+        right.errorbar([position], [rows.mean()], yerr=[0.0 if len(rows) < 2 else rows.std()], capsize=3,
+                       marker=look["marker"] or "o", color=look["color"], linestyle="none",
+                       label=f"{label(variant)} (mean ± std)")
+    right.set_xticks(range(len(references)), [label(v) for v in references], rotation=45, ha="right",
+                     fontsize="small")
+    right.set_xlim(-0.6, len(references) - 0.4)
+    right.set_title("other estimators", fontsize="medium")
+    if not references:
+        right.set_axis_off()
+    fig.suptitle(f"{title}\nTest accuracy (mean ± std over seeds)")
     return fig
 
 
@@ -274,7 +361,7 @@ def training_curves(history: pd.DataFrame, title: str = "") -> Figure:
         ax.plot(curve.index, curve["mean"], label=label(estimator), markersize=4,
                 markevery=max(1, len(curve) // 10), **style(estimator))
         ax.fill_between(curve.index, curve["min"], curve["max"], color=style(estimator)["color"],
-                        alpha=0.06, linewidth=0)
+                        alpha=0.06, linewidth=0, gid=_BAND_GID)
     ax.set(xlabel="epoch", ylabel="ESM-set accuracy")
     _integer_ticks(ax.xaxis)
     _legend_outside(ax)
@@ -321,22 +408,51 @@ def _batch_axis(ax, points: pd.DataFrame) -> None:
     ax.set_xlabel("batch size (log scale; full = every training sample)")
 
 
+def panels_by_kind(variants) -> list[tuple[str, list[str]]]:
+    """Small multiples for many rows: one panel per per-β kind (all its β), one for every other
+    estimator and BN-BFN, in the tables' order; (panel title, variants)."""
+    panels: dict[str, list[str]] = {}
+    for variant in present_order(variants):
+        per_beta = is_estimator_name(variant) and ESTIMATORS[estimator_kind(variant)].per_beta
+        title = ESTIMATORS[estimator_kind(variant)].label + ", every β" if per_beta else "other estimators"
+        panels.setdefault(title, []).append(variant)
+    return list(panels.items())
+
+
 def accuracy_vs_batch_size(metrics: pd.DataFrame, arch: str, confidence: float, title: str = "") -> Figure:
-    """Test accuracy against batch size per estimator (and BN-BFN): mean over seeds with its
-    Student-t interval (``tables.batch_axis``); ``metrics`` carries ``batch_size``."""
+    """Test accuracy against batch size: mean over seeds with its Student-t interval
+    (``tables.batch_axis``), in small multiples (``panels_by_kind``) with the default repeated
+    in grey in every panel. An accuracy lies in [0, 1]: intervals are clipped there and the
+    title says so when any was. ``metrics`` carries ``batch_size``."""
     own = metrics[(metrics.arch == arch) | (metrics.arch == BATCH_NORM_ARCHS.get(arch))]
     axis = batch_axis(own, confidence)
     x = axis_positions(axis)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for variant, rows in axis.groupby("variant", sort=False):
-        mean = rows.accuracy_mean.to_numpy()
-        error = np.stack([mean - rows.accuracy_ci_low.to_numpy(), rows.accuracy_ci_high.to_numpy() - mean])
-        ax.errorbar(x[rows.regime].to_numpy(), mean, yerr=np.nan_to_num(error), capsize=2, markersize=4,
-                    label=label(variant), **style(variant))
-    _batch_axis(ax, axis)
-    ax.set(ylabel="test accuracy",
-           title=f"{title}\nTest accuracy against batch size (mean, {confidence:.0%} t-interval over seeds)")
-    _legend_outside(ax)
+    panels = panels_by_kind(axis.variant.unique())
+    columns = min(2, len(panels))
+    rows_of_panels = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows_of_panels, columns, figsize=(6 * columns, 4.6 * rows_of_panels),
+                             squeeze=False, sharey=True, layout="constrained")
+    clipped = False
+    for ax, (panel, variants) in zip(axes.flat, panels):
+        shown = variants if DEFAULT_ESTIMATOR in variants else [DEFAULT_ESTIMATOR, *variants]
+        for variant in shown:
+            rows = axis[axis.variant == variant]
+            if rows.empty:
+                continue
+            mean = rows.accuracy_mean.to_numpy()
+            low, high = rows.accuracy_ci_low.to_numpy(), rows.accuracy_ci_high.to_numpy()
+            clipped |= bool(np.any(low < 0) or np.any(high > 1))
+            error = np.nan_to_num(np.stack([mean - np.clip(low, 0, 1), np.clip(high, 0, 1) - mean]))
+            look = style(variant) if variant in variants else dict(color="0.6", linestyle="-", marker=".")
+            text = label(variant) if variant in variants else f"{label(variant)}, for reference"
+            ax.errorbar(x[rows.regime].to_numpy(), mean, yerr=error, capsize=2, markersize=4, label=text, **look)
+        _batch_axis(ax, axis)
+        ax.set(ylabel="test accuracy", title=panel)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize="x-small", frameon=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    note = "; intervals clipped to [0, 1]" if clipped else ""
+    fig.suptitle(f"{title}\nTest accuracy against batch size (mean, {confidence:.0%} t-interval over seeds{note})")
     return fig
 
 
@@ -357,6 +473,7 @@ def esm_vs_batch_size(esm_last: pd.DataFrame, sizes: pd.DataFrame, arch: str, la
                        label(estimator))
         _batch_axis(ax, sizes)
         ax.set(ylabel="ESM$_\\mu$ (last epoch)", yscale="log", title=f"BN layer {layer}")
+        _plain_log_axis(ax.yaxis)
     fig.suptitle(f"{title}\nESM$_\\mu$ at the last epoch against batch size")
     _legend_outside(axes[0][-1])
     return fig
