@@ -66,9 +66,10 @@ publish:
 	cp -r $(RESULTS)/$(STUDY)/tables $(RESULTS)/$(STUDY)/comparisons $(RESULTS)/$(STUDY)/summaries docs/results/$(STUDY)/
 	cd $(RESULTS)/$(STUDY) && find figures -name '*.png' -exec cp --parents {} $(CURDIR)/docs/results/$(STUDY)/ \;
 
-# The published studies' tables rendered again from their committed metrics.csv (presentation only).
+# The published studies' tables (and batch-size figures) rendered again from their committed files
+# (presentation only: docs/rerender.py).
 rerender: $(BIN)/.installed
-	$(BIN)/python docs/rerender_tables.py $(notdir $(wildcard docs/results/*))
+	$(BIN)/python docs/rerender.py $(notdir $(wildcard docs/results/*))
 
 clean:
 	rm -rf .snakemake $(filter-out results/README.md,$(wildcard results/*))

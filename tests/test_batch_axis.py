@@ -289,15 +289,19 @@ def test_esm_against_batch_size_plots_the_last_epochs_seed_means_per_layer():
     esm, _ = summaries()
     sizes = pd.DataFrame({"regime": list(SIZES), "batch_size": list(SIZES.values())})
     fig = plots.esm_vs_batch_size(esm, sizes, "mlp", [1, 3], "d · mlp")
-    for ax, layer in zip(fig.axes, (1, 3)):
-        lines = lines_by_label(ax)
-        for estimator in ("static-0.1", "dmbn"):
-            x, y = lines[label(estimator)]
+    # small multiples: a row per kind (Static BN's βs; every other estimator), a column per layer
+    (static_1, static_3), (other_1, other_3) = np.reshape(fig.axes, (2, 2))
+    for (static, other), layer in zip(((static_1, other_1), (static_3, other_3)), (1, 3)):
+        for ax, estimator in ((static, "static-0.1"), (other, "dmbn"), (other, "static-0.1")):
+            text = label(estimator) + (", for reference" if ax is other and estimator == "static-0.1" else "")
+            x, y = lines_by_label(ax)[text]
             expected = esm[esm.estimator == estimator].groupby("regime")[f"l{layer}"].mean()
             np.testing.assert_array_equal(x, [8, 100, 1005])
             np.testing.assert_allclose(y, expected[list(SIZES)].to_numpy())
-        assert any("axis floor" in text for text in lines)  # recalibrated: zeros, off the log axis
-        assert ax.get_title() == f"BN layer {layer}" and ax.get_xscale() == ax.get_yscale() == "log"
+        assert any("axis floor" in text for text in lines_by_label(other))  # recalibrated: zeros, off the log axis
+        assert static.get_title() == f"Static BN, every β · BN layer {layer}"
+        assert other.get_title() == f"other estimators · BN layer {layer}"
+        assert static.get_xscale() == static.get_yscale() == other.get_yscale() == "log"
 
 
 @pytest.mark.parametrize("kinds", [("dmbn", "dmbn-sigma"), ("dmbn",)])

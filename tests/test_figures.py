@@ -197,3 +197,22 @@ def test_a_band_says_in_the_legend_what_it_is():
                             for s in (1, 2) for e in (1, 2)])
     esm_set = plots.training_curves(history).axes[2]
     assert legend_texts(esm_set) == [label("dmbn"), plots.BAND_LABEL]
+
+
+def test_many_rows_of_esm_against_batch_size_are_small_multiples_too():
+    estimators = many_rows().query("arch == 'mlp'").estimator.unique()
+    esm = pd.DataFrame([dict(dataset="d", regime=regime, arch="mlp", seed=seed, member="bank", epoch=4,
+                             estimator=e, l1=0.1 * (i + 1) * seed, l2=0.2 * (i + 1))
+                        for regime in SIZES for seed in (1, 2) for i, e in enumerate(estimators)])
+    sizes = pd.DataFrame({"regime": list(SIZES), "batch_size": list(SIZES.values())})
+    fig = plots.esm_vs_batch_size(esm, sizes, "mlp", [1, 2], "d · mlp")
+    assert len(fig.axes) == 4 * 2  # four kinds' rows of panels, one column per BN layer
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax for ax in fig.axes if ax.get_legend()]
+    assert len(legends) == 4  # one per row, beside its last panel
+    for ax in legends:
+        assert ax.get_legend().get_window_extent(renderer).height <= ax.get_window_extent(renderer).height
+        assert legend_texts(ax)[-1] == plots.BAND_LABEL
+    drawn = {t for ax in legends for t in legend_texts(ax)}
+    assert {label(e) for e in estimators} <= drawn  # every row somewhere

@@ -127,19 +127,24 @@ def _integer_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _log_curve(ax, x, mean, low, high, variant: str, text: str, band: bool = True) -> None:
+def _log_curve(ax, x, mean, low, high, variant: str, text: str, band: bool = True,
+               reference: bool = False) -> None:
     """A mean with a band (min-max) on a log axis. Zeros cannot be drawn there: a curve that is
     all zeros (the recalibrated estimator's ESM) becomes markers on the axis floor, so named in the
-    legend."""
+    legend. A ``reference`` curve (the default repeated in another kind's panel) is grey, without
+    band or halo."""
     mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
     look = style(variant)
+    if reference:
+        look, text, band = dict(color="0.6", linestyle="-", marker="."), f"{text}, for reference", False
     if (mean <= 0).all():
         floor = blended_transform_factory(ax.transData, ax.transAxes)
         ax.plot(x, np.zeros(len(x)), transform=floor, clip_on=False, linestyle="none",
                 marker=look["marker"], color=look["color"], label=f"{text}, on the axis floor")
         return
     positive = np.where(mean > 0, mean, np.nan)
-    _default_halo(ax, x, positive, variant)
+    if not reference:
+        _default_halo(ax, x, positive, variant)
     ax.plot(x, positive, label=text, markersize=4, markevery=max(1, len(x) // 10), **look)
     if band:
         ax.fill_between(x, np.where(low > 0, low, np.nan), np.where(high > 0, high, np.nan),
@@ -458,24 +463,29 @@ def accuracy_vs_batch_size(metrics: pd.DataFrame, arch: str, confidence: float, 
 
 def esm_vs_batch_size(esm_last: pd.DataFrame, sizes: pd.DataFrame, arch: str, layers: list[int],
                       title: str = "") -> Figure:
-    """ESM_μ at the last epoch against batch size, one panel per BN layer, every estimator: mean
-    over seeds with a min-max band. ``esm_last``: the ``esm_last_epoch`` summary (run keys, epoch,
-    estimator, ``l<layer>``); ``sizes``: regime, batch_size."""
+    """ESM_μ at the last epoch against batch size: a column per BN layer, a row of panels per
+    estimator kind (``panels_by_kind``: small multiples, the default repeated in grey), each curve
+    the mean over seeds with a min-max band. ``esm_last``: the ``esm_last_epoch`` summary (run
+    keys, epoch, estimator, ``l<layer>``); ``sizes``: regime, batch_size."""
     runs = esm_last[(esm_last.arch == arch) & (esm_last.member == "bank")]
     x = axis_positions(sizes)
-    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers) + 2.5, 4.2), squeeze=False,
-                             layout="constrained")
-    for ax, layer in zip(axes[0], layers):
-        for estimator in _estimator_order(runs.estimator):
-            by_regime = runs[runs.estimator == estimator].groupby("regime")[f"l{layer}"]
-            stats = by_regime.agg(["mean", "min", "max"]).assign(x=lambda f: x[f.index]).sort_values("x")
-            _log_curve(ax, stats.x.to_numpy(), stats["mean"], stats["min"], stats["max"], estimator,
-                       label(estimator))
-        _batch_axis(ax, sizes)
-        ax.set(ylabel="ESM$_\\mu$ (last epoch)", yscale="log", title=f"BN layer {layer}")
-        _plain_log_axis(ax.yaxis)
+    panels = panels_by_kind(runs.estimator.unique())
+    fig, axes = plt.subplots(max(1, len(panels)), len(layers), figsize=(4.5 * len(layers) + 3.5, 3.4 * max(1, len(panels))),
+                             squeeze=False, sharey="col", layout="constrained")
+    for row, (panel, variants) in zip(axes, panels):
+        for ax, layer in zip(row, layers):
+            for estimator in ([] if DEFAULT_ESTIMATOR in variants else [DEFAULT_ESTIMATOR]) + variants:
+                by_regime = runs[runs.estimator == estimator].groupby("regime")[f"l{layer}"]
+                stats = by_regime.agg(["mean", "min", "max"]).assign(x=lambda f: x[f.index]).sort_values("x")
+                if stats.empty:
+                    continue
+                _log_curve(ax, stats.x.to_numpy(), stats["mean"], stats["min"], stats["max"], estimator,
+                           label(estimator), reference=estimator not in variants)
+            _batch_axis(ax, sizes)
+            ax.set(ylabel="ESM$_\\mu$ (last epoch)", yscale="log", title=f"{panel} · BN layer {layer}")
+            _plain_log_axis(ax.yaxis)
+        _legend_outside(row[-1])
     fig.suptitle(f"{title}\nESM$_\\mu$ at the last epoch against batch size")
-    _legend_outside(axes[0][-1])
     return fig
 
 

@@ -1,7 +1,7 @@
 """A study's tables as files: the thesis's layout per data set, the thesis's numbers beside ours,
 and the paired comparisons. Each is a CSV (unrounded, for reuse), its LaTeX and an HTML page with
 its caption. The workflow's ``table`` and ``compare`` rules write them under ``results/``;
-``docs/rerender_tables.py`` renders a published study's again from its committed ``metrics.csv``
+``docs/rerender.py`` renders a published study's again from its committed ``metrics.csv``
 when only the presentation changes (the numbers are the same file)."""
 
 from __future__ import annotations
