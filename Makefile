@@ -22,7 +22,7 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/snakemake $(RUN_STUDY) --cores $(CORES) --rerun-incomplete --logger=dmbn
 	$(BIN)/snakemake --report results/$(RUN_STUDY)/report.html $(RUN_STUDY)
-	@echo "tables and figures: results/$(RUN_STUDY)/; report: results/$(RUN_STUDY)/report.html"
+	@echo "every table and figure on one page: results/$(RUN_STUDY)/index.html; report: results/$(RUN_STUDY)/report.html"
 
 report: $(BIN)/.installed
 	$(BIN)/snakemake --report results/$(RUN_STUDY)/report.html $(RUN_STUDY)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import pickle
+import shutil
 import struct
 import tarfile
 from pathlib import Path
@@ -185,3 +186,21 @@ def mirror(tmp_path):
     folder.mkdir()
     with http_mirror(folder) as url:
         yield folder, url
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright (no browser download); skips where either is
+    missing (`.ci/run` installs both where it can)."""
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="playwright is not installed (pip install -e '.[browser]')")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        except sync_api.Error as error:
+            pytest.skip(f"chromium does not start under Playwright: {str(error).splitlines()[0]}")
+        yield browser
+        browser.close()

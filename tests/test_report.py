@@ -438,3 +438,25 @@ def test_figure_page_embeds_the_png_with_its_caption_below(tmp_path):
     figcaption = re.search(r"<figcaption>(.*)</figcaption>", text, re.S).group(1)
     assert "Thesis Figure 5.1:" in figcaption and "literal\">β*</span>" in figcaption  # rst rendered
     assert "<h1>Fig. 5.1: DMBN&#x27;s β* per epoch · digits · Mini-batch · mlp</h1>" in text
+
+
+# -- the study page (results/<study>/index.html) --------------------------------------------------
+
+def test_study_page_lays_out_item_pages_in_order_and_leaves_out_empty_tables(tmp_path):
+    from dmbn.study_page import study_page
+    from dmbn.tables import TABLE_ID
+
+    table = html(styled(pd.DataFrame({"a": [1.0]})), 3, "a caption")
+    empty = html(styled(pd.DataFrame({"a": []})), 3, "nothing")
+    items = [page("first table", [table]), page("no rows", [empty], ["the thesis has no numbers"]),
+             page("a figure", ['<figure><img src="data:image/png;base64,AA=="><figcaption>c</figcaption></figure>']),
+             page("second table", [table])]
+    out = study_page("s", items)
+    headings = re.findall(r'<h2 id="(item-\d+)">(.*?)</h2>', out)
+    assert headings == [("item-1", "first table"), ("item-2", "a figure"), ("item-3", "second table")]
+    assert re.findall(r'<a href="#(item-\d+)">', out) == ["item-1", "item-2", "item-3"]  # the contents
+    assert out.count('<div class="scroll"><table') == 2 and "no rows" not in out
+    ids = re.findall(r'<table id="([^"]+)"', out)
+    assert ids == [f"T_{TABLE_ID}-item-1", f"T_{TABLE_ID}-item-3"]  # one id per table on the page
+    with pytest.raises(ValueError, match="not a dmbn item page"):
+        study_page("s", ["<table></table>"])

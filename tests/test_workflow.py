@@ -126,7 +126,8 @@ def test_quickstart_figures_and_report_exist(quickstart):
             assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 16, (regime, name)  # not blank
     report = (workdir / "report.html").read_text(errors="replace")
     assert report.lstrip().lower().startswith("<!doctype html")
-    for name in [*(f"{f}.html" for f in FIGURES), "digits.html", "paired.html", "thesis.html", "metrics.html"]:
+    for name in [*(f"{f}.html" for f in FIGURES), "digits.html", "paired.html", "thesis.html", "metrics.html",
+                 "index.html"]:  # the study page, an item of the report
         assert name in report, name
 
 

@@ -30,6 +30,7 @@ DATASET_ITEMS = {"table": "Table: the thesis's layout", **FIGURES, **RUN_FIGURES
                  "batch_table": "Table: test accuracy against batch size", **BATCH_FIGURES}
 ALL_FIGURES = {**FIGURES, **RUN_FIGURES, **BATCH_FIGURES}
 STUDY_ITEMS = {  # items that cover every data set of a study
+    "study_page": "The whole study on one page (for a laptop)",
     "thesis": "The thesis's numbers beside ours",
     "paired": "Paired comparisons",
     "run_cards": "Run cards: what produced each run",

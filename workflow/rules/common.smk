@@ -265,4 +265,16 @@ def study_targets(study_name):
             figure=list(BATCH_FIGURES),
             ext=["png", "pdf", "html"],
         )
+    targets.append(f"results/{study_name}/index.html")
     return targets
+
+
+def study_page_parts(wildcards):
+    """The item pages a study's page lays out, in reading order: each data set's tables, then the
+    figures (data set, regime, figure), then the comparisons. The metrics of every run (hundreds
+    of rows) and the run cards (provenance, two dozen columns) stay in their own items."""
+    study_folder = f"results/{wildcards.study}"
+    own = {f"{study_folder}/{name}.html" for name in ("metrics", "run_cards", "index")}
+    pages = [t for t in study_targets(wildcards.study) if t.endswith(".html") and t not in own]
+    rank = {"tables": 0, "figures": 1}
+    return sorted(pages, key=lambda page: rank.get(page.split("/")[2], 2))

@@ -95,6 +95,28 @@ rule compare:
         "../scripts/compare.py"
 
 
+rule study_page:
+    """Every table and figure of a study on one page, laid out for a laptop: the report's item
+    pane is too narrow for the thesis table and the three-panel figures."""
+    input:
+        parts=study_page_parts,
+    output:
+        page=report(
+            "results/{study}/index.html",
+            caption="../report/study_page.rst",
+            category=ALL_DATASETS,
+            subcategory="{study}",
+            labels=report_labels("study_page"),
+        ),
+    log:
+        "results/logs/{study}/study_page.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/study_page.py"
+
+
 rule run_cards:
     """What produced each run of a study (versions, commit, device, threads, wall time): one row
     per run, as CSV and as HTML."""
