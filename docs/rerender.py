@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from dmbn.config import load_strict, report_settings, study_batch_sizes  # noqa: E402
 from dmbn.plots import batch_figures, save  # noqa: E402
 from dmbn.readback import read_study_file  # noqa: E402
-from dmbn.study_tables import TableFiles, write_comparisons, write_thesis_table  # noqa: E402
-from dmbn.tables import with_batch_size  # noqa: E402
+from dmbn.study_tables import TableFiles, write_paired, write_thesis_comparison, write_thesis_table  # noqa: E402
+from dmbn.tables import thesis_covers, with_batch_size  # noqa: E402
 
 BATCH_AXIS = "_batch_sizes"  # the batch_table rule's tables, left as they are
 CAPTIONS = ROOT / "workflow/report"
@@ -49,10 +49,12 @@ def rerender(study: str, config: dict) -> None:
     def files(name: str, caption: str) -> TableFiles:
         return TableFiles(*(comparisons / f"{name}.{ext}" for ext in ("csv", "tex", "html")), CAPTIONS / caption)
 
-    write_comparisons(metrics, pd.read_csv(ROOT / "workflow/resources/paper_tables.csv"), study, names,
-                      report["decimals"], report["confidence"],
-                      thesis=files("thesis", "thesis_comparison.rst"), paired=files("paired", "paired.rst"))
-    print(f"{study}: {len(datasets)} thesis table(s) and 2 comparison tables rendered in {folder}")
+    paper = pd.read_csv(ROOT / "workflow/resources/paper_tables.csv")
+    if thesis_covers(paper, names, metrics.regime.unique()):  # as the workflow: no rows, no item
+        write_thesis_comparison(metrics, paper, study, names, report["decimals"], report["confidence"],
+                                files("thesis", "thesis_comparison.rst"))
+    write_paired(metrics, study, report["decimals"], report["confidence"], files("paired", "paired.rst"))
+    print(f"{study}: {len(datasets)} thesis table(s) and the comparisons rendered in {folder}")
     if "batch_sizes" in config["studies"][study]:
         rerender_batch_figures(study, config, metrics)
 

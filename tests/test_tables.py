@@ -17,10 +17,10 @@ from scipy import stats
 
 from dmbn.config import report_settings, study_batch_sizes
 from dmbn.names import METRICS, REGIMES, regime_label
-from dmbn.study_tables import TableFiles, write_comparisons, write_thesis_table
+from dmbn.study_tables import TableFiles, write_paired, write_thesis_comparison, write_thesis_table
 from dmbn.tables import (batch_axis, batch_axis_latex, batch_axis_wide, html, label, long_metrics,
                          paired_cell, paired_comparisons, paired_display, prediction_interval, styled,
-                         summary, thesis_comparison, thesis_styler, thesis_table, to_latex,
+                         summary, thesis_comparison, thesis_covers, thesis_styler, thesis_table, to_latex,
                          with_batch_size, with_variants)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -458,8 +458,9 @@ def _same_csv(published: Path, frame: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("study", GOLDEN_STUDIES)
 def test_published_tables_regenerate_from_their_metrics(study, tmp_path):
-    """Every published table is what the workflow's `table` and `compare` rules (dmbn.study_tables)
-    write from the published metrics.csv: the CSVs' numbers, the LaTeX and the HTML pages."""
+    """Every published table is what the workflow's `table`, `thesis_comparison` and `paired` rules
+    (dmbn.study_tables) write from the published metrics.csv: the CSVs' numbers, the LaTeX and the
+    HTML pages; a thesis comparison exactly where it has rows."""
     folder = PUBLISHED / study
     if not (folder / "metrics.csv").exists():
         pytest.skip(f"{folder} holds no published metrics.csv (make publish STUDY={study})")
@@ -480,10 +481,34 @@ def test_published_tables_regenerate_from_their_metrics(study, tmp_path):
             assert (tmp_path / f"{path.stem}.{ext}").read_text() == path.with_suffix(f".{ext}").read_text(), path
     for path in sorted((folder / "tables").glob(f"*{BATCH_AXIS}.csv")):
         _same_batch_axis(path, metrics, study, confidence, decimals)
-    write_comparisons(metrics, pd.read_csv(PAPER), study, paper_names, decimals, confidence,
-                      thesis=files("thesis", "thesis_comparison.rst"), paired=files("paired", "paired.rst"))
-    for name in ("thesis", "paired"):
-        published = folder / "comparisons" / f"{name}.csv"
-        _same_csv(published, pd.read_csv(tmp_path / f"{name}.csv"))
+    paper = pd.read_csv(PAPER)
+    names = {d: paper_names.get(d, d) for d in datasets}
+    comparisons = ["paired"]
+    rows = thesis_comparison(summary(metrics), paper, names, confidence)
+    assert thesis_covers(paper, names, metrics.regime.unique()) == (not rows.empty)  # the workflow's test
+    if not rows.empty:
+        comparisons.append("thesis")
+        write_thesis_comparison(metrics, paper, study, names, decimals, confidence,
+                                files("thesis", "thesis_comparison.rst"))
+    write_paired(metrics, study, decimals, confidence, files("paired", "paired.rst"))
+    published = sorted(p.stem for p in (folder / "comparisons").glob("*.csv") if p.stem != "rounding")
+    assert published == sorted(comparisons)  # a study the thesis has no numbers for has no comparison
+    for name in comparisons:
+        path = folder / "comparisons" / f"{name}.csv"
+        _same_csv(path, pd.read_csv(tmp_path / f"{name}.csv"))
         for ext in ("tex", "html"):
-            assert (tmp_path / f"{name}.{ext}").read_text() == published.with_suffix(f".{ext}").read_text(), name
+            assert (tmp_path / f"{name}.{ext}").read_text() == path.with_suffix(f".{ext}").read_text(), name
+
+@pytest.mark.parametrize("names, regimes, covered", [
+    ({"digits": "digits"}, ["full", "mini"], False),            # the quickstart: no digits table
+    ({"fashion-mnist": "FashionMNIST"}, ["mini-b8", "full-heldout"], False),  # batch_sweep's regimes
+    ({"fashion-mnist": "FashionMNIST"}, ["mini-b8", "mini"], True),
+    ({"digits": "MNIST"}, ["full"], True),                      # a paper_name is what counts
+])
+def test_the_thesis_covers_a_study_where_its_comparison_has_rows(names, regimes, covered):
+    paper = pd.read_csv(PAPER)
+    metrics = pd.concat([metrics_frame({(r, "mlp", "dmbn"): [0.9, 0.8], (r, "mlp", "static-0.1"): [0.9, 0.7]},
+                                       dataset=d) for d in names for r in regimes])
+    rows = thesis_comparison(summary(metrics), paper, names, 0.95)
+    assert thesis_covers(paper, names, regimes) is covered
+    assert rows.empty is (not covered)  # the comparison itself agrees

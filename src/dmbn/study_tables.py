@@ -1,8 +1,8 @@
 """A study's tables as files: the thesis's layout per data set, the thesis's numbers beside ours,
 and the paired comparisons. Each is a CSV (unrounded, for reuse), its LaTeX and an HTML page with
-its caption. The workflow's ``table`` and ``compare`` rules write them under ``results/``;
-``docs/rerender.py`` renders a published study's again from its committed ``metrics.csv``
-when only the presentation changes (the numbers are the same file)."""
+its caption. The workflow's ``table``, ``thesis_comparison`` and ``paired`` rules write them under
+``results/``; ``docs/rerender.py`` renders a published study's again from its committed
+``metrics.csv`` when only the presentation changes (the numbers are the same file)."""
 
 from __future__ import annotations
 
@@ -40,19 +40,25 @@ def write_thesis_table(metrics: pd.DataFrame, study: str, dataset: str, decimals
     write_page(files.page, f"{study}: {dataset}, the thesis's layout", [table])
 
 
-def write_comparisons(metrics: pd.DataFrame, paper: pd.DataFrame, study: str,
-                      paper_names: dict[str, str], decimals: int, confidence: float,
-                      thesis: TableFiles, paired: TableFiles) -> None:
-    """The thesis's numbers beside ours (with the data sets and regimes it has none for), and the
-    paired comparisons, shown as "+0.0039 [+0.0016, +0.0063]" with n."""
+def write_thesis_comparison(metrics: pd.DataFrame, paper: pd.DataFrame, study: str,
+                            paper_names: dict[str, str], decimals: int, confidence: float,
+                            files: TableFiles) -> None:
+    """The thesis's numbers beside ours, with notes naming the data sets and regimes it has none
+    for (the workflow writes it only for a study the thesis covers: ``tables.thesis_covers``)."""
     versus_thesis = thesis_comparison(summary(metrics), paper, paper_names, confidence)
+    _write(versus_thesis, versus_thesis, files, decimals, f"{study}: the thesis's numbers beside ours",
+           thesis_gaps(metrics, paper, paper_names))
+
+
+def write_paired(metrics: pd.DataFrame, study: str, decimals: int, confidence: float, files: TableFiles) -> None:
+    """The paired comparisons, shown as "+0.0039 [+0.0016, +0.0063]" with n; differences are an
+    order of magnitude below the values, so they get one more decimal than the tables."""
     differences = paired_comparisons(metrics, confidence)
-    # differences are an order of magnitude below the values: one more decimal than the tables
-    shown = paired_display(differences, decimals + 1)
-    for raw, frame, files, title, notes in (
-            (versus_thesis, versus_thesis, thesis, "the thesis's numbers beside ours",
-             thesis_gaps(metrics, paper, paper_names)),
-            (differences, shown, paired, "paired comparisons", [])):
-        raw.to_csv(files.csv, index=False)  # the unrounded numbers; LaTeX and page show `frame`
-        Path(files.tex).write_text(to_latex(frame, decimals))
-        write_page(files.page, f"{study}: {title}", [html(styled(frame), decimals, _caption(files))], notes)
+    _write(differences, paired_display(differences, decimals + 1), files, decimals, f"{study}: paired comparisons")
+
+
+def _write(raw: pd.DataFrame, shown: pd.DataFrame, files: TableFiles, decimals: int, title: str,
+           notes: list[str] = ()) -> None:
+    raw.to_csv(files.csv, index=False)  # the unrounded numbers; LaTeX and page show `shown`
+    Path(files.tex).write_text(to_latex(shown, decimals))
+    write_page(files.page, title, [html(styled(shown), decimals, _caption(files))], notes)

@@ -183,6 +183,13 @@ def thesis_comparison(summary_rows: pd.DataFrame, paper: pd.DataFrame,
     return pd.concat(rows, ignore_index=True)
 
 
+def thesis_covers(paper: pd.DataFrame, paper_names: dict[str, str], regimes) -> bool:
+    """Whether the thesis reports numbers for any of these data sets (``paper_names``: data set ->
+    its name in the thesis) in any of these regimes, so that a comparison with it has rows."""
+    reported = set(zip(paper.dataset, paper.regime))
+    return any((name, regime) in reported for name in paper_names.values() for regime in regimes)
+
+
 def thesis_gaps(metrics: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[str, str]) -> list[str]:
     """A sentence for each data set, and each regime of a data set, of ours that the thesis has no
     numbers for (its comparison has no rows there)."""

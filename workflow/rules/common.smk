@@ -16,6 +16,7 @@ from dmbn.config import (
     study_train,
 )
 from dmbn.names import REGIME_PATTERN, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label
+from dmbn.tables import thesis_covers
 from dmbn.report import (
     ALL_DATASETS,
     ALL_REGIMES,
@@ -33,6 +34,7 @@ DATA_ROOT = config["data_root"]
 RUN = "results/{study}/runs/{dataset}/{regime}/{arch}/seed{seed}/{member}"
 RUN_NAME = "{study}/{dataset}_{regime}_{arch}_seed{seed}_{member}"
 REPORT = report_settings(config)  # the report block, defaults filled in
+THESIS_NUMBERS = workflow.source_path("../resources/paper_tables.csv")  # Tables 5.1-5.4
 
 
 wildcard_constraints:
@@ -134,7 +136,7 @@ def report_labels(item):
 # changed, and the download's and decoding's new files then re-run the split and every run of the
 # data set (for `mlp`, about a hundred jobs) to the same results.
 DATA_ACQUISITION = ("mirrors",)  # the global `download` and `local_sources` are acquisition too
-DATA_LABELS = ("paper_name",)  # shown by the thesis comparison (rule compare) only
+DATA_LABELS = ("paper_name",)  # shown by the thesis comparison (rule thesis_comparison) only
 
 
 def data_spec(dataset):
@@ -149,7 +151,20 @@ def data_spec(dataset):
 def paper_names(wildcards):
     """Data set -> its name in the thesis's tables, for a study's data sets only: renaming another
     study's data set changes nothing of this one."""
-    return {d: config["datasets"][d].get("paper_name", d) for d in study(wildcards)["datasets"]}
+    return study_paper_names(wildcards.study)
+
+
+def study_paper_names(study_name):
+    return {d: config["datasets"][d].get("paper_name", d) for d in config["studies"][study_name]["datasets"]}
+
+
+def thesis_has_numbers_for(study_name):
+    """Whether the thesis reports any of a study's data sets in any of its regimes: only then does
+    the study get a comparison with it (an item with no rows is no item)."""
+    import pandas as pd
+
+    return thesis_covers(pd.read_csv(THESIS_NUMBERS), study_paper_names(study_name),
+                         study_regimes(config, study_name))
 
 
 def train_settings(wildcards):
@@ -217,11 +232,12 @@ def batch_axis(study_name):
 def study_targets(study_name):
     spec = config["studies"][study_name]
     regimes = study_regimes(config, study_name)
+    comparisons = ["thesis", "paired"] if thesis_has_numbers_for(study_name) else ["paired"]
     targets = [
         f"results/{study_name}/metrics.{ext}" for ext in ("csv", "html")
     ] + [
         f"results/{study_name}/comparisons/{name}.{ext}"
-        for name in ("thesis", "paired")
+        for name in comparisons
         for ext in ("csv", "tex", "html")
     ]
     targets += [f"results/{study_name}/run_cards.{ext}" for ext in ("csv", "html")]

@@ -56,26 +56,45 @@ rule table:
         "../scripts/table.py"
 
 
-rule compare:
-    """The thesis's numbers beside ours, and paired comparisons on the same weights and seeds."""
+rule thesis_comparison:
+    """The thesis's numbers beside ours: only for a study the thesis has numbers for (its data
+    sets under their `paper_name`, its regimes); any other study has no such item."""
     input:
         metrics="results/{study}/metrics.csv",
-        paper=workflow.source_path("../resources/paper_tables.csv"),
-        thesis_caption=workflow.source_path("../report/thesis_comparison.rst"),
-        paired_caption=workflow.source_path("../report/paired.rst"),
+        paper=THESIS_NUMBERS,
+        caption=workflow.source_path("../report/thesis_comparison.rst"),
     output:
-        thesis="results/{study}/comparisons/thesis.csv",
-        thesis_tex="results/{study}/comparisons/thesis.tex",
-        thesis_html=report(
+        csv="results/{study}/comparisons/thesis.csv",
+        tex="results/{study}/comparisons/thesis.tex",
+        html=report(
             "results/{study}/comparisons/thesis.html",
             caption="../report/thesis_comparison.rst",
             category=ALL_DATASETS,
             subcategory="{study}",
             labels=report_labels("thesis"),
         ),
-        paired="results/{study}/comparisons/paired.csv",
-        paired_tex="results/{study}/comparisons/paired.tex",
-        paired_html=report(
+    params:
+        paper_names=paper_names,
+        decimals=REPORT["decimals"],
+        confidence=REPORT["confidence"],
+    log:
+        "results/logs/{study}/thesis_comparison.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/thesis_comparison.py"
+
+
+rule paired:
+    """Paired comparisons on the same weights and seeds: DMBN against its rivals."""
+    input:
+        metrics="results/{study}/metrics.csv",
+        caption=workflow.source_path("../report/paired.rst"),
+    output:
+        csv="results/{study}/comparisons/paired.csv",
+        tex="results/{study}/comparisons/paired.tex",
+        html=report(
             "results/{study}/comparisons/paired.html",
             caption="../report/paired.rst",
             category=ALL_DATASETS,
@@ -83,16 +102,15 @@ rule compare:
             labels=report_labels("paired"),
         ),
     params:
-        paper_names=paper_names,
         decimals=REPORT["decimals"],
         confidence=REPORT["confidence"],
     log:
-        "results/logs/{study}/compare.log",
+        "results/logs/{study}/paired.log",
     localrule: True
     conda:
         "../envs/dmbn.yaml"
     script:
-        "../scripts/compare.py"
+        "../scripts/paired.py"
 
 
 rule study_page:
