@@ -4,7 +4,7 @@
 ``dmbn.train.Run``, as the workflow's jobs do.
 
     python benchmarks/bench_gpu.py                    # on a CUDA machine
-    python benchmarks/bench_gpu.py --device cpu --train 200 --esm 100 --epochs 1 --resnet-width 8 --blocks 1
+    python benchmarks/bench_gpu.py --device cpu --train 200 --esm 100 --epochs 1 --resnet-channels 8 --blocks 1
 
 (the second line is a smoke test; on this project's CPU VM the ResNet passes are bound by page
 faults, glibc handing freed activations back to the OS: MALLOC_MMAP_THRESHOLD_=4294967296
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--blocks", type=int, default=0, help="blocks per stage (0: ResNet-50's)")
-    parser.add_argument("--resnet-width", type=int, default=64)
+    parser.add_argument("--resnet-channels", type=int, default=64)
     args = parser.parse_args()
     blocks = {"resnet_blocks": (args.blocks,) * 4} if args.blocks else {}
     torch.backends.cudnn.benchmark = True
@@ -72,7 +72,7 @@ def main() -> None:
           f"torch {torch.__version__}; ResNet-50 (32x32 stem), batch {args.batch}, augmentation on the device")
     for name, fields in SETTINGS.items():
         torch.manual_seed(0)
-        model = build_model("resnet50", data.input_shape, 10, resnet_width=args.resnet_width, **blocks)
+        model = build_model("resnet50", data.input_shape, 10, resnet_channels=args.resnet_channels, **blocks)
         cfg = TrainConfig(batch_size=args.batch, augment=True, device=args.device, **fields)
         run = Run(model, data, cfg)
         seconds = timed_epochs(run, args.epochs, args.device)

@@ -39,7 +39,7 @@ def test_esm_matches_a_direct_computation_on_a_tiny_mlp():
 
 def test_expected_statistics_of_conv_layers_average_over_samples_and_positions():
     torch.manual_seed(0)
-    model = build_model("resnet50", (3, 8, 8), 4, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
+    model = build_model("resnet50", (3, 8, 8), 4, resnet_blocks=(1, 1, 1, 1), resnet_channels=4)
     x = torch.randn(10, 3, 8, 8)
     inputs = bn_inputs(model, x)
     expected = expected_statistics(model, x, chunk=3)  # chunking must not change the result
@@ -115,7 +115,7 @@ def test_stacked_pass_equals_a_direct_computation_per_estimator(arch, shape, chu
     # XBNBlock-P2's first BN layers sit in two branches (main and downsample) after a GroupNorm
     # stem: both expand the shared samples into per-estimator blocks
     torch.manual_seed(0)
-    model = build_model(arch, shape, 3, depth=4, width=8, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
+    model = build_model(arch, shape, 3, depth=4, width=8, resnet_blocks=(1, 1, 1, 1), resnet_channels=4)
     with torch.no_grad():  # trained-looking BN scales and shifts, not the initial 1 and 0
         for _, bn in batchnorm_layers(model):
             bn.weight.uniform_(0.5, 2.0)

@@ -133,7 +133,7 @@ def test_using_statistics_loads_and_restores(data):
 
 def test_bank_works_on_a_conv_model_with_batchnorm2d():
     torch.manual_seed(0)
-    model = build_model("resnet50", (3, 8, 8), 4, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
+    model = build_model("resnet50", (3, 8, 8), 4, resnet_blocks=(1, 1, 1, 1), resnet_channels=4)
     reference = copy.deepcopy(model)
     for m in reference.modules():
         if isinstance(m, nn.BatchNorm2d):

@@ -123,7 +123,7 @@ def test_layers_csv_gives_each_bn_layers_position_among_all_norm_layers(tmp_path
 
 
 def test_resnet_layer_table_counts_stem_bottlenecks_and_projections():
-    model = build_model("resnet50-xbnblock-p2", (1, 8, 8), 3, resnet_blocks=(1, 1, 1, 1), resnet_width=4)
+    model = build_model("resnet50-xbnblock-p2", (1, 8, 8), 3, resnet_blocks=(1, 1, 1, 1), resnet_channels=4)
     table = layer_table(model)  # what write_run puts in layers.csv
     # all norms in forward order: stem GN, then per block bn1, bn2 (GN), bn3, downsample BN
     kinds = ["gn"] + ["bn", "gn", "bn", "bn"] * 4

@@ -183,7 +183,7 @@ def test_idx_and_cifar_formats_through_the_real_rules(tmp_path):
                     "seeds": [1], "train": {**small, "depth": 4, "width": 16}},
             "cifar": {"datasets": ["tiny-cifar"], "regimes": ["mini"],
                       "archs": ["resnet50", "resnet50-xbnblock-p2"], "seeds": [1],
-                      "train": {**small, "epochs": 1, "resnet_blocks": [1, 1, 1, 1], "resnet_width": 4,
+                      "train": {**small, "epochs": 1, "resnet_blocks": [1, 1, 1, 1], "resnet_channels": 8,
                                 "augment": True}},
         }
         config["report"].update(beta_layer=1, esm_layers=[1, 2])

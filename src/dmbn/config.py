@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .names import (BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime,
+from .names import (ARCHITECTURES, BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime,
+                    batchnorm_count, xbn_group_count,
                     estimator_kind, estimator_name_pattern, family_batch_size, primary_arch,
                     run_estimators,
                     static_name)
@@ -26,7 +27,7 @@ from .names import (BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PAT
 if TYPE_CHECKING:  # the workflow imports this module: keep torch out of it
     from .train import TrainConfig
 
-MODEL_KEYS = ("depth", "width", "batch_free", "groups", "resnet_blocks", "resnet_width")
+MODEL_KEYS = ("depth", "width", "batch_free", "groups", "resnet_blocks", "resnet_channels", "xbn_groups")
 # (training, test) set sizes of torchvision's data sets, before the validation split.
 TORCHVISION_SIZES = {"MNIST": (60000, 10000), "FashionMNIST": (60000, 10000), "CIFAR10": (50000, 10000),
                      "CIFAR100": (50000, 10000)}
@@ -86,10 +87,33 @@ NESTED_CONFIG_ADVICE = ("Values given with --config arrive as strings; where a n
                         "--configfile FILE, which is merged over config.yaml.")
 
 
+# Keys whose meaning changed: a configuration that still has one is refused before the schema
+# (whose "additional property" error would not say what became of it). Key -> (its successor, why).
+RETIRED_TRAIN_KEYS = {
+    "resnet_width": ("resnet_channels", "it was torchvision's width_per_group, which scales only the "
+                     "bottlenecks' inner width; resnet_channels scales every channel count (64: ResNet-50)"),
+}
+
+
+def refuse_retired_keys(node: Any, path: tuple = ()) -> None:
+    """A retired key anywhere under a ``train`` block is an error naming it and its successor."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if path and path[-1] == "train" and key in RETIRED_TRAIN_KEYS:
+            successor, why = RETIRED_TRAIN_KEYS[key]
+            where = ".".join(str(p) for p in path)
+            raise ConfigError(f"{where}.{key}: this key is retired: {why}. Use {where}.{successor} "
+                              f"(mind the new meaning: {key}: {value!r} is not {successor}: {value!r})")
+        refuse_retired_keys(value, (*path, key))
+
+
 def validate(config: dict, schema: str | Path) -> None:
     """Check ``config`` against the JSON schema and fill in its defaults; raises ``ConfigError``
     whose first line names key and value of the most relevant problem, one line for each other."""
     import jsonschema  # the workflow's process needs it, training jobs do not
+
+    refuse_retired_keys(config)
 
     with open(schema) as handle:
         validator = _validator_class()(with_registries(yaml.safe_load(handle)))
@@ -106,11 +130,12 @@ def validate(config: dict, schema: str | Path) -> None:
 
 def with_registries(schema: dict) -> dict:
     """``schema`` with the names it takes from ``dmbn.names`` filled in: the regimes
-    (``$defs.regime``), the estimator kinds ``train.estimators`` may list and the row names that
+    (``$defs.regime``), the architectures (``$defs.arch``), the estimator kinds ``train.estimators`` may list and the row names that
     have an ESM (``report.esm_estimator``), from ``ESTIMATORS``."""
     definitions = schema.setdefault("$defs", {})
     definitions["regime"] = {"type": "string", "pattern": f"^({REGIME_PATTERN})$"}
     definitions["estimator_kind"] = {"enum": list(ESTIMATORS)}
+    definitions["arch"] = {"enum": list(ARCHITECTURES)}
     definitions["estimator_name"] = {"type": "string",
                                      "pattern": estimator_name_pattern(("epoch", "chosen", "final"))}
     return schema
@@ -251,9 +276,19 @@ def report_settings(config: dict, study: str | None = None) -> dict[str, Any]:
 
 
 def model_kwargs(train: dict[str, Any]) -> dict[str, Any]:
-    kwargs = {k: train[k] for k in MODEL_KEYS}
-    kwargs["resnet_blocks"] = tuple(kwargs["resnet_blocks"])
+    """The network's settings among ``train`` (those present: ``arch_train`` keeps an
+    architecture's own)."""
+    kwargs = {k: train[k] for k in MODEL_KEYS if k in train}
+    if "resnet_blocks" in kwargs:
+        kwargs["resnet_blocks"] = tuple(kwargs["resnet_blocks"])
     return kwargs
+
+
+def arch_train(train: dict[str, Any], arch: str) -> dict[str, Any]:
+    """``train`` less the network settings ``arch`` does not read (``ARCHITECTURES[arch].settings``):
+    what shapes one run of it, so that e.g. a ResNet setting reruns no MLP."""
+    own = set(ARCHITECTURES[arch].settings)
+    return {k: v for k, v in train.items() if k not in MODEL_KEYS or k in own}
 
 
 def train_config(train: dict[str, Any], regime: str, seed: int, device: str,
@@ -283,17 +318,6 @@ def members(config: dict, study: str) -> list[str]:
     if config["studies"][study].get("protocol", "bank") == "bank":
         return ["bank"]
     return ["bank"] + [static_name(b) for b in study_train(config, study)["betas"]]
-
-
-def batchnorm_count(arch: str, train: dict[str, Any]) -> int:
-    """How many BN layers an architecture has (the layers ESM is logged for)."""
-    if arch == "mlp":
-        return train["depth"]
-    if arch == "mlp-bnbfn":
-        return (train["depth"] + 1) // 2
-    blocks = sum(train["resnet_blocks"])
-    downsample = len(train["resnet_blocks"])  # the first block of every stage projects
-    return 1 + 3 * blocks + downsample if arch == "resnet50" else 2 * blocks + downsample
 
 
 def check(config: dict) -> None:
@@ -333,6 +357,7 @@ def check(config: dict) -> None:
             if regime not in FULL_BATCH_REGIMES:
                 _check_batch_size(config, _batch_size_key(key, study, regime), study, train)
             _check_layers(report_settings(config, name), key, study, train)
+            _check_xbn_groups(key, study, train)
             _check_esm_estimator(config, name, regime)
             if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
                 raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
@@ -375,6 +400,18 @@ def _check_layers(report: dict, key: str, study: dict, train: dict) -> None:
                     where = f"{key}.report" if name in study.get("report", {}) else "report"
                     raise ConfigError(f"{where}.{name}: layer {layer} does not exist in {key}'s "
                                       f"{arch!r}, which has {count} BN layers")
+
+
+def _check_xbn_groups(key: str, study: dict, train: dict) -> None:
+    """XBNBlock-P2's GroupNorm groups must come out whole and divide the width (``xbn_group_count``)."""
+    if "resnet50-xbnblock-p2" not in study["archs"]:
+        return
+    channels, groups = train["resnet_channels"], train["xbn_groups"]
+    if xbn_group_count(channels, groups) is None:
+        raise ConfigError(f"{key}.train.resnet_channels / xbn_groups: XBNBlock-P2's {groups} GroupNorm groups "
+                          f"at 64 channels scale to {groups * channels / 64:g} groups at resnet_channels "
+                          f"{channels}, which must be a whole number dividing {channels} (e.g. "
+                          f"resnet_channels a multiple of {64 // math.gcd(64, groups)})")
 
 
 def _check_finite(node: Any, path: tuple = ()) -> None:

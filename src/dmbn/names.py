@@ -10,7 +10,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import Iterator
+from typing import Callable, Iterator
 
 STATIC_BETAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 REFERENCE_BATCH_SIZE = 100  # the thesis's batch size: horizon-matched EMAs scale β from it
@@ -176,8 +176,73 @@ def registered_estimator(cls: type, /, **spec) -> Iterator[type]:
 
 BN_BFN_RANK = 25  # the batch-free twin's row sits between the DMBNs and PreciseBN, as in the thesis
 DEFAULT_ESTIMATOR = "static-0.1"  # PyTorch's momentum; BN-BFN is reported with it, as in the thesis
-BATCH_NORM_ARCHS = {"mlp": "mlp-bnbfn", "resnet50": "resnet50-xbnblock-p2"}  # BN arch -> BN-BFN twin
+
+
+# -- architectures ---------------------------------------------------------------------------------
+
+def _mlp_bn_layers(train: dict) -> int:
+    return train["depth"]
+
+
+def _bnbfn_bn_layers(train: dict) -> int:
+    return (train["depth"] + 1) // 2  # BN at hidden layers 1, 3, ...
+
+
+def _resnet_bn_layers(train: dict) -> int:
+    blocks = sum(train["resnet_blocks"])
+    return 1 + 3 * blocks + len(train["resnet_blocks"])  # stem, 3 per bottleneck, one projection per stage
+
+
+def _xbn_bn_layers(train: dict) -> int:
+    return 2 * sum(train["resnet_blocks"]) + len(train["resnet_blocks"])  # GroupNorm at the stem and bn2
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One network of the study. ``builder``: the function of ``dmbn.models`` that builds it (by
+    name: this table stays torch-free); ``settings``: the ``train`` keys it reads (only these are
+    part of its runs' identity, so a ResNet setting never reruns an MLP); ``bn_layers``: its
+    BatchNorm layers' count from the ``train`` settings (the layers ESM is logged for, and that
+    ``report.beta_layer`` / ``esm_layers`` may name); ``twin``: a BN network's batch-free hybrid
+    (BN-BFN)."""
+
+    builder: str
+    settings: tuple[str, ...]
+    bn_layers: Callable[[dict], int]
+    twin: str | None = None
+
+
+# The one table of architectures: the schema's enum, the `arch` wildcard, the BN/BN-BFN pairs,
+# the layer checks and dmbn.models.build_model derive from it. A new network is one entry here,
+# its builder in dmbn.models, and a test.
+ARCHITECTURES: dict[str, Architecture] = {
+    "mlp": Architecture("mlp_bn", ("depth", "width"), _mlp_bn_layers, twin="mlp-bnbfn"),
+    "mlp-bnbfn": Architecture("mlp_bnbfn", ("depth", "width", "batch_free", "groups"), _bnbfn_bn_layers),
+    "resnet50": Architecture("resnet50", ("resnet_blocks", "resnet_channels"), _resnet_bn_layers,
+                             twin="resnet50-xbnblock-p2"),
+    "resnet50-xbnblock-p2": Architecture("resnet50_xbnblock_p2", ("resnet_blocks", "resnet_channels", "xbn_groups"),
+                                         _xbn_bn_layers),
+}
+ARCH_PATTERN = "|".join(re.escape(name) for name in sorted(ARCHITECTURES, key=len, reverse=True))
+BATCH_NORM_ARCHS = {name: a.twin for name, a in ARCHITECTURES.items() if a.twin}  # BN arch -> BN-BFN twin
 BATCH_FREE_ARCHS = {v: k for k, v in BATCH_NORM_ARCHS.items()}
+
+
+RESNET50_CHANNELS = 64  # ResNet-50's stem channels: `train.resnet_channels` scales every layer by /64
+
+
+def xbn_group_count(channels: int, groups_at_64: int) -> int | None:
+    """XBNBlock-P2's GroupNorm groups at ``channels``: Huang et al.'s ``groups_at_64`` scaled with
+    the width, so that every GroupNorm keeps their channels per group; None where that is no whole
+    number of groups dividing the stem's ``channels`` (every other GroupNorm has a multiple)."""
+    groups, rest = divmod(groups_at_64 * channels, RESNET50_CHANNELS)
+    return None if rest or groups < 1 or channels % groups else groups
+
+
+def batchnorm_count(arch: str, train: dict) -> int:
+    """How many BN layers ``arch`` has under these ``train`` settings."""
+    return ARCHITECTURES[arch].bn_layers(train)
+
 
 # Regime -> (label, what it trains, tunes and tests on), in table order (the thesis puts full
 # batch first). ``full`` is the thesis's full batch: it trains, picks β*, recalibrates and tests on

@@ -4,6 +4,7 @@ from snakemake.exceptions import WorkflowError
 
 # The core library is the installed package `dmbn` (pip install -e .; `make run` does it).
 from dmbn.config import (
+    arch_train,
     check,
     load_strict,
     members,
@@ -15,7 +16,7 @@ from dmbn.config import (
     study_seeds,
     study_train,
 )
-from dmbn.names import REGIME_PATTERN, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label
+from dmbn.names import ARCH_PATTERN, REGIME_PATTERN, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label
 from dmbn.tables import thesis_covers
 from dmbn.report import (
     ALL_DATASETS,
@@ -41,7 +42,7 @@ wildcard_constraints:
     study=r"[A-Za-z0-9_]+",
     dataset=r"[a-z0-9][a-z0-9-]*",
     regime=REGIME_PATTERN,
-    arch=r"mlp|mlp-bnbfn|resnet50|resnet50-xbnblock-p2",
+    arch=ARCH_PATTERN,
     seed=r"\d+",
     member=f"bank|{SEPARATE_MEMBER}",
 
@@ -169,7 +170,7 @@ def thesis_has_numbers_for(study_name):
 
 def train_settings(wildcards):
     """Everything that shapes a run's results; a change re-runs exactly the affected runs."""
-    train = study_train(config, wildcards.study, wildcards.regime)
+    train = arch_train(study_train(config, wildcards.study, wildcards.regime), wildcards.arch)
     return dict(train=train, device=config.get("device", "cpu"), threads=run_threads(wildcards))
 
 
@@ -203,7 +204,7 @@ def refuse_fewer_cores(study_name, threads):
 
 
 def model_settings(wildcards):
-    return model_kwargs(study_train(config, wildcards.study, wildcards.regime))
+    return model_kwargs(arch_train(study_train(config, wildcards.study, wildcards.regime), wildcards.arch))
 
 
 def gpus(wildcards):
