@@ -237,3 +237,40 @@ def test_compiled_training_step_feeds_the_bank_as_the_eager_one_does(data):
     compiled.next_epoch()  # the compiled model trains on after the ESM pass swapped its BN layers
     assert sorted({row["epoch"] for row in compiled.esm_rows}) == [1, 2]
     assert len(compiled.history_rows) == 2 and compiled.holder.estimator("cma").steps == 2
+
+
+# -- an ESM-set subsample (train.esm_samples) ----------------------------------------------------
+
+def test_the_esm_subset_is_a_fixed_seeded_part_of_the_esm_set(data):
+    from dmbn.train import esm_subset
+
+    assert esm_subset(data, None, 1)[0] is data.x_esm and esm_subset(data, len(data.y_esm), 1)[0] is data.x_esm
+    k = len(data.y_esm) // 3
+    x, y = esm_subset(data, k, 1)
+    rows = [int(torch.nonzero((data.x_esm == row).all(dim=tuple(range(1, row.dim() + 1))))[0]) for row in x]
+    assert len(x) == len(y) == k and rows == sorted(set(rows))  # k distinct samples, original order
+    assert torch.equal(y, data.y_esm[rows])
+    assert torch.equal(esm_subset(data, k, 1)[0], x) and not torch.equal(esm_subset(data, k, 2)[0], x)
+
+
+def test_a_run_on_an_esm_subsample_measures_and_recalibrates_on_that_subsample(data):
+    from dmbn.esm import measure_esm
+    from dmbn.train import esm_subset
+
+    k = len(data.y_esm) // 2
+    cfg = dataclasses.replace(CONFIG, esm_samples=k, epochs=2)
+    run = Run(fresh_model(), data, cfg)
+    run.next_epoch()
+    x, y = esm_subset(data, k, cfg.seed)
+    direct = measure_esm(run.model, run.holder.stage_statistics("epoch"), x, y, cfg.esm_chunk)
+    logged = pd.DataFrame(run.esm_rows)
+    ours = logged[logged.estimator == "static-0.1"].sort_values("layer").esm_mu.to_numpy()
+    theirs = pd.DataFrame(direct.rows(1))
+    theirs = theirs[theirs.estimator == "static-0.1"].sort_values("layer").esm_mu.to_numpy()
+    assert ours.tolist() == pytest.approx(theirs.tolist(), rel=1e-12)
+    whole = pd.DataFrame(measure_esm(run.model, run.holder.stage_statistics("epoch"), data.x_esm, data.y_esm,
+                                     cfg.esm_chunk).rows(1))
+    assert whole[whole.estimator == "static-0.1"].sort_values("layer").esm_mu.tolist() != pytest.approx(ours.tolist())
+    run.next_epoch()  # the last epoch: the recalibrated oracle is measured on the same subsample
+    final = pd.DataFrame(run.esm_rows)
+    assert (final[final.estimator == "recalibrated"].esm_mu.abs() < 1e-9).all()

@@ -75,6 +75,7 @@ class TrainConfig:
     reference_batch_size: int = REFERENCE_BATCH_SIZE  # horizon-matched EMAs: κ = batch size / this
     precise_batches: int = 200
     esm_chunk: int = ESM_CHUNK
+    esm_samples: int | None = None  # the ESM set subsampled to this many (seeded, fixed); None: all
     augment: bool = False
     device: str = "cpu"
     amp: bool = False            # bf16 autocast for the training step (CUDA only; BN stays float32)
@@ -123,6 +124,18 @@ def layer_table(model: nn.Module) -> pd.DataFrame:
                          for i, (name, bn) in enumerate(batchnorm_layers(model))])
 
 
+def esm_subset(data: RunData, samples: int | None, seed: int) -> tuple[Tensor, Tensor]:
+    """The ESM set a run measures on: all of it, or ``samples`` of it drawn once from the run's
+    seed (in their original order) and kept for every epoch, so that ESM_μ, β* and the recalibrated
+    oracle (ESM 0 on the same samples) all see one set. Where the ESM over the whole set costs more
+    than the training (a convolutional network on 12,000 samples), this bounds it."""
+    if samples is None or samples >= len(data.y_esm):
+        return data.x_esm, data.y_esm
+    index = torch.randperm(len(data.y_esm), generator=torch.Generator().manual_seed(seed + 2))[:samples]
+    index = index.sort().values.to(data.y_esm.device)
+    return data.x_esm[index], data.y_esm[index]
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 class Run:
@@ -141,6 +154,7 @@ class Run:
                                          weight_decay=cfg.weight_decay)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.holder = statistics_holder(model, cfg, len(data.y_train))
+        self.x_esm, self.y_esm = esm_subset(data, cfg.esm_samples, cfg.seed)
         self.identity = checkpoints.identity(cfg.settings(), model, data.fingerprint())
         self.segments: list[dict] = []  # earlier processes' stretches of this run (run card)
         self._segment: tuple[int, str, float] | None = None  # this process's: first epoch, start
@@ -307,7 +321,7 @@ class Run:
     # estimators and ESM
     def measure(self, estimators: dict[str, tuple[Tensor, Tensor]]):
         faults.reached("esm", self.epoch)
-        return measure_esm(self.model, estimators, self.data.x_esm, self.data.y_esm, self.cfg.esm_chunk)
+        return measure_esm(self.model, estimators, self.x_esm, self.y_esm, self.cfg.esm_chunk)
 
     def log_epoch_estimators(self) -> dict[str, float]:
         """ESM of every estimator at this epoch's end, one stacked pass per stage: the estimators
@@ -339,7 +353,7 @@ class Run:
         """What the estimators of the final weights measure with (PreciseBN, recalibrated)."""
         def batches():
             return self._precise_batches(torch.Generator().manual_seed(self.cfg.seed + 1))
-        return TrainingContext(self.model, batches, self.data.x_esm, self.cfg.esm_chunk)
+        return TrainingContext(self.model, batches, self.x_esm, self.cfg.esm_chunk)
 
     def _precise_batches(self, generator: torch.Generator):
         # full batch: every batch is the whole training set, so one says all that N would
