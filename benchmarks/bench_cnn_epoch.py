@@ -10,7 +10,10 @@ Every figure is a ratio of times measured side by side in one run (``common.inte
 * one epoch's ESM of every estimator (``Run.log_epoch_estimators``) on the ESM set, and on a
   subsample of it, against the epoch's training.
 
-    python benchmarks/bench_cnn_epoch.py --channels 16 --batch 100 --train 2000 --esm 2000
+    python benchmarks/bench_cnn_epoch.py --channels 16 --batch 100 --train 2000 --esm 2000 --sizes 8,16,32
+
+``--sizes``: the project's loop is timed at these batch sizes too (minutes per 48,000-sample
+epoch), which is what sizes a study's epochs and width.
 
 ``--train`` samples are timed per round and scaled to 48,000 (FashionMNIST's 80 % split) for the
 minutes per epoch; the ratios do not depend on it. The CPU's instruction set (``lscpu``) decides
@@ -50,7 +53,7 @@ def bare_epoch(model, optimizer, x, y, batches, *, channels_last=False, bf16=Fal
 
 def main() -> None:
     args = arguments(__doc__, channels=16, batch=100, train=2000, esm=2000, subsample=500, repeats=3,
-                     compile=1, xbn=0)
+                     compile=1, xbn=0, sizes="8,16,32")
     arch = "resnet50-xbnblock-p2" if args.xbn else "resnet50"
     data = fashion_shaped(n_train=args.train, n_esm=args.esm, n_test=100)
     initial = build_model(arch, data.input_shape, 10, resnet_channels=args.channels)
@@ -76,6 +79,9 @@ def main() -> None:
                 TrainConfig(batch_size=args.batch, seed=0))
     small.train_epoch()
     work[f"ESM on {args.subsample} samples"] = small.log_epoch_estimators
+    for size in (int(b) for b in str(args.sizes).split(",") if b):
+        work[f"project loop at B = {size}"] = Run(copy.deepcopy(initial), data,
+                                                  TrainConfig(batch_size=size, seed=0)).train_epoch
     times = {name: statistics.median(t) for name, t in interleaved(work, args.repeats).items()}
 
     base = times["fp32 NCHW"]

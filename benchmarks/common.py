@@ -23,15 +23,15 @@ def fashion_shaped(n_train: int = 48000, n_esm: int = 12000, n_test: int = 1000,
     return RunData(*sample(n_train), *sample(n_esm), *sample(n_test), num_classes=10)
 
 
-def arguments(doc: str, **extra: int):
-    """Parse ``--threads`` (torch threads, default 1 as in the workflow's jobs) and the integer
-    options in ``extra`` (name=default); sets the threads."""
+def arguments(doc: str, **extra: int | str):
+    """Parse ``--threads`` (torch threads, default 1 as in the workflow's jobs) and the options in
+    ``extra`` (name=default, of the default's type); sets the threads."""
     import argparse
 
     parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--threads", type=int, default=1)
     for name, default in extra.items():
-        parser.add_argument(f"--{name}", type=int, default=default)
+        parser.add_argument(f"--{name}", type=type(default), default=default)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
