@@ -522,3 +522,13 @@ def test_the_library_pages_bank_example_runs():
     assert not bank.attached and "dmbn" in bank.names
     dmbn_mean, _ = bank.statistics("dmbn")
     assert torch.equal(torch.cat([m for m, _ in buffers_of(model).values()]), dmbn_mean)  # loaded on close
+
+
+def test_the_library_pages_test_time_example_runs_and_uses_the_stream():
+    namespace: dict = {}
+    exec(compile(library_example("test-time-example"), "docs/LIBRARY.md", "exec"), namespace)
+    model, shifted, logits = namespace["model"], namespace["shifted"], namespace["logits"]
+    assert logits.shape == (4 * 32, 3) and namespace["predictions"].shape == (4 * 32,)
+    plain = model(torch.cat(shifted))  # the carried (source) statistics alone
+    assert not torch.allclose(logits, plain)  # the mix let each batch's statistics in
+    assert not model.training and not model[1]._forward_pre_hooks  # left as it was

@@ -25,6 +25,7 @@ SCRIPT = textwrap.dedent(f"""
     import dmbn
     for name in dmbn.__all__:
         getattr(dmbn, name)
+    import dmbn.test_time  # the test-time rules are library too (docs/LIBRARY.md)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
     bank = dmbn.EstimatorBank(model)
     for _ in range(3):
