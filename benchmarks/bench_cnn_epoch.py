@@ -7,8 +7,9 @@ Every figure is a ratio of times measured side by side in one run (``common.inte
   channels_last, bf16 autocast (``torch.autocast("cpu")``), ``torch.compile``; each against fp32;
 * the project's loop (``dmbn.train.Run.train_epoch``: the estimator bank observing every BN layer,
   53 at ResNet-50's depth) against the bare fp32 loop;
-* one epoch's ESM of every estimator (``Run.log_epoch_estimators``) on the ESM set, and on a
-  subsample of it, against the epoch's training.
+* one epoch's stacked ESM pass of every estimator ready at the epoch's end (``Run.measure`` of
+  the ``epoch`` stage: DMBN's candidates and the others; DMBN's own pass is small) on the ESM set,
+  and on a subsample of it, against the epoch's training.
 
     python benchmarks/bench_cnn_epoch.py --channels 16 --batch 100 --train 2000 --esm 2000 --sizes 8,16,32
 
@@ -74,11 +75,12 @@ def main() -> None:
         work["torch.compile"]()  # compiles outside the timed rounds
     run = Run(copy.deepcopy(initial), data, TrainConfig(batch_size=args.batch, seed=0))
     work["project loop (bank observing)"] = run.train_epoch
-    work["ESM, every estimator"] = run.log_epoch_estimators
+    run.train_epoch()  # observed batches: the epoch-stage estimators have statistics to measure
+    work["ESM, every estimator"] = lambda: run.measure(run.holder.stage_statistics("epoch"))
     small = Run(copy.deepcopy(initial), fashion_shaped(n_train=args.train, n_esm=args.subsample, n_test=100),
                 TrainConfig(batch_size=args.batch, seed=0))
     small.train_epoch()
-    work[f"ESM on {args.subsample} samples"] = small.log_epoch_estimators
+    work[f"ESM on {args.subsample} samples"] = lambda: small.measure(small.holder.stage_statistics("epoch"))
     for size in (int(b) for b in str(args.sizes).split(",") if b):
         work[f"project loop at B = {size}"] = Run(copy.deepcopy(initial), data,
                                                   TrainConfig(batch_size=size, seed=0)).train_epoch
