@@ -33,6 +33,7 @@ from .statistics import (
     BatchNorm,
     LayerLayout,
     batchnorm_layers,
+    channel_values,
     read_buffers,
 )
 
@@ -314,7 +315,7 @@ def _recalibrate_layer(model: nn.Module, state, named: list, index: int, batches
     whole = index == 0
 
     def measure(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        values = inputs[0].transpose(0, 1).flatten(1)  # [channels, samples x positions]
+        values = channel_values(inputs[0])
         moments.add(values.shape[1], values.mean(dim=1), values.var(dim=1, unbiased=False))
         if not whole:
             raise _Measured

@@ -37,7 +37,7 @@ from . import distributed
 from .batches import CallFn, forward
 from .bn_state import CallCounter, checked_layers, preserved, warn_not_run
 from .names import ESTIMATORS, static_name
-from .statistics import LayerLayout
+from .statistics import LayerLayout, channel_values
 
 Statistics = tuple[Tensor, Tensor]  # flat (mean, var) over every BN channel
 FIRST_EPOCH_BETA = 0.1  # causal DMBN's momentum before any β* exists: PyTorch's default
@@ -760,7 +760,7 @@ def _input_moments(local: dict[int, Statistics], index: int):
     """A forward pre-hook storing this rank's mean and unbiased variance of the layer's input per
     channel in float64 (0 for a single value), as a plain BN layer's buffers hold them at momentum 1."""
     def pre_hook(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        values = inputs[0].detach().transpose(0, 1).flatten(1).double()  # [channels, samples x positions]
+        values = channel_values(inputs[0].detach()).double()
         n = values.shape[1]
         local[index] = (values.mean(dim=1), values.var(dim=1, unbiased=False) * (n / max(n - 1, 1)))
     return pre_hook

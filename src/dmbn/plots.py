@@ -36,6 +36,12 @@ from .tables import (BN_BFN, axis_label, batch_axis, label, present_order, t_int
 _STATIC_MARKERS = ("o", "s", "^", "v", "D", "<", ">", "p", "h")
 _BN_BFN_LOOK = dict(color="#ff7f0e", linestyle=(0, (4, 1, 1, 1, 1, 1)), marker="X")
 _UNKNOWN_LOOK = dict(color="grey", linestyle="-", marker=".")
+# the default drawn again in another kind's panel, to compare against (small multiples)
+_REFERENCE_LOOK = dict(color="0.6", linestyle="-", marker=".")
+
+
+def _reference_text(text: str) -> str:
+    return f"{text}, for reference"
 
 BETA_RANGE = (0.0, 1.02)  # every β lies in (0, 1]; grids may reach 0.01 and 1
 
@@ -136,7 +142,7 @@ def _log_curve(ax, x, mean, low, high, variant: str, text: str, band: bool = Tru
     mean, low, high = (np.asarray(v, dtype=float) for v in (mean, low, high))
     look = style(variant)
     if reference:
-        look, text, band = dict(color="0.6", linestyle="-", marker="."), f"{text}, for reference", False
+        look, text, band = dict(_REFERENCE_LOOK), _reference_text(text), False
     if (mean <= 0).all():
         floor = blended_transform_factory(ax.transData, ax.transAxes)
         ax.plot(x, np.zeros(len(x)), transform=floor, clip_on=False, linestyle="none",
@@ -448,8 +454,8 @@ def accuracy_vs_batch_size(metrics: pd.DataFrame, arch: str, confidence: float, 
             low, high = rows.accuracy_ci_low.to_numpy(), rows.accuracy_ci_high.to_numpy()
             clipped |= bool(np.any(low < 0) or np.any(high > 1))
             error = np.nan_to_num(np.stack([mean - np.clip(low, 0, 1), np.clip(high, 0, 1) - mean]))
-            look = style(variant) if variant in variants else dict(color="0.6", linestyle="-", marker=".")
-            text = label(variant) if variant in variants else f"{label(variant)}, for reference"
+            look = style(variant) if variant in variants else dict(_REFERENCE_LOOK)
+            text = label(variant) if variant in variants else _reference_text(label(variant))
             ax.errorbar(x[rows.regime].to_numpy(), mean, yerr=error, capsize=2, markersize=4, label=text, **look)
         _batch_axis(ax, axis)
         ax.set(ylabel="test accuracy", title=panel)

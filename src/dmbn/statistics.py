@@ -49,6 +49,12 @@ class LayerLayout:
         return torch.stack([part.norm(dim=-1) for part in self.split(flat)], dim=-1)
 
 
+def channel_values(x: Tensor) -> Tensor:
+    """A BN layer's input as ``[channels, samples x positions]``: the values each channel's
+    statistics are taken over (dimension 1 is the channel, as in every ``nn.BatchNorm*d``)."""
+    return x.transpose(0, 1).flatten(1)
+
+
 def read_buffers(model: nn.Module) -> tuple[Tensor, Tensor]:
     """The model's current BN running statistics as flat (mean, var) copies."""
     layers = [bn for _, bn in batchnorm_layers(model)]

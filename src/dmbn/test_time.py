@@ -32,13 +32,13 @@ import torch
 from torch import Tensor, nn
 
 from .bn_state import checked_layers, preserved
+from .statistics import channel_values
 
 
 def batch_moments(x: Tensor) -> tuple[Tensor, Tensor, int]:
-    """Per channel (dimension 1): mean, biased variance and the number of values."""
-    dims = [d for d in range(x.dim()) if d != 1]
-    n = x.numel() // x.shape[1]
-    return x.mean(dims), x.var(dims, unbiased=False), n
+    """Per channel: mean, biased variance and the number of values (``statistics.channel_values``)."""
+    values = channel_values(x)
+    return values.mean(dim=1), values.var(dim=1, unbiased=False), values.shape[1]
 
 
 class TestTimeRule:
