@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from dmbn.config import paper_names as dmbn_paper_names  # noqa: E402
 from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
 from dmbn.runs import with_choosing_kind  # noqa: E402
 from dmbn.tables import (BN_BFN, PAIRS, paired_comparisons, prediction_interval, t_interval,  # noqa: E402
@@ -42,8 +43,8 @@ NOISE_ESTIMATORS = (DEFAULT_ESTIMATOR, "static-0.9", "dmbn", "precise")
 
 def paper_names() -> dict[str, str]:
     """Our data set name -> the thesis's (config.yaml's ``paper_name``)."""
-    datasets = yaml.safe_load((ROOT / "config.yaml").read_text())["datasets"]
-    return {name: spec.get("paper_name", name) for name, spec in datasets.items()}
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    return dmbn_paper_names(config, config["datasets"])
 
 
 def _mean_std(values: pd.Series) -> str:

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dmbn.config import load_strict, report_settings, study_batch_sizes  # noqa: E402
+from dmbn.config import load_strict, paper_names, report_settings, study_batch_sizes  # noqa: E402
 from dmbn.plots import batch_figures, save  # noqa: E402
 from dmbn.readback import read_study_file  # noqa: E402
 from dmbn.study_tables import TableFiles, write_paired, write_thesis_comparison, write_thesis_table  # noqa: E402
@@ -43,7 +43,7 @@ def rerender(study: str, config: dict) -> None:
         write_thesis_table(metrics, study, dataset, report["decimals"],
                            TableFiles(out.with_suffix(".csv"), out.with_suffix(".tex"),
                                       out.with_suffix(".html"), CAPTIONS / "table.rst"))
-    names = {d: config["datasets"][d].get("paper_name", d) for d in datasets}
+    names = paper_names(config, datasets)
     comparisons = folder / "comparisons"
 
     def files(name: str, caption: str) -> TableFiles:

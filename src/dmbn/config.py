@@ -268,6 +268,11 @@ def study_seeds(config: dict, study: str, regime: str) -> list[int]:
     return list(spec.get("regime_overrides", {}).get(regime, {}).get("seeds", spec["seeds"]))
 
 
+def paper_names(config: dict, datasets) -> dict[str, str]:
+    """Data set -> its name in the thesis's tables (its ``paper_name``, else its own name)."""
+    return {d: config["datasets"][d].get("paper_name", d) for d in datasets}
+
+
 def report_settings(config: dict, study: str | None = None) -> dict[str, Any]:
     """The ``report`` block with ``REPORT_DEFAULTS`` filled in, updated by ``study``'s own
     ``report`` block (plotted layers of a study whose networks are shallower, say)."""

@@ -9,6 +9,7 @@ from dmbn.config import (
     load_strict,
     members,
     model_kwargs,
+    paper_names as dataset_paper_names,
     run_expectation,
     report_settings,
     study_batch_sizes,
@@ -156,7 +157,7 @@ def paper_names(wildcards):
 
 
 def study_paper_names(study_name):
-    return {d: config["datasets"][d].get("paper_name", d) for d in config["studies"][study_name]["datasets"]}
+    return dataset_paper_names(config, config["studies"][study_name]["datasets"])
 
 
 def thesis_has_numbers_for(study_name):
