@@ -26,9 +26,12 @@ BATCH_FIGURES = {  # one per data set of a study with `batch_sizes` (the first B
     "esm_vs_batch_size": "ESM at the last epoch against batch size",
     "beta_star_vs_batch_size": "β* against batch size",
 }
+SHIFT_FIGURES = {  # one per data set of a study with `shift: true`
+    "shift_examples": "Corrupted test images, each corruption and severity",
+}
 DATASET_ITEMS = {"table": "Table: the thesis's layout", **FIGURES, **RUN_FIGURES,
-                 "batch_table": "Table: test accuracy against batch size", **BATCH_FIGURES}
-ALL_FIGURES = {**FIGURES, **RUN_FIGURES, **BATCH_FIGURES}
+                 "batch_table": "Table: test accuracy against batch size", **BATCH_FIGURES, **SHIFT_FIGURES}
+ALL_FIGURES = {**FIGURES, **RUN_FIGURES, **BATCH_FIGURES, **SHIFT_FIGURES}
 STUDY_ITEMS = {  # items that cover every data set of a study
     "study_page": "The whole study on one page (for a laptop)",
     "thesis": "The thesis's numbers beside ours",
