@@ -79,9 +79,9 @@ def test_the_enums_are_the_code_tables():
     assert set(defaults["rules"]) - {"target-recalibrated"} == set(RULES)  # one class per rule row
 
 
-def test_the_shipped_block_is_the_defaults_and_a_missing_block_takes_them():
+def test_the_shipped_block_is_the_defaults_but_a_subset_and_a_missing_block_takes_them():
     config = base_config()
-    assert shift_settings(config) == shift_defaults()
+    assert shift_settings(config) == {**shift_defaults(), "test_samples": 2000}
     del config["shift"]
     validate(config, SCHEMA)
     check(config)
@@ -95,3 +95,10 @@ def test_snakemake_refuses_an_unknown_corruption_before_any_job(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "shift.corruptions[1]: 'fog'" in output, output[-3000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_more_test_samples_than_the_test_set_has_are_refused():
+    config = setting(base_config(), "studies.mlp_fashion.shift", True)
+    first = rejection(setting(config, "shift.test_samples", 10001)).splitlines()[0]
+    assert first.startswith("shift.test_samples: 10001") and "10000" in first, first  # FashionMNIST's test set
+    check(setting(config, "shift.test_samples", 10000))

@@ -125,3 +125,13 @@ def test_esm_is_against_the_shifted_sets_own_layer_inputs():
             row = next(r for r in esm if r["estimator"] == name and r["layer"] == layer)
             assert row["esm_mu"] == pytest.approx((m.double() - h.mean(0)).norm().item(), rel=1e-5)
             assert row["esm_sigma"] == pytest.approx((v.double().sqrt() - h.var(0).sqrt()).norm().item(), rel=1e-5)
+
+
+def test_a_subset_of_test_samples_is_seeded_distinct_and_the_same_for_every_call():
+    from dmbn.shift import scored_samples
+
+    first = scored_samples(1000, 200, seed=0)
+    assert len(set(first.tolist())) == 200 and first.max() < 1000 and np.all(np.diff(first) > 0)
+    assert np.array_equal(first, scored_samples(1000, 200, seed=0))
+    assert not np.array_equal(first, scored_samples(1000, 200, seed=1))
+    assert np.array_equal(scored_samples(50, None, seed=0), np.arange(50))

@@ -60,7 +60,7 @@ def shift_defaults() -> dict[str, Any]:
     from .corruptions import CORRUPTIONS, SEVERITIES  # numpy and scipy; torch only inside functions
 
     return {"corruptions": list(CORRUPTIONS), "severities": list(SEVERITIES), "streams": list(SHIFT_STREAMS),
-            "alpha": 0.1, "prior": 16, "rules": list(SHIFT_RULES), "seed": 0}
+            "alpha": 0.1, "prior": 16, "rules": list(SHIFT_RULES), "seed": 0, "test_samples": None}
 
 
 class ConfigError(ValueError):
@@ -385,6 +385,11 @@ def _check_shift(config: dict) -> None:
                                   f"is not 28x28 grayscale, which the corruptions are written for "
                                   f"(data sets of torchvision {', '.join(SHIFT_DATASETS)}); drop it from the "
                                   f"study or set shift: false")
+            sizes = dataset_sizes(config, dataset)
+            if shift["test_samples"] is not None and sizes is not None and shift["test_samples"] > sizes[1]:
+                raise ConfigError(f"shift.test_samples: {shift['test_samples']} is more than the {sizes[1]} "
+                                  f"test samples of {dataset!r} (studies.{name}); use at most {sizes[1]}, "
+                                  "or null for all")
 
 
 def check(config: dict) -> None:

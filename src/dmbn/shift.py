@@ -154,13 +154,24 @@ def score_shifted_set(model: nn.Module, statistics: EstimatorStatistics, x: Tens
     return accuracy, esm
 
 
+def scored_samples(n: int, samples: int | None, seed: int) -> np.ndarray:
+    """The test samples scored (``shift.test_samples``): a seeded subset in index order, the same
+    for every corruption, severity and run; all of them for None."""
+    if samples is None or samples >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng([seed, n]).choice(n, size=samples, replace=False))
+
+
 def score_corruption(model: nn.Module, statistics: EstimatorStatistics, sets: Mapping[int, np.ndarray],
                      y: Tensor, mean: Tensor, std: Tensor, corruption: str, settings: Mapping[str, Any],
                      batch_size: int | None, chunk: int = 2048) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``score_shifted_set`` at each severity of one corruption: (accuracy, ESM) tables."""
+    """``score_shifted_set`` at each severity of one corruption, on the scored samples
+    (``scored_samples``): (accuracy, ESM) tables."""
     accuracy, esm = [], []
+    index = scored_samples(len(y), settings.get("test_samples"), settings["seed"])
+    y = y[torch.from_numpy(index).to(y.device)]
     for severity, images in sets.items():
-        x = shifted_inputs(images, mean, std).to(y.device)
+        x = shifted_inputs(images[index], mean, std).to(y.device)
         rows, esm_rows = score_shifted_set(model, statistics, x, y, settings, batch_size, chunk)
         where = {"corruption": corruption, "severity": severity}
         accuracy += [{**where, **row} for row in rows]

@@ -25,6 +25,7 @@ from dmbn.tables import thesis_covers
 from dmbn.report import (
     ALL_DATASETS,
     SHIFT_FIGURES,
+    SHIFT_TABLES,
     ALL_REGIMES,
     BATCH_FIGURES,
     FIGURES,
@@ -359,6 +360,13 @@ def shift_targets(study_name):
     spec = config["studies"][study_name]
     targets = expand("results/data/{dataset}/shift/manifest.csv", dataset=spec["datasets"])
     targets += [f"results/{study_name}/shift/{name}.csv" for name in ("scores", "esm")]
+    targets += expand(
+        "results/{study}/tables/{dataset}_{table}.{ext}",
+        study=study_name,
+        dataset=spec["datasets"],
+        table=list(SHIFT_TABLES),
+        ext=["tex", "csv", "html"],
+    )
     targets += expand(
         "results/{study}/figures/{dataset}/shift/{figure}.{ext}",
         study=study_name,

@@ -2,6 +2,8 @@
 # study with `shift: true` scored on them from its trained files (no training), and the study's
 # shift tables and figures. Settings: config.yaml's `shift` block.
 
+SHIFT_PLOTS = [name for name in SHIFT_FIGURES if name != "shift_examples"]  # from the scores
+
 
 rule shift_set:
     """One corrupted test set (a corruption at a severity of the official test split), seeded, with
@@ -112,3 +114,66 @@ rule shift_examples:
         "../envs/dmbn.yaml"
     script:
         "../scripts/shift_examples.py"
+
+
+rule shift_tables:
+    """One data set's shift tables (dmbn.shift_tables): accuracy per corruption and per severity,
+    error relative to the default EMA, test-time rows on each stream; CSV, LaTeX and HTML."""
+    input:
+        scores="results/{study}/shift/scores.csv",
+        captions=[workflow.source_path(f"../report/{name}.rst") for name in SHIFT_TABLES],
+    output:
+        csv=[f"results/{{study}}/tables/{{dataset}}_{name}.csv" for name in SHIFT_TABLES],
+        tex=[f"results/{{study}}/tables/{{dataset}}_{name}.tex" for name in SHIFT_TABLES],
+        html=[
+            report(
+                f"results/{{study}}/tables/{{dataset}}_{name}.html",
+                caption=f"../report/{name}.rst",
+                category="{dataset}",
+                subcategory="{study}",
+                labels=report_labels(name),
+            )
+            for name in SHIFT_TABLES
+        ],
+    params:
+        confidence=lambda w: study_report_settings(w)["confidence"],
+        decimals=REPORT["decimals"],
+    log:
+        "results/logs/{study}/shift_tables_{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/shift_tables.py"
+
+
+rule shift_figures:
+    """Accuracy against severity, and each trained estimator's ESM on the shifted set against its
+    accuracy there, for one data set."""
+    input:
+        scores="results/{study}/shift/scores.csv",
+        esm="results/{study}/shift/esm.csv",
+        severities="results/{study}/tables/{dataset}_shift_severities.csv",
+        captions=[workflow.source_path(f"../report/{name}.rst") for name in SHIFT_PLOTS],
+    output:
+        png=[f"results/{{study}}/figures/{{dataset}}/shift/{name}.png" for name in SHIFT_PLOTS],
+        pdf=[f"results/{{study}}/figures/{{dataset}}/shift/{name}.pdf" for name in SHIFT_PLOTS],
+        html=[
+            report(
+                f"results/{{study}}/figures/{{dataset}}/shift/{name}.html",
+                caption=f"../report/{name}.rst",
+                category="{dataset}",
+                subcategory="{study}",
+                labels=report_labels(name),
+            )
+            for name in SHIFT_PLOTS
+        ],
+    params:
+        dpi=REPORT["figure_dpi"],
+    log:
+        "results/logs/{study}/shift_figures_{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/shift_figures.py"
