@@ -20,7 +20,7 @@ NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing answers
 RUN = "results/shift_tiny/runs/tiny-idx/mini-b20/mlp/seed1/bank"
 # the jobs that only generate sets, score trained runs or show results: never training
 SHIFT_ONLY = {"shift_set", "shift_manifest", "shift_evaluate", "shift_aggregate", "shift_examples",
-              "study_page", "shift_tiny", "all"}
+              "shift_tables", "shift_figures", "study_page", "shift_tiny", "all"}
 
 
 def shift_config(workdir: Path, source: Path, md5: dict) -> dict:
@@ -110,6 +110,7 @@ def test_a_new_corruption_stream_or_rule_reruns_no_training(finished, change, tm
     result = snakemake(workdir, write_config(workdir, changed, "changed.yaml"), "-n")
     plan = planned_rules(result)
     assert plan and set(plan) <= SHIFT_ONLY, plan
+    assert "train" not in plan and "evaluate" not in plan  # named: the set above is the rule
     assert "shift_evaluate" in plan
     if change == "a corruption":  # only the new corruption's sets and scores
         assert plan["shift_set"] == 2 and plan["shift_evaluate"] == 1, plan

@@ -61,10 +61,12 @@ def severity_curves(severities: pd.DataFrame, dataset: str) -> Figure:
     columns = [c for c in severities.columns if c.isdigit()]
     regimes = list(dict.fromkeys(severities.regime))
     fig, axes = _panels(regimes)
+    several = severities.arch.nunique() > 1  # then each line names its network
     for ax, regime in zip(axes, regimes):
         for row in severities[severities.regime == regime].itertuples():
+            label = shift_row_label(row.row, row.family) + (f" ({row.arch})" if several else "")
             ax.plot([int(c) for c in columns], [severities.loc[row.Index, c] for c in columns],
-                    label=f"{shift_row_label(row.row, row.family)} ({row.arch})", **_row_style(row.row, row.family))
+                    label=label, **_row_style(row.row, row.family))
         ax.set_title(regime_label(regime), fontsize=9)
         ax.set_xlabel("severity")
         ax.set_xticks([int(c) for c in columns])
