@@ -325,6 +325,11 @@ def shift_sets(wildcards):
     return shift_set_files(wildcards.dataset, [wildcards.corruption])
 
 
+def shift_dataset_sets(wildcards):
+    """Every configured set of a data set: what its example grid reads."""
+    return shift_set_files(wildcards.dataset)
+
+
 def shift_manifest_inputs(wildcards):
     return [f for f in shift_set_files(wildcards.dataset) if f.endswith(".md5")]
 

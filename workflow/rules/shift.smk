@@ -91,7 +91,7 @@ rule shift_examples:
     """A grid of example test images: the clean one, then each corruption at each severity."""
     input:
         data="results/data/{dataset}/tensors.pt",
-        sets=lambda w: shift_set_files(w.dataset),
+        sets=shift_dataset_sets,
         caption=workflow.source_path("../report/shift_examples.rst"),
     output:
         png="results/{study}/figures/{dataset}/shift/shift_examples.png",
