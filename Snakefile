@@ -44,6 +44,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/summaries.smk"
+include: "workflow/rules/shift.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .names import (ARCHITECTURES, BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, axis_regime,
+from .names import (ARCHITECTURES, BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, SHIFT_RULES,
+                    axis_regime,
                     batchnorm_count, xbn_group_count,
                     estimator_kind, estimator_name_pattern, family_batch_size, primary_arch,
                     run_estimators,
@@ -46,6 +47,20 @@ REPORT_DEFAULTS = {
     "confidence": 0.95,        # paired comparisons, batch-size intervals
     "figure_dpi": 150,
 }
+
+# Distribution shift (studies with `shift: true`), where the config's `shift` block leaves a key
+# out: every corruption of dmbn.corruptions at every severity, every test order and rule; NOTE's
+# Dirichlet α; N = 16 source samples' worth of prior for the mix (Schneider et al.'s setting for
+# small test batches); one seed for the corrupted sets and the streams.
+SHIFT_STREAMS = ("iid", "class-sorted", "dirichlet")  # dmbn.streams.STREAMS (a test checks they agree)
+SHIFT_DATASETS = ("MNIST", "FashionMNIST")  # 28x28 grayscale: what dmbn.corruptions is written for
+
+
+def shift_defaults() -> dict[str, Any]:
+    from .corruptions import CORRUPTIONS, SEVERITIES  # numpy and scipy; torch only inside functions
+
+    return {"corruptions": list(CORRUPTIONS), "severities": list(SEVERITIES), "streams": list(SHIFT_STREAMS),
+            "alpha": 0.1, "prior": 16, "rules": list(SHIFT_RULES), "seed": 0, "test_samples": None}
 
 
 class ConfigError(ValueError):
@@ -138,6 +153,12 @@ def with_registries(schema: dict) -> dict:
     definitions["arch"] = {"enum": list(ARCHITECTURES)}
     definitions["estimator_name"] = {"type": "string",
                                      "pattern": estimator_name_pattern(("epoch", "chosen", "final"))}
+    from .corruptions import CORRUPTIONS, SEVERITIES
+
+    definitions["corruption"] = {"enum": list(CORRUPTIONS)}
+    definitions["severity"] = {"type": "integer", "enum": list(SEVERITIES)}
+    definitions["shift_stream"] = {"enum": list(SHIFT_STREAMS)}
+    definitions["shift_rule"] = {"enum": list(SHIFT_RULES)}
     return schema
 
 
@@ -325,6 +346,52 @@ def members(config: dict, study: str) -> list[str]:
     return ["bank"] + [static_name(b) for b in study_train(config, study)["betas"]]
 
 
+def shift_settings(config: dict) -> dict[str, Any]:
+    """The ``shift`` block with its defaults (``shift_defaults``) filled in."""
+    return {**shift_defaults(), **config.get("shift", {})}
+
+
+def shift_studies(config: dict) -> list[str]:
+    """The studies scored under distribution shift (``shift: true``)."""
+    return [name for name, spec in config["studies"].items() if spec.get("shift", False)]
+
+
+def shift_batch_size(config: dict, study: str, regime: str) -> int | None:
+    """Samples per test batch of the rows that use test batches: the run's training batch size,
+    as its prediction-time BN row (None in full batch: the whole set as one batch)."""
+    return None if regime in FULL_BATCH_REGIMES else study_train(config, study, regime)["batch_size"]
+
+
+def _check_shift(config: dict) -> None:
+    """The ``shift`` block's values (the schema refuses most; this says what to do too), and the
+    data sets of the studies scored under shift: the corruptions are written for 28x28 grayscale."""
+    shift = shift_settings(config)
+    defaults = shift_defaults()
+    for key in ("corruptions", "severities"):
+        unknown = [v for v in shift[key] if v not in defaults[key]]
+        if unknown:
+            raise ConfigError(f"shift.{key}: {unknown[0]!r} is not one of {defaults[key]}")
+    if not shift["alpha"] > 0:
+        raise ConfigError(f"shift.alpha: {shift['alpha']!r}, but a Dirichlet concentration must be > 0 "
+                          "(NOTE's default: 0.1)")
+    if not shift["prior"] >= 0:
+        raise ConfigError(f"shift.prior: {shift['prior']!r}, but N, the source samples' worth of prior in "
+                          "the source/target mix, must be >= 0 (0: the test batch alone)")
+    for name in shift_studies(config):
+        for dataset in config["studies"][name]["datasets"]:
+            kind = config["datasets"][dataset].get("torchvision")
+            if kind not in SHIFT_DATASETS:
+                raise ConfigError(f"studies.{name}.shift: data set {dataset!r} ({kind or 'scikit-learn digits, 8x8'}) "
+                                  f"is not 28x28 grayscale, which the corruptions are written for "
+                                  f"(data sets of torchvision {', '.join(SHIFT_DATASETS)}); drop it from the "
+                                  f"study or set shift: false")
+            sizes = dataset_sizes(config, dataset)
+            if shift["test_samples"] is not None and sizes is not None and shift["test_samples"] > sizes[1]:
+                raise ConfigError(f"shift.test_samples: {shift['test_samples']} is more than the {sizes[1]} "
+                                  f"test samples of {dataset!r} (studies.{name}); use at most {sizes[1]}, "
+                                  "or null for all")
+
+
 def check(config: dict) -> None:
     """Everything the schema cannot say; raises ``ConfigError`` naming key and value."""
     _check_finite(config)
@@ -366,6 +433,7 @@ def check(config: dict) -> None:
             _check_esm_estimator(config, name, regime)
             if train["batch_free"] == "groupnorm" and train["width"] % min(train["groups"], train["width"]):
                 raise ConfigError(f"{key}.train.groups: {train['groups']} does not divide width {train['width']}")
+    _check_shift(config)
 
 
 def _batch_size_key(key: str, study: dict, regime: str) -> str:

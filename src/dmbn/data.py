@@ -402,9 +402,16 @@ def regime_data(data: Processed, regime: str, train_index: Tensor, esm_index: Te
     else:
         x_train, y_train = data.x_train[train_index], data.y_train[train_index]
         x_esm, y_esm = data.x_train[esm_index], data.y_train[esm_index]
-    mean, std = channel_moments(x_train)
+    mean, std = training_moments(data, regime, train_index)
     x_train, x_esm, x_test = (standardise(x, mean, std) for x in (x_train, x_esm, data.x_test))
     return RunData(x_train, y_train, x_esm, y_esm, x_test, data.y_test, data.num_classes)
+
+
+def training_moments(data: Processed, regime: str, train_index: Tensor) -> tuple[Tensor, Tensor]:
+    """A regime's input standardisation: the per-channel moments of the part it trains on (the
+    official test set for the thesis's ``full``); every set a run sees, shifted ones too, is
+    standardised with them."""
+    return channel_moments(data.x_test if regime == "full" else data.x_train[train_index])
 
 
 def load_run_data(tensors: str | Path, split: str | Path, regime: str) -> RunData:

@@ -425,3 +425,44 @@ _BUILT_IN_KINDS = frozenset(ESTIMATORS)
 _built_ins_done = True
 ESTIMATOR_KINDS = tuple(ESTIMATORS)  # the built-ins; ESTIMATORS itself also has a user's kinds
 DEFAULT_ESTIMATORS = tuple(k for k, v in ESTIMATORS.items() if v.default)
+
+
+# -- distribution shift: the rows scored with test batches or on the shifted set itself ------------
+
+@dataclass(frozen=True)
+class ShiftRule:
+    """One row of the shift tables that is not a trained run's fixed statistics. ``cls``: its
+    ``dmbn.test_time`` class by name (torch stays out of this module); None for the oracle, the
+    statistics recalibrated on the whole shifted set (``dmbn.esm.recalibrated_statistics``).
+    ``settings``: the ``shift`` keys it is built with (``prior`` is N of the source/target mix).
+    ``streams``: whether its result depends on the order of the test stream (it uses test
+    batches); the oracle sees the whole set at once."""
+
+    label: str
+    cls: str | None
+    rank: int
+    settings: tuple[str, ...] = ()
+    streams: bool = True
+
+
+# The one table of test-time rows: the schema's enum of `shift.rules`, the shift tables' order and
+# labels derive from it. A new rule is its class in dmbn.test_time and one line here.
+SHIFT_RULES: dict[str, ShiftRule] = {
+    "test-batch": ShiftRule("Test batch (prediction-time BN)", "TestBatch", 110),
+    "source-target-mix": ShiftRule("Source/target mix (Schneider et al.)", "SourceTargetMix", 120, ("prior",)),
+    "robust-ema": ShiftRule("Robust EMA, α = 0.05 (RoTTA)", "RobustEMA", 130),
+    "decaying-momentum": ShiftRule("Decaying momentum (DUA, no augmentation)", "DecayingMomentum", 140),
+    "target-recalibrated": ShiftRule("Recalibrated on the shifted set (oracle)", None, 150, streams=False),
+}
+SHIFT_SOURCE, SHIFT_TEST_TIME = "source", "test-time"  # a shift row's family: fixed statistics, or not
+ANY_STREAM = "any"  # the stream column of rows whose result does not depend on the test order
+
+
+def shift_row_label(row: str, family: str) -> str:
+    """A shift row's name for readers: a trained estimator's label, or a test-time rule's."""
+    return SHIFT_RULES[row].label if family == SHIFT_TEST_TIME else estimator_label(row, latex=False)
+
+
+def shift_row_rank(row: str, family: str) -> tuple[int, float]:
+    """Sort key of a shift row: trained estimators first (their table order), then the rules."""
+    return (SHIFT_RULES[row].rank, 0.0) if family == SHIFT_TEST_TIME else estimator_rank(row)

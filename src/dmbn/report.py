@@ -26,9 +26,21 @@ BATCH_FIGURES = {  # one per data set of a study with `batch_sizes` (the first B
     "esm_vs_batch_size": "ESM at the last epoch against batch size",
     "beta_star_vs_batch_size": "β* against batch size",
 }
+SHIFT_FIGURES = {  # one per data set of a study with `shift: true`
+    "shift_examples": "Corrupted test images, each corruption and severity",
+    "shift_severity_curves": "Accuracy under corruption against severity",
+    "shift_esm_vs_accuracy": "ESM against the shifted statistics, and accuracy",
+}
+SHIFT_TABLES = {  # one per data set of a study with `shift: true` (dmbn.shift_tables)
+    "shift_corruptions": "Table: accuracy under each corruption",
+    "shift_severities": "Table: accuracy under corruption per severity",
+    "shift_relative": "Table: error relative to the default EMA (mCE-style)",
+    "shift_streams": "Table: test-time rows on non-i.i.d. streams",
+}
 DATASET_ITEMS = {"table": "Table: the thesis's layout", **FIGURES, **RUN_FIGURES,
-                 "batch_table": "Table: test accuracy against batch size", **BATCH_FIGURES}
-ALL_FIGURES = {**FIGURES, **RUN_FIGURES, **BATCH_FIGURES}
+                 "batch_table": "Table: test accuracy against batch size", **BATCH_FIGURES, **SHIFT_TABLES,
+                 **SHIFT_FIGURES}
+ALL_FIGURES = {**FIGURES, **RUN_FIGURES, **BATCH_FIGURES, **SHIFT_FIGURES}
 STUDY_ITEMS = {  # items that cover every data set of a study
     "study_page": "The whole study on one page (for a laptop)",
     "thesis": "The thesis's numbers beside ours",

@@ -12,21 +12,28 @@ from dmbn.config import (
     paper_names as dataset_paper_names,
     run_expectation,
     report_settings,
+    shift_batch_size,
+    shift_settings,
     study_batch_sizes,
     study_regimes,
     study_seeds,
     study_train,
 )
 from dmbn.names import ARCH_PATTERN, REGIME_PATTERN, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label
+from dmbn.corruptions import CORRUPTIONS
 from dmbn.tables import thesis_covers
 from dmbn.report import (
     ALL_DATASETS,
+    SHIFT_FIGURES,
+    SHIFT_TABLES,
     ALL_REGIMES,
     BATCH_FIGURES,
     FIGURES,
     RUN_FIGURES,
     item_label,
 )
+
+CORRUPTION_PATTERN = "|".join(sorted(CORRUPTIONS, key=len, reverse=True))  # names are [a-z_]
 
 for _configfile in workflow.configfiles:
     load_strict(_configfile)  # duplicate keys (e.g. two studies of one name) are errors
@@ -36,6 +43,8 @@ DATA_ROOT = config["data_root"]
 RUN = "results/{study}/runs/{dataset}/{regime}/{arch}/seed{seed}/{member}"
 RUN_NAME = "{study}/{dataset}_{regime}_{arch}_seed{seed}_{member}"
 REPORT = report_settings(config)  # the report block, defaults filled in
+SHIFT = shift_settings(config)  # the shift block, defaults filled in
+SHIFT_SET = "results/data/{dataset}/shift/{corruption}/severity{severity}"  # .npy and its .md5
 THESIS_NUMBERS = workflow.source_path("../resources/paper_tables.csv")  # Tables 5.1-5.4
 
 
@@ -46,6 +55,8 @@ wildcard_constraints:
     arch=ARCH_PATTERN,
     seed=r"\d+",
     member=f"bank|{SEPARATE_MEMBER}",
+    corruption=CORRUPTION_PATTERN,
+    severity=r"[1-9]",
 
 
 def study(wildcards):
@@ -283,6 +294,8 @@ def study_targets(study_name):
             figure=list(BATCH_FIGURES),
             ext=["png", "pdf", "html"],
         )
+    if spec.get("shift", False):
+        targets += shift_targets(study_name)
     targets.append(f"results/{study_name}/index.html")
     return targets
 
@@ -296,3 +309,74 @@ def study_page_parts(wildcards):
     pages = [t for t in study_targets(wildcards.study) if t.endswith(".html") and t not in own]
     rank = {"tables": 0, "figures": 1}
     return sorted(pages, key=lambda page: rank.get(page.split("/")[2], 2))
+
+
+# -- distribution shift (studies with `shift: true`; workflow/rules/shift.smk) ----------------------
+
+
+def shift_set_files(dataset, corruptions=None):
+    """The generated sets (.npy and .md5) of a data set, for the configured severities."""
+    return expand(f"{SHIFT_SET}.{{ext}}", dataset=dataset, corruption=corruptions or SHIFT["corruptions"],
+                  severity=SHIFT["severities"], ext=["npy", "md5"])
+
+
+def shift_sets(wildcards):
+    """One corruption's sets of a run's data set: what its shift evaluation reads."""
+    return shift_set_files(wildcards.dataset, [wildcards.corruption])
+
+
+def shift_dataset_sets(wildcards):
+    """Every configured set of a data set: what its example grid reads."""
+    return shift_set_files(wildcards.dataset)
+
+
+def shift_manifest_inputs(wildcards):
+    return [f for f in shift_set_files(wildcards.dataset) if f.endswith(".md5")]
+
+
+def shift_manifest_labels(wildcards):
+    return [dict(corruption=c, severity=s) for c in SHIFT["corruptions"] for s in SHIFT["severities"]]
+
+
+def shift_evaluation_settings(wildcards):
+    """What a run's shift scores depend on besides its files: the shift block less the list of
+    corruptions (adding one adds jobs, it re-runs none), and the test batch size."""
+    settings = {k: v for k, v in SHIFT.items() if k != "corruptions"}
+    return dict(settings, batch_size=shift_batch_size(config, wildcards.study, wildcards.regime))
+
+
+def shift_run_files(kind):
+    """Every run's shift scores of a study, each corruption (``kind``: scores or esm)."""
+    suffix = "" if kind == "scores" else "_esm"
+
+    def inputs(wildcards):
+        return [f"{RUN}/shift/{corruption}{suffix}.csv".format(**r)
+                for r in runs(wildcards.study) for corruption in SHIFT["corruptions"]]
+
+    return inputs
+
+
+def shift_run_labels(wildcards):
+    """The wildcards of each input of `shift_aggregate`, in the same order."""
+    return [r for r in runs(wildcards.study) for _ in SHIFT["corruptions"]]
+
+
+def shift_targets(study_name):
+    spec = config["studies"][study_name]
+    targets = expand("results/data/{dataset}/shift/manifest.csv", dataset=spec["datasets"])
+    targets += [f"results/{study_name}/shift/{name}.csv" for name in ("scores", "esm")]
+    targets += expand(
+        "results/{study}/tables/{dataset}_{table}.{ext}",
+        study=study_name,
+        dataset=spec["datasets"],
+        table=list(SHIFT_TABLES),
+        ext=["tex", "csv", "html"],
+    )
+    targets += expand(
+        "results/{study}/figures/{dataset}/shift/{figure}.{ext}",
+        study=study_name,
+        dataset=spec["datasets"],
+        figure=list(SHIFT_FIGURES),
+        ext=["png", "pdf", "html"],
+    )
+    return targets

@@ -1,0 +1,104 @@
+"""Issue #29, item 7: a `shift` block that cannot work is refused before any job, naming the key;
+the block's enums come from the code's own tables (dmbn.corruptions, dmbn.streams,
+dmbn.names.SHIFT_RULES), and a shift study on data the corruptions are not written for is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from dmbn.config import check, shift_defaults, shift_settings, validate
+
+from conftest import base_config, quickstart_config, snakemake, write_config
+from test_config_refusals import setting
+from test_reliability import SCHEMA, rejection
+
+# (dotted key, bad value, words the error's FIRST line must contain; the first is the key it starts with)
+REFUSALS = [
+    ("shift.corruptions", ["gaussian_noise", "fog"], ["shift.corruptions[1]", "'fog'"]),
+    ("shift.corruptions", ["Gaussian_noise"], ["shift.corruptions[0]", "'Gaussian_noise'"]),
+    ("shift.corruptions", [], ["shift.corruptions", "[]"]),
+    ("shift.severities", [0], ["shift.severities[0]", "0"]),
+    ("shift.severities", [1, 6], ["shift.severities[1]", "6"]),
+    ("shift.severities", [2.0], ["shift.severities[0]", "2.0"]),   # a float is no severity
+    ("shift.streams", ["iid", "sorted"], ["shift.streams[1]", "'sorted'"]),
+    ("shift.alpha", 0, ["shift.alpha", "0"]),
+    ("shift.alpha", -0.1, ["shift.alpha", "-0.1"]),
+    ("shift.alpha", float("nan"), ["shift.alpha", "nan"]),
+    ("shift.prior", -1, ["shift.prior", "-1"]),
+    ("shift.prior", -0.5, ["shift.prior", "-0.5"]),
+    ("shift.rules", ["tent"], ["shift.rules[0]", "'tent'"]),
+    ("shift.seed", -1, ["shift.seed", "-1"]),
+    ("shift.colour", "red", ["shift.colour", "unknown key"]),
+    ("studies.quickstart.shift", "maybe", ["studies.quickstart.shift", "'maybe'"]),  # "yes" reads as true
+    # a shift study on 8x8 digits: the corruptions are written for 28x28 grayscale
+    ("studies.quickstart.shift", True, ["studies.quickstart.shift", "'digits'", "28x28"]),
+]
+
+
+@pytest.mark.parametrize("key, value, words", REFUSALS, ids=[f"{k}={v}" for k, v, _ in REFUSALS])
+def test_a_shift_block_that_cannot_work_is_refused_naming_key_and_value_first(key, value, words):
+    first = rejection(setting(base_config(), key, value)).splitlines()[0]
+    assert first.startswith(words[0] + ":") or first.startswith(words[0] + " "), first
+    for word in words:
+        assert word in first, f"{word!r} not in the first line: {first}"
+
+
+EDGES = [  # values at the edge that must pass
+    ("shift.severities", [1]),
+    ("shift.severities", [5]),
+    ("shift.alpha", 1e-6),
+    ("shift.prior", 0),
+    ("shift.rules", []),           # source rows only
+    ("shift.corruptions", ["translate"]),
+]
+
+
+@pytest.mark.parametrize("key, value", EDGES, ids=[f"{k}={v}" for k, v in EDGES])
+def test_shift_values_at_the_edge_pass(key, value):
+    config = setting(base_config(), key, value)
+    validate(config, SCHEMA)
+    check(config)
+
+
+def test_the_enums_are_the_code_tables():
+    """What the config may name is what the library has: written out here by hand, from MNIST-C's
+    list (google-research/mnist-c, less fog, frost, snow, spatter, dotted/zigzag lines, stripe and
+    canny edges, which need images or ImageMagick) and the issue's rules."""
+    defaults = shift_defaults()
+    assert sorted(defaults["corruptions"]) == sorted([
+        "gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "glass_blur", "motion_blur",
+        "contrast", "brightness", "pixelate", "jpeg_compression", "elastic_transform", "rotate", "shear",
+        "scale", "translate"])
+    assert defaults["severities"] == [1, 2, 3, 4, 5]
+    from dmbn.streams import STREAMS
+    from dmbn.test_time import RULES
+
+    assert defaults["streams"] == list(STREAMS)
+    assert defaults["rules"] == ["test-batch", "source-target-mix", "robust-ema", "decaying-momentum",
+                                 "target-recalibrated"]
+    assert set(defaults["rules"]) - {"target-recalibrated"} == set(RULES)  # one class per rule row
+
+
+def test_the_shipped_block_is_the_defaults_but_a_subset_and_a_missing_block_takes_them():
+    config = base_config()
+    assert shift_settings(config) == {**shift_defaults(), "test_samples": 2000}
+    del config["shift"]
+    validate(config, SCHEMA)
+    check(config)
+    assert shift_settings(config) == shift_defaults()
+
+
+def test_snakemake_refuses_an_unknown_corruption_before_any_job(tmp_path):
+    config = quickstart_config(tmp_path)
+    config["shift"]["corruptions"] = ["gaussian_noise", "fog"]
+    result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "shift.corruptions[1]: 'fog'" in output, output[-3000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_more_test_samples_than_the_test_set_has_are_refused():
+    config = setting(base_config(), "studies.mlp_fashion.shift", True)
+    first = rejection(setting(config, "shift.test_samples", 10001)).splitlines()[0]
+    assert first.startswith("shift.test_samples: 10001") and "10000" in first, first  # FashionMNIST's test set
+    check(setting(config, "shift.test_samples", 10000))

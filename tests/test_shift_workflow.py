@@ -1,0 +1,137 @@
+"""Issue #29 in the workflow: corrupted sets generated once per data set with an md5 manifest, a
+tampered set never used, every run scored from its trained files (a new corruption, stream or
+rule re-runs no training), and existing studies planning what they planned before."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dmbn.corruptions import corrupt
+
+from conftest import base_config, planned_rules, snakemake, write_config, write_mnist_like
+
+NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing answers
+RUN = "results/shift_tiny/runs/tiny-idx/mini-b20/mlp/seed1/bank"
+# the jobs that only generate sets, score trained runs or show results: never training
+SHIFT_ONLY = {"shift_set", "shift_manifest", "shift_evaluate", "shift_aggregate", "shift_examples",
+              "shift_tables", "shift_figures", "study_page", "shift_tiny", "all"}
+
+
+def shift_config(workdir: Path, source: Path, md5: dict) -> dict:
+    """One tiny shift study on MNIST-format noise images (400 train, 100 test): one run, two
+    corruptions at two severities, every stream and rule."""
+    config = base_config()
+    config.update(data_root=str(workdir / "resources/data"), local_sources=[str(source)], download=False,
+                  default_study="shift_tiny")
+    config["datasets"] = {"tiny-idx": {"torchvision": "MNIST", "mirrors": [NOWHERE], "md5": md5}}
+    config["studies"] = {"shift_tiny": {
+        "datasets": ["tiny-idx"], "batch_sizes": [20], "archs": ["mlp"], "seeds": [1], "shift": True,
+        "train": {"epochs": 1, "depth": 2, "width": 8, "precise_batches": 2}}}
+    config["report"].update(beta_layer=1, esm_layers=[1])
+    config["shift"].update(corruptions=["gaussian_noise", "translate"], severities=[1, 5])
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, dict, Path]:
+    workdir = tmp_path_factory.mktemp("shift")
+    md5 = write_mnist_like(workdir / "source")
+    config = shift_config(workdir, workdir / "source", md5)
+    path = write_config(workdir, config)
+    snakemake(workdir, path, "--cores", "1")
+    return workdir, config, path
+
+
+
+def official_test_images(workdir: Path) -> np.ndarray:
+    import torch
+
+    return torch.load(workdir / "results/data/tiny-idx/tensors.pt", weights_only=True)["x_test"][:, 0].numpy()
+
+
+@pytest.mark.slow  # a real workflow run: data, one training job, generation, evaluation, report
+def test_each_set_is_the_corrupted_test_split_and_the_manifest_holds_its_md5(finished):
+    workdir, config, _ = finished
+    folder = workdir / "results/data/tiny-idx/shift"
+    manifest = pd.read_csv(folder / "manifest.csv")
+    assert sorted(zip(manifest.corruption, manifest.severity)) == [
+        ("gaussian_noise", 1), ("gaussian_noise", 5), ("translate", 1), ("translate", 5)]
+    test = official_test_images(workdir)
+    for row in manifest.itertuples():
+        path = folder / row.corruption / row.file
+        assert hashlib.md5(path.read_bytes()).hexdigest() == row.md5  # the file's own bytes
+        expected = corrupt(test, row.corruption, row.severity, seed=config["shift"]["seed"])
+        assert np.array_equal(np.load(path), expected)
+
+
+@pytest.mark.slow
+def test_every_row_is_scored_on_every_set_and_stream(finished):
+    workdir, config, _ = finished
+    import torch
+
+    scores = pd.read_csv(workdir / "results/shift_tiny/shift/scores.csv")
+    names = torch.load(workdir / RUN / "statistics.pt", weights_only=True)["names"]
+    for (corruption, severity), rows in scores.groupby(["corruption", "severity"]):
+        source = rows[rows.family == "source"]
+        assert sorted(source.row) == sorted(names) and set(source.stream) == {"any"}
+        streamed = rows[(rows.family == "test-time") & (rows.stream != "any")]
+        assert len(streamed) == 4 * 3  # four rules on three streams
+        assert set(streamed.row) == {"test-batch", "source-target-mix", "robust-ema", "decaying-momentum"}
+        oracle = rows[rows.row == "target-recalibrated"]
+        assert len(oracle) == 1 and oracle.stream.item() == "any"
+        assert rows.accuracy.between(0, 1).all()
+    esm = pd.read_csv(workdir / "results/shift_tiny/shift/esm.csv")
+    assert set(esm.estimator) == set(names) and set(esm.layer) == {1, 2}  # depth 2: two BN layers
+    assert (esm[["esm_mu", "esm_sigma"]] >= 0).all().all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", ["a corruption", "a severity", "a stream", "a rule", "another N"])
+def test_a_new_corruption_stream_or_rule_reruns_no_training(finished, change, tmp_path):
+    workdir, config, _ = finished
+    changed = copy.deepcopy(config)
+    shift = changed["shift"]
+    if change == "a corruption":
+        shift["corruptions"].append("contrast")
+    elif change == "a severity":
+        shift["severities"].append(3)
+    elif change == "a stream":  # the fixture runs every stream: drop one, then it is a change too
+        shift["streams"] = ["iid", "dirichlet"]
+    elif change == "a rule":
+        shift["rules"] = ["test-batch"]
+    else:
+        shift["prior"] = 64
+    result = snakemake(workdir, write_config(workdir, changed, "changed.yaml"), "-n")
+    plan = planned_rules(result)
+    assert plan and set(plan) <= SHIFT_ONLY, plan
+    assert "train" not in plan and "evaluate" not in plan  # named: the set above is the rule
+    assert "shift_evaluate" in plan
+    if change == "a corruption":  # only the new corruption's sets and scores
+        assert plan["shift_set"] == 2 and plan["shift_evaluate"] == 1, plan
+
+
+@pytest.mark.slow
+def test_a_tampered_set_is_refused_not_used(finished):
+    workdir, _, path = finished
+    target = workdir / "results/data/tiny-idx/shift/translate/severity5.npy"
+    images = np.load(target)
+    images[0, 0, 0] ^= 1  # one bit of one pixel
+    np.save(target, images)
+    result = snakemake(workdir, path, "--cores", "1", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert f"{target.relative_to(workdir)}: md5" in output and "does not match" in output, output[-3000:]
+    assert "rm " in output  # what to do
+    # deleting it, as the message says, generates the same bytes again and the study finishes
+    target.unlink()
+    target.with_suffix(".md5").unlink()
+    snakemake(workdir, path, "--cores", "1")
+    manifest = pd.read_csv(workdir / "results/data/tiny-idx/shift/manifest.csv")
+    recorded = manifest[(manifest.corruption == "translate") & (manifest.severity == 5)].md5.item()
+    assert hashlib.md5(target.read_bytes()).hexdigest() == recorded
