@@ -14,7 +14,9 @@ Every figure is a ratio of times measured side by side in one run (``common.inte
     python benchmarks/bench_cnn_epoch.py --channels 16 --batch 100 --train 2000 --esm 2000 --sizes 8,16,32
 
 ``--sizes``: the project's loop is timed at these batch sizes too (minutes per 48,000-sample
-epoch), which is what sizes a study's epochs and width.
+epoch), which is what sizes a study's epochs and width; ``--channels_last 1`` times them (and
+the ESM passes) with the study's ``train.channels_last: true``, ``--every_kind 1`` with every
+estimator kind of ``dmbn.names.ESTIMATOR_KINDS`` (the ESM pass grows with the rows). ``--xbn 1``: XBNBlock-P2.
 
 ``--train`` samples are timed per round and scaled to 48,000 (FashionMNIST's 80 % split) for the
 minutes per epoch; the ratios do not depend on it. The CPU's instruction set (``lscpu``) decides
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import statistics
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,7 @@ import torch.nn.functional as F
 from common import arguments, fashion_shaped, interleaved, machine
 from dmbn.cards import cpu_kind
 from dmbn.models import build_model
+from dmbn.names import ESTIMATOR_KINDS
 from dmbn.train import Run, TrainConfig, epoch_batches
 
 FULL_EPOCH = 48_000  # FashionMNIST's training part after the 80/20 split
@@ -54,7 +58,7 @@ def bare_epoch(model, optimizer, x, y, batches, *, channels_last=False, bf16=Fal
 
 def main() -> None:
     args = arguments(__doc__, channels=16, batch=100, train=2000, esm=2000, subsample=500, repeats=3,
-                     compile=1, xbn=0, sizes="8,16,32")
+                     compile=1, xbn=0, sizes="8,16,32", channels_last=0, every_kind=0)
     arch = "resnet50-xbnblock-p2" if args.xbn else "resnet50"
     data = fashion_shaped(n_train=args.train, n_esm=args.esm, n_test=100)
     initial = build_model(arch, data.input_shape, 10, resnet_channels=args.channels)
@@ -73,23 +77,30 @@ def main() -> None:
     if args.compile:
         work["torch.compile"] = bare(compiled=True)
         work["torch.compile"]()  # compiles outside the timed rounds
+    study = TrainConfig(batch_size=args.batch, seed=0, channels_last=bool(args.channels_last),
+                        **({"estimators": ESTIMATOR_KINDS} if args.every_kind else {}))
     run = Run(copy.deepcopy(initial), data, TrainConfig(batch_size=args.batch, seed=0))
     work["project loop (bank observing)"] = run.train_epoch
+    work["project loop, channels_last"] = Run(copy.deepcopy(initial), data,
+                                              replace(study, channels_last=True)).train_epoch
+    run = Run(copy.deepcopy(initial), data, study)  # the ESM passes as the study runs them
     run.train_epoch()  # observed batches: the epoch-stage estimators have statistics to measure
     work["ESM, every estimator"] = lambda: run.measure(run.holder.stage_statistics("epoch"))
     small = Run(copy.deepcopy(initial), fashion_shaped(n_train=args.train, n_esm=args.subsample, n_test=100),
-                TrainConfig(batch_size=args.batch, seed=0))
+                study)
     small.train_epoch()
     work[f"ESM on {args.subsample} samples"] = lambda: small.measure(small.holder.stage_statistics("epoch"))
     for size in (int(b) for b in str(args.sizes).split(",") if b):
         work[f"project loop at B = {size}"] = Run(copy.deepcopy(initial), data,
-                                                  TrainConfig(batch_size=size, seed=0)).train_epoch
+                                                  replace(study, batch_size=size)).train_epoch
     times = {name: statistics.median(t) for name, t in interleaved(work, args.repeats).items()}
 
     base = times["fp32 NCHW"]
     bank = times["project loop (bank observing)"]
     print(f"machine: {machine()}\ncpu: {cpu_kind()}")
-    print(f"{arch}, resnet_channels {args.channels} ({sum(p.numel() for p in initial.parameters()):,} "
+    print(f"{arch}, resnet_channels {args.channels}, ESM and B rows channels_last {bool(args.channels_last)}, "
+          f"estimators {'every kind' if args.every_kind else 'default'}"
+          f" ({sum(p.numel() for p in initial.parameters()):,} "
           f"parameters), batch {args.batch}, {args.train} samples per round, median of {args.repeats}")
     for name, seconds in times.items():
         per_epoch = seconds * FULL_EPOCH / args.train / 60 if not name.startswith("ESM") else None

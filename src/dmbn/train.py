@@ -79,7 +79,8 @@ class TrainConfig:
     augment: bool = False
     device: str = "cpu"
     amp: bool = False            # bf16 autocast for the training step (CUDA only; BN stays float32)
-    channels_last: bool = False  # NHWC memory format for convolutional models (CUDA only)
+    channels_last: bool = False  # NHWC memory format for convolutional models (any device: faster
+                                 # on CPU too, benchmarks/RESULTS.md section 7)
     compile: bool = False        # torch.compile the training step's model (ESM runs eagerly)
     separate_beta: float | None = None  # the thesis's protocol: BN momentum β, no bank
 
@@ -146,7 +147,7 @@ class Run:
         self.cfg, self.data = cfg, data
         self.device = torch.device(cfg.device)
         on_gpu = self.device.type == "cuda"
-        self.memory_format = torch.channels_last if cfg.channels_last and on_gpu else torch.contiguous_format
+        self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.amp and on_gpu)
         self.model = model.to(self.device, memory_format=self.memory_format)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
