@@ -1,7 +1,7 @@
 """Markdown tables for docs/REPRODUCTION.md, generated from published studies' files
 (docs/results/<study>/), so that the page and the committed files cannot disagree.
 
-    python docs/reproduction_tables.py mlp --rounding mlp_threads > /tmp/tables.md
+    python docs/reproduction_tables.py mlp --rounding mlp_threads --heldout heldout_seeds > /tmp/tables.md
 
 Sections: per data set and regime, the thesis's (single-run) numbers beside our mean ± std over
 n seeds and our 95 % prediction interval for one run; paired comparisons over seeds (95 % t
@@ -339,6 +339,29 @@ def heldout_over_thesis_regime(metrics: pd.DataFrame) -> list[str]:
     return lines
 
 
+def same_seeds(held: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
+    """The seeds a held-out study shares with the main study (same settings, so the same runs
+    but for the machine's rounding): how many (seed, network, estimator) accuracies agree."""
+    keys = [k for k in ("dataset", "regime", "arch", "seed", "member", "estimator") if k in held and k in metrics]
+    both = held.merge(metrics, on=keys, suffixes=("_held", "_main"))
+    if both.empty:
+        return []
+    difference = (both.accuracy_held - both.accuracy_main).abs()
+    seeds = ", ".join(str(s) for s in sorted(both.seed.unique()))
+    return [f"held-out study against the main study, the same seeds ({seeds}): {int((difference == 0).sum())} of "
+            f"{len(both)} accuracies equal, largest |difference| {difference.max():.4f} "
+            f"({int((difference * 10_000).round().max())} of 10,000 test images)"]
+
+
+def heldout_at_more_seeds(held: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
+    """Each page pair's held-out mean difference over the held-out study's seeds ÷ the thesis's
+    full batch of the main study, labelled with the held-out seed count."""
+    datasets = set(held.dataset)
+    combined = pd.concat([metrics[(metrics.regime == "full") & metrics.dataset.isin(datasets)], held])
+    n = held.seed.nunique()
+    return [line.replace("held out ÷", f"held out ({n} seeds) ÷", 1) for line in heldout_over_thesis_regime(combined)]
+
+
 def _thesis_static(paper: pd.DataFrame, dataset: str, regime: str) -> pd.Series:
     """The thesis's static rows of one data set and regime, accuracy by β."""
     rows = paper[(paper.dataset == paper_names().get(dataset, dataset)) & (paper.regime == regime)
@@ -493,7 +516,7 @@ def shared_machine(studies: list[str]) -> list[str]:
 
 
 def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None,
-                   studies: list[str]) -> str:
+                   studies: list[str], held: pd.DataFrame | None = None) -> str:
     """The section "Numbers quoted in the findings": every line labelled with what it counts."""
     lines = estimator_spread(metrics) + like_for_like_networks(metrics) + per_seed_accuracy(metrics)
     lines += static_means_by_beta(metrics) + heldout_over_thesis_regime(metrics)
@@ -502,6 +525,8 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, roun
         lines += esm_counts(pd.read_csv(study / "summaries" / "esm_last_epoch.csv"))
     lines += thesis_against_ours(metrics, paper) + thesis_largest_fall(metrics, paper)
     lines += multiplicity(metrics, paper, rounding) + marks(metrics, rounding) + shared_machine(studies)
+    if held is not None:
+        lines += same_seeds(held, metrics) + heldout_at_more_seeds(held, metrics)
     return "\n".join(f"* {line}" for line in lines)
 
 
@@ -509,6 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a folder under docs/results/")
     parser.add_argument("--rounding", help="the published study whose comparisons/rounding.csv measures rounding noise")
+    parser.add_argument("--heldout", help="a published study of the held-out full batch at more seeds")
     args = parser.parse_args(argv)
     metrics = pd.read_csv(HERE / "results" / args.study / "metrics.csv")
     print("### The thesis's tables beside this study\n")
@@ -526,13 +552,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.rounding:
         print("\n### Noise: seed to seed, and rounding alone\n")
         print(noise(pd.read_csv(HERE / "results" / args.rounding / "comparisons" / "rounding.csv")))
-    for name in filter(None, (args.study, args.rounding)):
+    held = pd.read_csv(HERE / "results" / args.heldout / "metrics.csv") if args.heldout else None
+    if held is not None:
+        print(f"\n### Held-out full batch at {held.seed.nunique()} seeds: study `{args.heldout}`\n")
+        print(paired(held))
+    for name in filter(None, (args.study, args.rounding, args.heldout)):
         if (HERE / "results" / name / "run_cards.csv").exists():
             print(f"\n### Compute: study `{name}`\n")
             print(compute(pd.read_csv(HERE / "results" / name / "run_cards.csv")))
     rounding = pd.read_csv(HERE / "results" / args.rounding / "comparisons" / "rounding.csv") if args.rounding else None
     print("\n### Numbers quoted in the findings\n")
-    print(quoted_numbers(study, metrics, pd.read_csv(PAPER), rounding, list(filter(None, (args.study, args.rounding)))))
+    print(quoted_numbers(study, metrics, pd.read_csv(PAPER), rounding, list(filter(None, (args.study, args.rounding))),
+                         held))
 
 
 if __name__ == "__main__":

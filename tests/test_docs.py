@@ -259,3 +259,38 @@ def test_estimators_page_shows_the_published_sweep_tables():
     out = subprocess.run([sys.executable, str(ROOT / "docs" / "estimator_tables.py"), "batch_sweep"],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() in (ROOT / "docs" / "ESTIMATORS.md").read_text()
+
+
+HELDOUT = RESULTS / "heldout_seeds"
+
+
+@pytest.mark.skipif(not (PUBLISHED.exists() and HELDOUT.exists()), reason="no published heldout_seeds study")
+def test_heldout_section_recomputes_from_the_heldout_study():
+    """The held-out study's pairs over its seeds (scipy's t interval by hand), its agreement with
+    the main study on the seeds both ran (a loop over seeds), and the ratio to the thesis's regime."""
+    held, main = pd.read_csv(HELDOUT / "metrics.csv"), pd.read_csv(PUBLISHED / "metrics.csv")
+    out = generate(PUBLISHED.name, "--heldout", HELDOUT.name)
+    section = out.split("### Held-out full batch at")[1].split("###")[0]
+
+    def accuracy(frame, regime, estimator):
+        rows = frame[(frame.dataset == "fashion-mnist") & (frame.regime == regime) & (frame.arch == "mlp")
+                     & (frame.estimator == estimator)]
+        return rows.set_index("seed").accuracy.sort_index()
+
+    d = (accuracy(held, "full-heldout", "dmbn") - accuracy(held, "full-heldout", "static-0.1")).to_numpy()
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    row = next(line for line in section.splitlines() if "dmbn - static-0.1" in line and "| accuracy |" in line)
+    cells = [c.strip() for c in row.strip().strip("|").split("|")]
+    assert cells[4:] == [str(len(d)), f"{d.mean():+.4f}", f"[{d.mean() - half:+.4f}, {d.mean() + half:+.4f}]"]
+    shared = sorted(set(held.seed) & set(main[main.regime == "full-heldout"].seed))
+    pairs = equal = 0
+    for seed in shared:
+        for (arch, estimator), rows in held[held.seed == seed].groupby(["arch", "estimator"]):
+            other = main[(main.dataset == "fashion-mnist") & (main.regime == "full-heldout") & (main.seed == seed)
+                         & (main.arch == arch) & (main.estimator == estimator)]
+            pairs += 1
+            equal += int(other.accuracy.item() == rows.accuracy.item())
+    assert f"{equal} of {pairs} accuracies equal" in out
+    ours = d.mean() / (accuracy(main, "full", "dmbn") - accuracy(main, "full", "static-0.1")).mean()
+    assert f"held out ({len(d)} seeds) ÷ thesis's full batch, FashionMNIST, dmbn − static-0.1:" in out
+    assert f"= {ours:.2f}" in out.split(f"held out ({len(d)} seeds) ÷ thesis's full batch, FashionMNIST, dmbn − static-0.1:")[1].splitlines()[0]
