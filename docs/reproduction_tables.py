@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -426,6 +427,56 @@ def thesis_largest_fall(metrics: pd.DataFrame, paper: pd.DataFrame) -> list[str]
     return lines
 
 
+ASSEMBLIES = 10_000  # seeded draws of one seed per β (without replacement): separate networks
+
+
+def _assembled_falls(accuracy: np.ndarray, draws: int = ASSEMBLIES, seed: int = 0) -> np.ndarray:
+    """``accuracy[seed, β]`` (β ascending): the largest fall between neighbouring β of rows whose
+    every β comes from a different seed, drawn ``draws`` times."""
+    rng = np.random.default_rng(seed)
+    columns = np.arange(accuracy.shape[1])
+    rows = np.stack([rng.permutation(accuracy.shape[0])[:accuracy.shape[1]] for _ in range(draws)])
+    assembled = accuracy[rows, columns]
+    return (assembled[:, :-1] - assembled[:, 1:]).max(axis=1)
+
+
+def separate_networks(metrics: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
+    """What "a separate network per β" could give, from the bank's runs (a separate run with the
+    bank's seed has the bank's weights and static-β row exactly, tests/test_train.py): a separate
+    network per β is a different seed per β. So (a) each thesis static row would be a draw from
+    our seed distribution of that β, below its median with probability 1/2 — a one-sided sign test
+    over every data set and regime; (b) rows assembled with each β's accuracy from a different seed
+    (drawn) show how large a fall between neighbouring β different networks give."""
+    from scipy.stats import binomtest
+
+    lines, below, total = [], 0, 0
+    for dataset in metrics.dataset.unique():
+        for regime in ("mini", "full"):
+            runs = _bn_runs(metrics, dataset, regime)
+            runs = _with_beta(runs[_static(runs.estimator)])
+            static = _thesis_static(paper, dataset, regime)
+            if runs.empty or static.empty:
+                continue
+            medians = runs.groupby("beta").accuracy.median().reindex(static.index).dropna()
+            below, total = below + int((static[medians.index] < medians).sum()), total + len(medians)
+            if regime != "full":
+                continue
+            table = runs.pivot_table(index="seed", columns="beta", values="accuracy").dropna().to_numpy()
+            thesis = (-static.diff()).max()
+            falls = _assembled_falls(table)
+            lines.append(f"separate networks emulated ({len(falls):,} assemblies, β's row from a different seed "
+                         f"each of {len(table)}), {_name(dataset)}, full batch: largest fall between neighbouring β "
+                         f"median {np.median(falls):.4f}, 99th percentile {np.quantile(falls, 0.99):.4f}, "
+                         f"max {falls.max():.4f}; as large as the thesis's {thesis:.3f} in "
+                         f"{int((falls >= thesis).sum())} of {len(falls):,}")
+    if not total:  # no data set the thesis has static rows for (digits)
+        return lines
+    p = binomtest(below, total, 0.5, alternative="greater").pvalue
+    lines.append(f"thesis's static rows below our seed median, every data set and regime: {below} of {total}; "
+                 f"one-sided sign test against 1/2 (a separate network per row): p = {p:.1e}")
+    return lines
+
+
 def _excludes_zero(low: float, high: float) -> int:
     """+1 / −1 where an interval lies above / below zero, 0 where it holds zero."""
     return 1 if low > 0 else -1 if high < 0 else 0
@@ -523,7 +574,7 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, roun
     if (study / "summaries").exists():
         lines += beta_star_shares(pd.read_csv(study / "summaries" / "beta_star.csv"))
         lines += esm_counts(pd.read_csv(study / "summaries" / "esm_last_epoch.csv"))
-    lines += thesis_against_ours(metrics, paper) + thesis_largest_fall(metrics, paper)
+    lines += thesis_against_ours(metrics, paper) + thesis_largest_fall(metrics, paper) + separate_networks(metrics, paper)
     lines += multiplicity(metrics, paper, rounding) + marks(metrics, rounding) + shared_machine(studies)
     if held is not None:
         lines += same_seeds(held, metrics) + heldout_at_more_seeds(held, metrics)

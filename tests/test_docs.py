@@ -294,3 +294,34 @@ def test_heldout_section_recomputes_from_the_heldout_study():
     ours = d.mean() / (accuracy(main, "full", "dmbn") - accuracy(main, "full", "static-0.1")).mean()
     assert f"held out ({len(d)} seeds) ÷ thesis's full batch, FashionMNIST, dmbn − static-0.1:" in out
     assert f"= {ours:.2f}" in out.split(f"held out ({len(d)} seeds) ÷ thesis's full batch, FashionMNIST, dmbn − static-0.1:")[1].splitlines()[0]
+
+
+def test_assembled_rows_take_every_beta_from_a_different_seed():
+    """Two βs, three seeds: every assembled row's fall is a[i, β1] − a[j, β2] for seeds i ≠ j, and
+    enough draws see all six."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from reproduction_tables import _assembled_falls
+
+    a = np.array([[0.90, 0.10], [0.80, 0.20], [0.70, 0.40]])
+    falls = _assembled_falls(a, draws=600)
+    expected = {round(a[i, 0] - a[j, 1], 10) for i in range(3) for j in range(3) if i != j}
+    assert {round(f, 10) for f in falls} == expected
+
+
+@pytest.mark.skipif(not PUBLISHED.exists(), reason="no published mlp study")
+def test_sign_test_of_the_thesis_static_rows_against_our_seed_medians():
+    """Counted with a loop over the thesis's CSV and metrics.csv; the p value from scipy."""
+    metrics = pd.read_csv(PUBLISHED / "metrics.csv")
+    paper = pd.read_csv(ROOT / "workflow" / "resources" / "paper_tables.csv")
+    names = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
+    below = total = 0
+    for _, row in paper[paper.variant.str.fullmatch(r"static-0\.\d") & paper.dataset.isin(names.values())].iterrows():
+        dataset = next(k for k, v in names.items() if v == row.dataset)
+        ours = metrics[(metrics.dataset == dataset) & (metrics.regime == row.regime) & (metrics.arch == "mlp")
+                       & (metrics.estimator == row.variant)].accuracy
+        if len(ours):
+            total += 1
+            below += int(row.accuracy < ours.median())
+    p = stats.binomtest(below, total, 0.5, alternative="greater").pvalue
+    assert f"below our seed median, every data set and regime: {below} of {total}; " in generate(PUBLISHED.name)
+    assert f"p = {p:.1e}" in generate(PUBLISHED.name)
