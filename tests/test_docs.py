@@ -23,7 +23,7 @@ def generate(*args: str) -> str:
 @pytest.mark.skipif(not PUBLISHED.exists(), reason="no published mlp study")
 def test_reproduction_page_shows_the_published_tables():
     page = (ROOT / "docs" / "REPRODUCTION.md").read_text()
-    assert generate(PUBLISHED.name, "--rounding", ROUNDING).strip() in page
+    assert generate(PUBLISHED.name, "--rounding", ROUNDING, "--heldout", "heldout_seeds").strip() in page
 
 
 @pytest.mark.skipif(not PUBLISHED.exists(), reason="no published mlp study")

@@ -46,7 +46,7 @@ DOCS = ROOT / "docs"
 # page -> (generator command, where its findings start, where they end): the sections read are
 # the findings and the paragraphs whose numbers describe the study's own files (cost, statistics).
 PAGES = {
-    "REPRODUCTION.md": (["reproduction_tables.py", "mlp", "--rounding", "mlp_threads"],
+    "REPRODUCTION.md": (["reproduction_tables.py", "mlp", "--rounding", "mlp_threads", "--heldout", "heldout_seeds"],
                         "## What we find", "## The tables"),
     "ESTIMATORS.md": (["estimator_tables.py", "batch_sweep"], "**Statistics.**", "**Figures**"),
 }
