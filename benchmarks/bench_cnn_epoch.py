@@ -79,8 +79,8 @@ def main() -> None:
         work["torch.compile"]()  # compiles outside the timed rounds
     study = TrainConfig(batch_size=args.batch, seed=0, channels_last=bool(args.channels_last),
                         **({"estimators": ESTIMATOR_KINDS} if args.every_kind else {}))
-    run = Run(copy.deepcopy(initial), data, TrainConfig(batch_size=args.batch, seed=0))
-    work["project loop (bank observing)"] = run.train_epoch
+    work["project loop (bank observing)"] = Run(copy.deepcopy(initial), data,
+                                                TrainConfig(batch_size=args.batch, seed=0)).train_epoch
     work["project loop, channels_last"] = Run(copy.deepcopy(initial), data,
                                               replace(study, channels_last=True)).train_epoch
     run = Run(copy.deepcopy(initial), data, study)  # the ESM passes as the study runs them
