@@ -102,3 +102,16 @@ def test_more_test_samples_than_the_test_set_has_are_refused():
     first = rejection(setting(config, "shift.test_samples", 10001)).splitlines()[0]
     assert first.startswith("shift.test_samples: 10001") and "10000" in first, first  # FashionMNIST's test set
     check(setting(config, "shift.test_samples", 10000))
+
+
+@pytest.mark.parametrize("key, value", [("studies.mlp_fashion.train.betas", [0.2, 0.9]),
+                                        ("studies.mlp_fashion.regime_overrides", {"full": {"train": {"betas": [0.5]}}})])
+def test_a_shift_study_without_the_relative_tables_reference_row_is_refused(key, value):
+    # the relative table divides every row's error by static-0.1's (PyTorch's default EMA); the
+    # static kind itself the schema requires
+    config = setting(setting(base_config(), "studies.mlp_fashion.shift", True), key, value)
+    first = rejection(config).splitlines()[0]
+    owner = "studies.mlp_fashion.regime_overrides.full" if "overrides" in key else "studies.mlp_fashion"
+    assert first.startswith(f"{owner}.train: ") and "'static-0.1'" in first, first
+    check(setting(config, key, {"full": {"train": {"betas": [0.1, 0.5]}}}) if "overrides" in key
+          else setting(config, key, [*value, 0.1]))

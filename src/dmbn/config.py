@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .names import (ARCHITECTURES, BATCH_NORM_ARCHS, ESTIMATORS, FULL_BATCH_REGIMES, REGIME_PATTERN, SHIFT_RULES,
+from .names import (ARCHITECTURES, BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, ESTIMATORS, FULL_BATCH_REGIMES,
+                    REGIME_PATTERN, SHIFT_RULES,
                     axis_regime,
                     batchnorm_count, xbn_group_count,
                     estimator_kind, estimator_name_pattern, family_batch_size, primary_arch,
@@ -378,6 +379,7 @@ def _check_shift(config: dict) -> None:
         raise ConfigError(f"shift.prior: {shift['prior']!r}, but N, the source samples' worth of prior in "
                           "the source/target mix, must be >= 0 (0: the test batch alone)")
     for name in shift_studies(config):
+        _check_shift_reference(config, name)
         for dataset in config["studies"][name]["datasets"]:
             kind = config["datasets"][dataset].get("torchvision")
             if kind not in SHIFT_DATASETS:
@@ -390,6 +392,19 @@ def _check_shift(config: dict) -> None:
                 raise ConfigError(f"shift.test_samples: {shift['test_samples']} is more than the {sizes[1]} "
                                   f"test samples of {dataset!r} (studies.{name}); use at most {sizes[1]}, "
                                   "or null for all")
+
+
+def _check_shift_reference(config: dict, study: str) -> None:
+    """The shift tables' relative error divides by the default EMA's (``DEFAULT_ESTIMATOR``, the
+    mCE reference): every run of a shift study must carry that row."""
+    for regime in study_regimes(config, study):
+        train = study_train(config, study, regime)
+        if DEFAULT_ESTIMATOR not in run_estimators(train["estimators"], train["betas"]):
+            key = f"studies.{study}" + (f".regime_overrides.{regime}" if regime in
+                                        config["studies"][study].get("regime_overrides", {}) else "")
+            raise ConfigError(f"{key}.train: the {regime} runs carry no {DEFAULT_ESTIMATOR!r} row (estimators "
+                              f"{list(train['estimators'])}, betas {list(train['betas'])}), the reference of the "
+                              "shift tables' relative error (shift: true); add 'static' and β 0.1")
 
 
 def check(config: dict) -> None:

@@ -72,7 +72,7 @@ def recorded_md5(md5_path: str | Path) -> str:
     text = Path(md5_path).read_text().split()
     if not text or len(text[0]) != 32:
         raise ShiftSetError(f"{md5_path} holds no md5 ({' '.join(text)[:60]!r}). Delete it and the set beside it "
-                            "and run the same snakemake command again: the shift_set job writes both again.")
+                            "and run snakemake again: the shift_set job writes both again for the first job that reads them.")
     return text[0]
 
 
@@ -83,8 +83,9 @@ def read_set(path: str | Path, md5_path: str | Path) -> np.ndarray:
     if actual != expected:
         raise ShiftSetError(f"{path}: md5 {actual} does not match {expected}, recorded in {md5_path} when the set "
                             f"was generated: the file changed since (damaged or edited), so it is not used. Delete "
-                            f"both (rm {path} {md5_path}) and run the same snakemake command again: the shift_set "
-                            "job generates the set again (seeded: the same bytes).")
+                            f"both (rm {path} {md5_path}) and run snakemake again: the shift_set job generates "
+                            "the set again, seeded, with the same bytes, for the first job that reads it (results "
+                            "already made came from the recorded set).")
     return np.load(path, allow_pickle=False)
 
 
