@@ -54,9 +54,9 @@ mutation: $(BIN)/.installed
 	$(BIN)/python benchmarks/mutation_scores.py $(MUTATION_MODULES)
 
 # Copy a finished study into docs/results/<study>/ (committed): metrics, run cards, tables,
-# comparisons, per-run summaries and figures (PNG); the report (MBs) stays behind. RESULTS: where
-# the study ran (a clean clone at one commit, say; default results/). The run cards name the
-# commit of every run.
+# comparisons, per-run summaries and figures (PNG), and a shift study's scores, ESM_μ summary and
+# set manifests; the report (MBs) stays behind. RESULTS: where the study ran (a clean clone at one
+# commit, say; default results/). The run cards name the commit of every run.
 RESULTS ?= results
 publish:
 	@test -n "$(STUDY)" || (echo "usage: make publish STUDY=<study> [RESULTS=<results folder>]" && exit 1)
@@ -65,6 +65,11 @@ publish:
 	cp $(RESULTS)/$(STUDY)/metrics.csv $(RESULTS)/$(STUDY)/run_cards.csv docs/results/$(STUDY)/
 	cp -r $(RESULTS)/$(STUDY)/tables $(RESULTS)/$(STUDY)/comparisons $(RESULTS)/$(STUDY)/summaries docs/results/$(STUDY)/
 	cd $(RESULTS)/$(STUDY) && find figures -name '*.png' -exec cp --parents {} $(CURDIR)/docs/results/$(STUDY)/ \;
+	@# a shift study: its scores and ESM_μ summary, and the md5 manifest of every corrupted set
+	if [ -d $(RESULTS)/$(STUDY)/shift ]; then mkdir -p docs/results/$(STUDY)/shift && \
+	  cp $(RESULTS)/$(STUDY)/shift/scores.csv $(RESULTS)/$(STUDY)/shift/esm_mu_by_layer.csv docs/results/$(STUDY)/shift/ && \
+	  for m in $(RESULTS)/data/*/shift/manifest.csv; do \
+	    cp $$m docs/results/$(STUDY)/shift/manifest_$$(basename $$(dirname $$(dirname $$m))).csv; done; fi
 
 # The published studies' tables (and batch-size figures) rendered again from their committed files
 # (presentation only: docs/rerender.py).

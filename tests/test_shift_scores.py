@@ -6,6 +6,7 @@ inputs captured with hooks and the norms written out here."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -135,3 +136,18 @@ def test_a_subset_of_test_samples_is_seeded_distinct_and_the_same_for_every_call
     assert np.array_equal(first, scored_samples(1000, 200, seed=0))
     assert not np.array_equal(first, scored_samples(1000, 200, seed=1))
     assert np.array_equal(scored_samples(50, None, seed=0), np.arange(50))
+
+
+def test_the_published_esm_summary_holds_each_layers_esm_mu_in_its_own_column():
+    from dmbn.shift import esm_mu_by_layer
+
+    labels = dict(dataset="d", regime="mini-b16", arch="mlp", seed=1)
+    long = pd.DataFrame([dict(labels, corruption=c, severity=s, layer=layer, estimator=e,
+                              esm_mu=100 * layer + 10 * s + (e == "dmbn"), esm_sigma=-1.0)
+                         for c in ("fog", "blur") for s in (1, 5) for e in ("static-0.1", "dmbn") for layer in (1, 2, 3)])
+    wide = esm_mu_by_layer(long)
+    assert len(wide) == 2 * 2 * 2 and list(wide.columns[-3:]) == ["l1", "l2", "l3"]
+    for row in wide.itertuples():
+        for layer in (1, 2, 3):  # the value written for that cell above, never ESM_σ
+            assert getattr(row, f"l{layer}") == 100 * layer + 10 * row.severity + (row.estimator == "dmbn")
+    assert "esm_sigma" not in wide

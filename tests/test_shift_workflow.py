@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 
 from dmbn.corruptions import corrupt
 
-from conftest import base_config, planned_rules, snakemake, write_config, write_mnist_like
+from conftest import ROOT, base_config, planned_rules, snakemake, write_config, write_mnist_like
 
 NOWHERE = "http://127.0.0.1:9/"  # the discard port: nothing answers
 RUN = "results/shift_tiny/runs/tiny-idx/mini-b20/mlp/seed1/bank"
@@ -89,6 +90,13 @@ def test_every_row_is_scored_on_every_set_and_stream(finished):
     esm = pd.read_csv(workdir / "results/shift_tiny/shift/esm.csv")
     assert set(esm.estimator) == set(names) and set(esm.layer) == {1, 2}  # depth 2: two BN layers
     assert (esm[["esm_mu", "esm_sigma"]] >= 0).all().all()
+    # the published summary: each long row's ESM_μ in its layer's column (5 significant digits)
+    wide = pd.read_csv(workdir / "results/shift_tiny/shift/esm_mu_by_layer.csv")
+    keys = ["seed", "corruption", "severity", "estimator"]
+    assert len(wide) == len(esm) // 2
+    for row in esm.sample(20, random_state=0).itertuples():
+        match = wide[(wide[keys] == [getattr(row, k) for k in keys]).all(axis=1)]
+        assert match[f"l{row.layer}"].item() == pytest.approx(row.esm_mu, rel=1e-4)
 
 
 @pytest.mark.slow
@@ -142,3 +150,17 @@ def test_a_tampered_set_is_refused_not_used(finished):
     # ... and both readers, then the whole study, finish from it
     snakemake(workdir, path, "--cores", "1")
     assert all((workdir / reader).is_file() for reader in readers)
+
+
+@pytest.mark.slow
+def test_publish_copies_the_scores_the_esm_summary_and_the_set_manifest(finished):
+    workdir, _, _ = finished
+    subprocess.run(["make", "-s", "-f", str(ROOT / "Makefile"), "-C", str(workdir), "publish", "STUDY=shift_tiny"],
+                   check=True, capture_output=True)
+    published = workdir / "docs/results/shift_tiny/shift"
+    assert sorted(p.name for p in published.iterdir()) == ["esm_mu_by_layer.csv", "manifest_tiny-idx.csv", "scores.csv"]
+    for name, source in (("scores.csv", "results/shift_tiny/shift/scores.csv"),
+                         ("esm_mu_by_layer.csv", "results/shift_tiny/shift/esm_mu_by_layer.csv"),
+                         ("manifest_tiny-idx.csv", "results/data/tiny-idx/shift/manifest.csv")):
+        assert (published / name).read_bytes() == (workdir / source).read_bytes()
+    assert not (published / "esm.csv").exists()  # the long table stays with the results

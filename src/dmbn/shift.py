@@ -178,3 +178,13 @@ def score_corruption(model: nn.Module, statistics: EstimatorStatistics, sets: Ma
         accuracy += [{**where, **row} for row in rows]
         esm += [{**where, **row} for row in esm_rows]
     return pd.DataFrame(accuracy, columns=ACCURACY_COLUMNS), pd.DataFrame(esm, columns=ESM_COLUMNS)
+
+
+def esm_mu_by_layer(esm: pd.DataFrame) -> pd.DataFrame:
+    """A study's shift ESM table (``ESM_COLUMNS`` with the run's labels) as ESM_μ per BN layer,
+    one column ``l<k>`` a layer, one row per run, set and estimator: the summary that is
+    published (the long table, ESM_σ too, stays with the study's results)."""
+    keys = [c for c in esm.columns if c not in ("layer", "esm_mu", "esm_sigma")]
+    wide = esm.pivot_table(index=keys, columns="layer", values="esm_mu", sort=False)
+    wide.columns = [f"l{layer}" for layer in wide.columns]
+    return wide.reset_index()

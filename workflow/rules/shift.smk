@@ -69,13 +69,16 @@ rule shift_evaluate:
 
 
 rule shift_aggregate:
-    """Every run's shift scores and ESM of a study, one long table each, with the run's labels."""
+    """Every run's shift scores and ESM of a study, one long table each, with the run's labels, and
+    ESM_μ per BN layer in one row per run, set and estimator (what is published: the long ESM
+    table runs to tens of MB)."""
     input:
         scores=shift_run_files("scores"),
         esm=shift_run_files("esm"),
     output:
         scores="results/{study}/shift/scores.csv",
         esm="results/{study}/shift/esm.csv",
+        esm_mu="results/{study}/shift/esm_mu_by_layer.csv",
     params:
         runs=shift_run_labels,
     log:

@@ -1,0 +1,204 @@
+"""Tables and numbers for docs/SHIFT.md's findings, generated from a published shift study
+(docs/results/<study>/: ``shift/scores.csv``, ``shift/esm_mu_by_layer.csv``, ``summaries/``), so that the
+page and the files cannot disagree.
+
+    python docs/shift_findings.py shift > /tmp/shift.md
+
+Per data set and regime (batch size): how well the networks trained (last-epoch train loss and
+accuracy beside the reference study's at the same batch size); every row's error relative to the
+default EMA (mCE-style, ``dmbn.shift_tables.relative_error``); the reviewer's paired questions —
+each a difference of accuracy a − b, per seed the mean over every corruption and severity (and
+at severity 5 alone), then the mean and Student-t interval over seeds; the test-batch rows on
+each non-i.i.d. stream against the i.i.d. one; and whether the trained estimator closest to the
+shifted set's statistics (smallest ESM_μ there) is the most accurate one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from dmbn.names import ANY_STREAM, DEFAULT_ESTIMATOR, SHIFT_SOURCE, regime_label, regime_rank  # noqa: E402
+from dmbn.shift_tables import REFERENCE_STREAM, relative_error, shown, stream_table  # noqa: E402
+from dmbn.tables import t_interval  # noqa: E402
+
+CONFIDENCE = 0.95
+WORST = 5  # the highest severity, reported on its own as well
+ORACLE = "target-recalibrated"
+# The questions, each a − b in accuracy. A row is "name" (a source row, or the oracle) or
+# "name@stream" (a test-time rule on that test order). They ask: do test batches beat the
+# trained statistics under shift, which test-time rule is best, how far is each from the oracle,
+# does the variance convention (biased EMA, the mean of batch variances) matter under shift, and
+# do the estimators that win on i.i.d. data (DMBN, PreciseBN) win under shift.
+QUESTIONS = (("test-batch@iid", DEFAULT_ESTIMATOR), ("source-target-mix@iid", DEFAULT_ESTIMATOR),
+             ("robust-ema@iid", DEFAULT_ESTIMATOR), ("decaying-momentum@iid", DEFAULT_ESTIMATOR),
+             ("source-target-mix@iid", "test-batch@iid"), (ORACLE, "test-batch@iid"),
+             ("static-biased-0.1", DEFAULT_ESTIMATOR), ("precise-mean-biased", "precise-mean-unbiased"),
+             ("precise", DEFAULT_ESTIMATOR), ("dmbn", DEFAULT_ESTIMATOR), ("static-0.9", DEFAULT_ESTIMATOR))
+
+
+def markdown(frame: pd.DataFrame, decimals: int = 4) -> str:
+    """A table as markdown, every float at ``decimals`` and every string as written (tabulate
+    would read "+0.0150" as a number and drop its sign)."""
+    floats = frame.select_dtypes("float").columns
+    text = frame.astype({c: object for c in floats})
+    for column in floats:
+        text[column] = [f"{v:.{decimals}f}" for v in frame[column]]
+    return text.to_markdown(index=False, disable_numparse=True)
+
+
+def row_key(frame: pd.DataFrame) -> pd.Series:
+    """``name`` for rows that do not depend on the test order, ``name@stream`` for the others."""
+    return frame.row.where(frame.stream == ANY_STREAM, frame.row + "@" + frame.stream)
+
+
+def per_seed_accuracy(scores: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per (dataset, regime, arch, seed) and row key, the mean over the sets given."""
+    keyed = scores.assign(key=row_key(scores))
+    return keyed.groupby(["dataset", "regime", "arch", "seed", "key"]).accuracy.mean().unstack("key")
+
+
+def _interval(values: np.ndarray) -> str:
+    low, high = t_interval(values, CONFIDENCE)
+    return f"{values.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def questions_table(scores: pd.DataFrame) -> str:
+    """Each question's paired difference, over every set and at severity ``WORST`` alone."""
+    every, worst = per_seed_accuracy(scores), per_seed_accuracy(scores[scores.severity == WORST])
+    rows = []
+    for (dataset, regime, arch), group in every.groupby(level=["dataset", "regime", "arch"]):
+        for a, b in QUESTIONS:
+            if a not in group or b not in group:
+                continue
+            at_worst = worst.loc[group.index]
+            rows.append({"data set": dataset, "regime": regime_label(regime), "network": arch,
+                         "comparison": f"{a} − {b}", "seeds": len(group),
+                         "all sets": _interval((group[a] - group[b]).to_numpy()),
+                         f"severity {WORST}": _interval((at_worst[a] - at_worst[b]).to_numpy()),
+                         "_rank": regime_rank(regime)})
+    frame = pd.DataFrame(rows).sort_values(["data set", "_rank"], kind="stable").drop(columns="_rank")
+    return markdown(frame)
+
+
+def relative_table(scores: pd.DataFrame) -> str:
+    """mCE-style error relative to the default EMA, per data set (``relative_error``)."""
+    parts = []
+    for dataset, group in scores.groupby("dataset"):
+        table = shown(relative_error(group, CONFIDENCE), 3)
+        parts.append(f"**{dataset}**\n\n" + markdown(table, 3))
+    return "\n\n".join(parts)
+
+
+def streams_table(scores: pd.DataFrame) -> str:
+    parts = []
+    for dataset, group in scores.groupby("dataset"):
+        table = shown(stream_table(group, CONFIDENCE), 4)
+        parts.append(f"**{dataset}**\n\n" + markdown(table))
+    return "\n\n".join(parts)
+
+
+def layer_mean_esm(esm: pd.DataFrame) -> pd.DataFrame:
+    """Each source row's ESM_μ on each shifted set, the mean over BN layers (``esm``: the
+    published ``esm_mu_by_layer.csv``, a column ``l<k>`` per layer)."""
+    layers = [c for c in esm.columns if c.startswith("l") and c[1:].isdigit()]
+    return esm.drop(columns=layers).assign(esm_mu=esm[layers].mean(axis=1))
+
+
+def closest_agreement(scores: pd.DataFrame, esm: pd.DataFrame) -> pd.DataFrame:
+    """Per set (run, corruption, severity): the Spearman correlation between the source rows'
+    layer-mean ESM_μ and their accuracy, and whether the row with the smallest ESM_μ has the
+    highest accuracy (ties for the highest count as a win). A negative correlation: closer wins."""
+    from scipy import stats
+
+    cells = ["dataset", "regime", "arch", "seed", "corruption", "severity"]
+    source = scores[scores.family == SHIFT_SOURCE].rename(columns={"row": "estimator"})
+    joined = source.merge(layer_mean_esm(esm), on=[*cells, "estimator"])  # rows with an ESM only
+    rows = []
+    for key, cell in joined.groupby(cells):
+        rho = stats.spearmanr(cell.esm_mu, cell.accuracy).statistic
+        closest = cell.accuracy.iloc[int(np.argmin(cell.esm_mu.to_numpy()))]
+        rows.append({**dict(zip(cells, key)), "rows": len(cell), "rho": rho,
+                     "closest_wins": bool(closest == cell.accuracy.max()),
+                     "chance": (cell.accuracy == cell.accuracy.max()).sum() / len(cell)})
+    return pd.DataFrame(rows)
+
+
+def closest_table(scores: pd.DataFrame, esm: pd.DataFrame) -> str:
+    """Per regime: the median Spearman ρ over sets, how many sets have ρ < 0, how often the
+    closest row wins, and how often a row drawn at random would (its expected rate)."""
+    cells = closest_agreement(scores, esm)
+    rows = []
+    for (dataset, regime, arch), group in cells.groupby(["dataset", "regime", "arch"]):
+        rows.append({"data set": dataset, "regime": regime_label(regime), "network": arch,
+                     "sets": len(group), "rows per set": int(group.rows.median()),
+                     "median ρ": f"{group.rho.median():+.2f}",
+                     "ρ < 0": f"{int((group.rho < 0).sum())} of {len(group)}",
+                     "closest is most accurate": f"{int(group.closest_wins.sum())} of {len(group)}",
+                     "at random (expected)": f"{group.chance.sum():.1f} of {len(group)}",
+                     "_rank": regime_rank(regime)})
+    frame = pd.DataFrame(rows).sort_values(["data set", "_rank"], kind="stable").drop(columns="_rank")
+    return markdown(frame)
+
+
+def training_table(training: pd.DataFrame, reference: pd.DataFrame | None, reference_name: str) -> str:
+    """Last-epoch train loss and accuracy (train mode) per regime: mean ± std (n seeds), beside
+    the reference study's at the same data set, regime and network, where it has them."""
+    def cell(values: pd.Series) -> str:
+        return f"{values.mean():.4f} ± {values.std():.4f} (n = {len(values)})"
+
+    rows = []
+    bank = training[training.member == "bank"]
+    for (dataset, regime, arch), group in bank.groupby(["dataset", "regime", "arch"]):
+        row = {"data set": dataset, "regime": regime_label(regime), "network": arch, "epoch": int(group.epoch.max()),
+               "train loss": cell(group.train_loss), "train accuracy": cell(group.train_accuracy),
+               "_rank": regime_rank(regime)}
+        if reference is not None:
+            ref = reference[(reference.member == "bank") & (reference.dataset == dataset)
+                            & (reference.regime == regime) & (reference.arch == arch)]
+            row[f"{reference_name} loss"] = cell(ref.train_loss) if len(ref) else "–"
+            row[f"{reference_name} accuracy"] = cell(ref.train_accuracy) if len(ref) else "–"
+        rows.append(row)
+    frame = pd.DataFrame(rows).sort_values(["data set", "_rank"], kind="stable").drop(columns="_rank")
+    return markdown(frame)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", help="a published shift study under docs/results/")
+    parser.add_argument("--reference", default="batch_sweep",
+                        help="a published study whose runs at the same batch sizes show how far training should get")
+    parser.add_argument("--published", type=Path, default=HERE / "results",
+                        help="where the published studies are (default: docs/results)")
+    args = parser.parse_args(argv)
+    root = args.published / args.study
+    scores = pd.read_csv(root / "shift" / "scores.csv")
+    esm = pd.read_csv(root / "shift" / "esm_mu_by_layer.csv")
+    training = pd.read_csv(root / "summaries" / "training_last_epoch.csv")
+    reference_file = args.published / args.reference / "summaries" / "training_last_epoch.csv"
+    reference = pd.read_csv(reference_file) if reference_file.is_file() else None
+    sets = scores.groupby(["corruption", "severity"]).ngroups
+    print(f"# {args.study}: {scores.groupby(['dataset', 'regime', 'arch', 'seed']).ngroups} runs, "
+          f"{scores.corruption.nunique()} corruptions × {scores.severity.nunique()} severities = {sets} shifted sets; "
+          f"intervals: Student-t {CONFIDENCE:.0%} over seeds, unadjusted for the number of comparisons\n")
+    print("## Training (last epoch)\n")
+    print(training_table(training, reference, args.reference) + "\n")
+    print(f"## Error relative to {DEFAULT_ESTIMATOR} (mCE-style; test-time rows on the {REFERENCE_STREAM} stream)\n")
+    print(relative_table(scores) + "\n")
+    print("## Paired questions (accuracy a − b)\n")
+    print(questions_table(scores) + "\n")
+    print("## Test-time rows on each stream\n")
+    print(streams_table(scores) + "\n")
+    print("## Is the estimator closest to the shifted statistics the most accurate?\n")
+    print(closest_table(scores, esm))
+
+
+if __name__ == "__main__":
+    main()

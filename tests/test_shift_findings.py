@@ -1,0 +1,91 @@
+"""docs/shift_findings.py, the generator of docs/SHIFT.md's numbers (issue #29), against direct
+computations on small score tables: paired questions from per-seed means, the stream differences,
+and whether the row closest to the shifted statistics wins."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "docs"))
+import shift_findings  # noqa: E402
+
+SEEDS, SETS = (1, 2, 3), list(itertools.product(["fog", "blur"], [1, 5]))
+ROWS = [("source", "static-0.1", "any"), ("source", "dmbn", "any"), ("test-time", "test-batch", "iid"),
+        ("test-time", "test-batch", "dirichlet"), ("test-time", "target-recalibrated", "any")]
+
+
+@pytest.fixture
+def scores() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return pd.DataFrame([dict(dataset="d", regime="mini-b16", arch="mlp", seed=seed, corruption=c, severity=s,
+                              stream=stream, family=family, row=row, accuracy=rng.uniform(0.3, 0.9))
+                         for seed in SEEDS for c, s in SETS for family, row, stream in ROWS])
+
+
+def _accuracy(scores, seed, row, stream, severity=None) -> float:
+    cells = scores[(scores.seed == seed) & (scores.row == row) & (scores.stream == stream)]
+    if severity is not None:
+        cells = cells[cells.severity == severity]
+    return cells.accuracy.sum() / len(cells)
+
+
+def _formatted(differences: list[float]) -> str:
+    values = np.array(differences)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
+    return f"{values.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def test_each_question_is_a_paired_difference_of_per_seed_means_over_the_sets(scores):
+    table = shift_findings.questions_table(scores)
+    line = next(li for li in table.splitlines() if "test-batch@iid − static-0.1" in li)
+    every = [_accuracy(scores, s, "test-batch", "iid") - _accuracy(scores, s, "static-0.1", "any") for s in SEEDS]
+    worst = [_accuracy(scores, s, "test-batch", "iid", 5) - _accuracy(scores, s, "static-0.1", "any", 5)
+             for s in SEEDS]
+    assert _formatted(every) in line and _formatted(worst) in line, line
+    oracle = next(li for li in table.splitlines() if "target-recalibrated − test-batch@iid" in li)
+    expected = [_accuracy(scores, s, "target-recalibrated", "any") - _accuracy(scores, s, "test-batch", "iid")
+                for s in SEEDS]
+    assert _formatted(expected) in oracle
+    # a question whose rows the study lacks is left out, not printed empty
+    assert "static-biased-0.1" not in table and "precise" not in table
+
+
+def test_the_stream_table_pairs_each_order_with_iid_by_seed(scores):
+    text = shift_findings.streams_table(scores)
+    line = next(li for li in text.splitlines() if "Test batch" in li)
+    expected = [_accuracy(scores, s, "test-batch", "dirichlet") - _accuracy(scores, s, "test-batch", "iid")
+                for s in SEEDS]
+    assert _formatted(expected) in line, line
+    assert f"{np.mean([_accuracy(scores, s, 'test-batch', 'iid') for s in SEEDS]):.4f}" in line
+
+
+def _cell(seed: int, esm: list[float], accuracy: list[float]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    names = [f"static-0.{i + 1}" for i in range(len(esm))]
+    key = dict(dataset="d", regime="mini-b16", arch="mlp", seed=seed, corruption="fog", severity=5)
+    scores = pd.DataFrame([dict(key, stream="any", family="source", row=n, accuracy=a) for n, a in zip(names, accuracy)])
+    # the published summary's shape: two BN layers whose mean is the given ESM_μ
+    esm_rows = pd.DataFrame([dict(key, estimator=n, l1=m + 0.5, l2=m - 0.5) for n, m in zip(names, esm)])
+    return scores, esm_rows
+
+
+def test_the_closest_row_wins_where_esm_and_accuracy_are_inversely_ordered():
+    parts = [_cell(1, [1, 2, 3], [0.9, 0.8, 0.7]),   # closest most accurate: ρ = −1, a win
+             _cell(2, [1, 2, 3], [0.7, 0.8, 0.9]),   # closest least accurate: ρ = +1, no win
+             _cell(3, [2, 1, 3], [0.8, 0.8, 0.1])]   # closest ties for the best: a win, chance 2/3
+    scores = pd.concat([p[0] for p in parts])
+    esm = pd.concat([p[1] for p in parts])
+    cells = shift_findings.closest_agreement(scores, esm).set_index("seed")
+    assert cells.rho.loc[1] == pytest.approx(-1) and cells.rho.loc[2] == pytest.approx(1)
+    assert cells.rho.loc[3] == pytest.approx(stats.spearmanr([2, 1, 3], [0.8, 0.8, 0.1]).statistic)
+    assert list(cells.closest_wins) == [True, False, True]
+    assert list(cells.chance) == pytest.approx([1 / 3, 1 / 3, 2 / 3])
+    line = shift_findings.closest_table(scores, esm).splitlines()[-1]
+    assert "2 of 3" in line and "1.3 of 3" in line, line  # wins; expected wins at random 1/3+1/3+2/3
