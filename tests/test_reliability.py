@@ -342,6 +342,17 @@ def test_duplicate_study_names_are_rejected(tmp_path):
     assert result.returncode != 0 and "duplicate key 'quickstart'" in result.stdout + result.stderr
 
 
+
+def test_yaml_merge_keys_are_read_as_yaml_reads_them_and_a_duplicate_beside_one_is_still_refused(tmp_path):
+    # studies sharing a block through an anchor (`<<: *sweep`) and overriding one key of it
+    path = tmp_path / "config.yaml"
+    path.write_text("base: &sweep\n  seeds: [1]\n  archs: [mlp]\nother:\n  <<: *sweep\n  seeds: [2, 3]\n")
+    assert load_strict(path) == yaml.safe_load(path.read_text()) == {
+        "base": {"seeds": [1], "archs": ["mlp"]}, "other": {"seeds": [2, 3], "archs": ["mlp"]}}
+    path.write_text("base: &sweep\n  seeds: [1]\nother:\n  <<: *sweep\n  archs: [mlp]\n  archs: [mlp]\n")
+    with pytest.raises(ConfigError, match="duplicate key 'archs' at line 6"):
+        load_strict(path)
+
 def test_snakemake_rejects_a_bad_config_before_any_job(tmp_path):
     config = setting(quickstart_config(tmp_path), "studies.quickstart.train.lr", "fast")
     result = snakemake(tmp_path, write_config(tmp_path, config), "--cores", "1", check=False)
