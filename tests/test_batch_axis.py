@@ -391,6 +391,14 @@ def test_publish_copies_the_batch_table_and_figures(tiny_sweep):
     assert sorted(p.name for p in (published / "figures/digits/batch_sizes").iterdir()) == \
         sorted(f"{name}.png" for name in BATCH_FIGURES)
     assert (published / "summaries/esm_last_epoch.csv").is_file() and (published / "metrics.csv").is_file()
+    # the training curves: each run's history.csv, every epoch, with the run's labels
+    curves = pd.read_csv(published / "summaries/training_curves.csv")
+    one = curves[(curves.regime == curves.regime.iloc[0]) & (curves.seed == curves.seed.iloc[0])]
+    run = one.iloc[0]
+    history = pd.read_csv(workdir / f"results/sweep/runs/{run.dataset}/{run.regime}/{run.arch}/seed{run.seed}/bank/history.csv")
+    assert one.epoch.tolist() == history.epoch.tolist()
+    assert one.train_loss.tolist() == pytest.approx(history.train_loss.tolist(), abs=5e-5)
+    assert one["esm_accuracy_static-0.1"].tolist() == pytest.approx(history["esm_accuracy_static-0.1"].tolist(), abs=5e-5)
     # each run's last training epoch, as its own history.csv ends
     training = pd.read_csv(published / "summaries/training_last_epoch.csv")
     histories = sorted((workdir / "results/sweep/runs").glob("**/history.csv"))

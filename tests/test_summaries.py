@@ -1,6 +1,7 @@
 import pandas as pd
 
-from dmbn.summaries import beta_star_summary, esm_last_epoch_summary, training_last_epoch_summary
+from dmbn.summaries import (beta_star_summary, esm_last_epoch_summary, training_curves_summary,
+                            training_last_epoch_summary)
 
 
 def test_beta_star_summary_puts_each_epoch_of_a_layer_in_one_row():
@@ -40,3 +41,15 @@ def test_training_last_epoch_summary_keeps_each_runs_final_loss_and_accuracy():
     last = training_last_epoch_summary(history)
     assert list(last.columns) == ["dataset", "regime", "arch", "seed", "epoch", "train_loss", "train_accuracy"]
     assert last[["seed", "epoch", "train_loss", "train_accuracy"]].values.tolist() == [[1, 3, 0.5, 0.9], [2, 2, 1.8, 0.19]]
+
+
+def test_training_curves_keep_every_epoch_of_every_run_in_order():
+    # the runs' histories as read back, run 2 first and epochs out of order
+    history = pd.DataFrame({"dataset": "d", "regime": "mini", "arch": "mlp", "seed": [2, 2, 1, 1, 1],
+                            "member": "bank", "epoch": [2, 1, 3, 1, 2], "train_loss": [0.4, 0.9, 0.1, 1.0, 0.5],
+                            "train_accuracy": [0.8, 0.6, 0.97, 0.5, 0.7],
+                            "esm_accuracy_recalibrated": [0.79, 0.61, 0.9, 0.55, 0.72]})
+    curves = training_curves_summary(history)
+    assert curves[["seed", "epoch", "train_loss", "esm_accuracy_recalibrated"]].values.tolist() == [
+        [1, 1, 1.0, 0.55], [1, 2, 0.5, 0.72], [1, 3, 0.1, 0.9], [2, 1, 0.9, 0.61], [2, 2, 0.4, 0.79]]
+    assert list(curves.columns[:6]) == ["dataset", "regime", "arch", "seed", "member", "epoch"]

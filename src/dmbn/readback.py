@@ -105,6 +105,11 @@ STUDY_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
                                                     "train_loss": _float(NON_NEGATIVE),
                                                     "train_accuracy": _float(UNIT)}),
                                 tuple(_SUMMARY_LABELS), "summarise"),
+    "training_curves.csv": (pa.DataFrameSchema({**_SUMMARY_LABELS, "epoch": _int(POSITIVE),
+                                                "train_loss": _float(NON_NEGATIVE), "train_accuracy": _float(UNIT),
+                                                r"^esm_accuracy_.+$": _float(UNIT, nullable=True, regex=True)},
+                                               unique=[*_SUMMARY_LABELS, "epoch"]),
+                            (*_SUMMARY_LABELS, "epoch"), "summarise"),
 }
 
 

@@ -7,6 +7,8 @@ committed files without the runs' full logs.
   per BN layer.
 * ``training_last_epoch``: train loss and train accuracy at each run's last epoch, one row per
   run: whether the network trained at all, which no estimator can repair.
+* ``training_curves``: every epoch's train loss, train accuracy and accuracy on the ESM set of
+  each row: how training went, and what an lr or epoch count is chosen on (never the test set).
 """
 
 from __future__ import annotations
@@ -49,3 +51,11 @@ def training_last_epoch_summary(history: pd.DataFrame) -> pd.DataFrame:
     train_loss, train_accuracy at each run's last epoch."""
     columns = _run_keys(history) + ["epoch", "train_loss", "train_accuracy"]
     return _last_epoch(history)[columns].reset_index(drop=True)
+
+
+def training_curves_summary(history: pd.DataFrame) -> pd.DataFrame:
+    """``history`` (run keys, epoch, train_loss, train_accuracy, esm_accuracy_<row>…) -> the same,
+    every epoch of every run, in run and epoch order."""
+    keys = _run_keys(history)
+    return history.sort_values([*keys, "epoch"], kind="stable").reset_index(drop=True)[
+        [*keys, *[c for c in history.columns if c not in keys]]]

@@ -2,8 +2,8 @@
 
 
 rule summarise:
-    """β* per layer and epoch, last-epoch ESM_μ per estimator and layer, and last-epoch train
-    loss and accuracy, of every run."""
+    """β* per layer and epoch, last-epoch ESM_μ per estimator and layer, last-epoch train loss
+    and accuracy, and every epoch's train loss, accuracy and ESM-set accuracy, of every run."""
     input:
         betas=lambda w: run_files("betas.csv", w.study),
         esm=lambda w: run_files("esm.csv", w.study),
@@ -12,6 +12,7 @@ rule summarise:
         beta_star="results/{study}/summaries/beta_star.csv",
         esm_last_epoch="results/{study}/summaries/esm_last_epoch.csv",
         training_last_epoch="results/{study}/summaries/training_last_epoch.csv",
+        training_curves="results/{study}/summaries/training_curves.csv",
     params:
         runs=run_labels,
     log:
