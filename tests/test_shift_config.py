@@ -115,3 +115,47 @@ def test_a_shift_study_without_the_relative_tables_reference_row_is_refused(key,
     assert first.startswith(f"{owner}.train: ") and "'static-0.1'" in first, first
     check(setting(config, key, {"full": {"train": {"betas": [0.1, 0.5]}}}) if "overrides" in key
           else setting(config, key, [*value, 0.1]))
+
+
+def test_a_studys_own_shift_mapping_narrows_the_block():
+    from dmbn.config import shift_studies, study_shift
+
+    own = {"corruptions": ["contrast", "rotate"], "severities": [5], "streams": ["iid"], "test_samples": 300}
+    config = setting(base_config(), "studies.mlp_fashion.shift", own)
+    validate(config, SCHEMA)
+    check(config)
+    assert "mlp_fashion" in shift_studies(config)
+    block = shift_settings(config)
+    # every key the study sets replaces the block's; the rest (alpha, prior, rules, seed) are the block's
+    assert study_shift(config, "mlp_fashion") == {"corruptions": ["contrast", "rotate"], "severities": [5],
+                                                  "streams": ["iid"], "test_samples": 300, "alpha": block["alpha"],
+                                                  "prior": block["prior"], "rules": block["rules"],
+                                                  "seed": block["seed"]}
+    assert study_shift(setting(config, "studies.mlp_fashion.shift", True), "mlp_fashion") == block
+    assert "mlp_fashion" not in shift_studies(setting(config, "studies.mlp_fashion.shift", False))
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("test_samples", 10001, ["studies.mlp_fashion.shift.test_samples: 10001", "10000"]),
+    ("severities", [6], ["studies.mlp_fashion.shift", "6"]),
+    ("alpha", 0.5, ["studies.mlp_fashion.shift", "alpha"]),   # the block's alone: not a study's key
+])
+def test_a_studys_shift_mapping_that_cannot_work_is_refused(key, value, words):
+    config = setting(base_config(), "studies.mlp_fashion.shift", {key: value})
+    first = rejection(config).splitlines()[0]
+    assert first.startswith(words[0].split(":")[0]) and all(w in first for w in words), first
+
+
+def test_each_data_sets_manifest_lists_the_sets_of_every_shift_study_on_it_once():
+    from dmbn.config import shift_grid
+
+    config = setting(base_config(), "shift.corruptions", ["translate", "gaussian_noise"])
+    config = setting(config, "shift.severities", [1, 5])
+    config = setting(config, "studies.mlp_fashion.shift", True)  # the block's four sets
+    config = setting(config, "studies.cnn.shift", {"corruptions": ["contrast", "gaussian_noise"], "severities": [3, 5]})
+    # the corruption table's order (dmbn.corruptions: noise before contrast before geometry), then severity
+    assert shift_grid(config, "fashion-mnist") == [
+        ("gaussian_noise", 1), ("gaussian_noise", 3), ("gaussian_noise", 5), ("contrast", 3), ("contrast", 5),
+        ("translate", 1), ("translate", 5)]
+    assert shift_grid(config, "mnist") == []  # no shift study on it
+    check(config)  # a study's sets need not be the block's: each is generated when asked for

@@ -100,7 +100,8 @@ def test_every_row_is_scored_on_every_set_and_stream(finished):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("change", ["a corruption", "a severity", "a stream", "a rule", "another N"])
+@pytest.mark.parametrize("change", ["a corruption", "a severity", "a stream", "a rule", "another N",
+                                    "the study's own narrower block"])
 def test_a_new_corruption_stream_or_rule_reruns_no_training(finished, change, tmp_path):
     workdir, config, _ = finished
     changed = copy.deepcopy(config)
@@ -113,8 +114,10 @@ def test_a_new_corruption_stream_or_rule_reruns_no_training(finished, change, tm
         shift["streams"] = ["iid", "dirichlet"]
     elif change == "a rule":
         shift["rules"] = ["test-batch"]
-    else:
+    elif change == "another N":
         shift["prior"] = 64
+    else:  # scored on one corruption's severity 5 alone: its sets exist, nothing is generated
+        changed["studies"]["shift_tiny"]["shift"] = {"corruptions": ["translate"], "severities": [5]}
     result = snakemake(workdir, write_config(workdir, changed, "changed.yaml"), "-n")
     plan = planned_rules(result)
     assert plan and set(plan) <= SHIFT_ONLY, plan
@@ -122,6 +125,8 @@ def test_a_new_corruption_stream_or_rule_reruns_no_training(finished, change, tm
     assert "shift_evaluate" in plan
     if change == "a corruption":  # only the new corruption's sets and scores
         assert plan["shift_set"] == 2 and plan["shift_evaluate"] == 1, plan
+    if change == "the study's own narrower block":
+        assert plan["shift_evaluate"] == 1 and "shift_set" not in plan, plan
 
 
 @pytest.mark.slow

@@ -355,8 +355,18 @@ def shift_settings(config: dict) -> dict[str, Any]:
 
 
 def shift_studies(config: dict) -> list[str]:
-    """The studies scored under distribution shift (``shift: true``)."""
-    return [name for name, spec in config["studies"].items() if spec.get("shift", False)]
+    """The studies scored under distribution shift (``shift: true``, or a mapping narrowing the block)."""
+    return [name for name, spec in config["studies"].items()
+            if spec.get("shift", False) is True or isinstance(spec.get("shift"), dict)]
+
+
+def study_shift(config: dict, study: str) -> dict[str, Any]:
+    """The shift settings a study's runs are scored with: the ``shift`` block (``shift_settings``)
+    with the study's own mapping over it, where it has one (``studies.<study>.shift: {...}``: its
+    own corruptions, severities, streams, rules or number of test samples — fewer for a costly
+    network's runs). Each set is generated once per data set, whichever studies ask for it."""
+    own = config["studies"][study].get("shift")
+    return {**shift_settings(config), **own} if isinstance(own, dict) else shift_settings(config)
 
 
 def shift_batch_size(config: dict, study: str, regime: str) -> int | None:
@@ -390,10 +400,22 @@ def _check_shift(config: dict) -> None:
                                   f"(data sets of torchvision {', '.join(SHIFT_DATASETS)}); drop it from the "
                                   f"study or set shift: false")
             sizes = dataset_sizes(config, dataset)
-            if shift["test_samples"] is not None and sizes is not None and shift["test_samples"] > sizes[1]:
-                raise ConfigError(f"shift.test_samples: {shift['test_samples']} is more than the {sizes[1]} "
-                                  f"test samples of {dataset!r} (studies.{name}); use at most {sizes[1]}, "
-                                  "or null for all")
+            samples = study_shift(config, name)["test_samples"]
+            if samples is not None and sizes is not None and samples > sizes[1]:
+                own = config["studies"][name]["shift"]
+                key = f"studies.{name}.shift" if isinstance(own, dict) and "test_samples" in own else "shift"
+                raise ConfigError(f"{key}.test_samples: {samples} is more than the {sizes[1]} test samples of {dataset!r} "
+                                  f"(studies.{name}); use at most {sizes[1]}, or null for all")
+
+
+def shift_grid(config: dict, dataset: str) -> list[tuple[str, int]]:
+    """Every (corruption, severity) set generated for ``dataset``: the union over the shift
+    studies on it (``study_shift``), in the corruption table's and severity order. What the data
+    set's md5 manifest lists."""
+    order = shift_defaults()["corruptions"]
+    grid = {(c, s) for name in shift_studies(config) if dataset in config["studies"][name]["datasets"]
+            for own in [study_shift(config, name)] for c in own["corruptions"] for s in own["severities"]}
+    return sorted(grid, key=lambda cs: (order.index(cs[0]), cs[1]))
 
 
 def _check_shift_reference(config: dict, study: str) -> None:

@@ -13,7 +13,10 @@ from dmbn.config import (
     run_expectation,
     report_settings,
     shift_batch_size,
+    shift_grid,
+    shift_studies,
     shift_settings,
+    study_shift,
     study_batch_sizes,
     study_regimes,
     study_seeds,
@@ -294,7 +297,7 @@ def study_targets(study_name):
             figure=list(BATCH_FIGURES),
             ext=["png", "pdf", "html"],
         )
-    if spec.get("shift", False):
+    if study_name in shift_studies(config):
         targets += shift_targets(study_name)
     targets.append(f"results/{study_name}/index.html")
     return targets
@@ -314,34 +317,46 @@ def study_page_parts(wildcards):
 # -- distribution shift (studies with `shift: true`; workflow/rules/shift.smk) ----------------------
 
 
-def shift_set_files(dataset, corruptions=None):
-    """The generated sets (.npy and .md5) of a data set, for the configured severities."""
-    return expand(f"{SHIFT_SET}.{{ext}}", dataset=dataset, corruption=corruptions or SHIFT["corruptions"],
-                  severity=SHIFT["severities"], ext=["npy", "md5"])
+def shift_set_files(dataset, grid):
+    """The generated sets (.npy and .md5) of a data set, for (corruption, severity) in ``grid``."""
+    return [f"{SHIFT_SET}.{ext}".format(dataset=dataset, corruption=c, severity=s) for c, s in grid for ext in ("npy", "md5")]
+
+
+def study_grid(study_name, corruptions=None):
+    """A study's (corruption, severity) sets (``study_shift``), or those of ``corruptions``."""
+    own = study_shift(config, study_name)
+    return [(c, s) for c in corruptions or own["corruptions"] for s in own["severities"]]
 
 
 def shift_sets(wildcards):
-    """One corruption's sets of a run's data set: what its shift evaluation reads."""
-    return shift_set_files(wildcards.dataset, [wildcards.corruption])
+    """One corruption's sets of a run's data set, at the study's severities: what its shift
+    evaluation reads."""
+    return shift_set_files(wildcards.dataset, study_grid(wildcards.study, [wildcards.corruption]))
 
 
-def shift_dataset_sets(wildcards):
-    """Every configured set of a data set: what its example grid reads."""
-    return shift_set_files(wildcards.dataset)
+def shift_study_sets(wildcards):
+    """Every set a study is scored on, of one data set: what its example grid shows."""
+    return shift_set_files(wildcards.dataset, study_grid(wildcards.study))
 
 
 def shift_manifest_inputs(wildcards):
-    return [f for f in shift_set_files(wildcards.dataset) if f.endswith(".md5")]
+    return [f"{SHIFT_SET}.md5".format(dataset=wildcards.dataset, corruption=c, severity=s)
+            for c, s in shift_grid(config, wildcards.dataset)]
 
 
 def shift_manifest_labels(wildcards):
-    return [dict(corruption=c, severity=s) for c in SHIFT["corruptions"] for s in SHIFT["severities"]]
+    return [dict(corruption=c, severity=s) for c, s in shift_grid(config, wildcards.dataset)]
+
+
+def shift_examples_settings(wildcards):
+    own = study_shift(config, wildcards.study)
+    return dict(corruptions=own["corruptions"], severities=own["severities"])
 
 
 def shift_evaluation_settings(wildcards):
     """What a run's shift scores depend on besides its files: the shift block less the list of
     corruptions (adding one adds jobs, it re-runs none), and the test batch size."""
-    settings = {k: v for k, v in SHIFT.items() if k != "corruptions"}
+    settings = {k: v for k, v in study_shift(config, wildcards.study).items() if k != "corruptions"}
     return dict(settings, batch_size=shift_batch_size(config, wildcards.study, wildcards.regime))
 
 
@@ -350,15 +365,16 @@ def shift_run_files(kind):
     suffix = "" if kind == "scores" else "_esm"
 
     def inputs(wildcards):
+        corruptions = study_shift(config, wildcards.study)["corruptions"]
         return [f"{RUN}/shift/{corruption}{suffix}.csv".format(**r)
-                for r in runs(wildcards.study) for corruption in SHIFT["corruptions"]]
+                for r in runs(wildcards.study) for corruption in corruptions]
 
     return inputs
 
 
 def shift_run_labels(wildcards):
     """The wildcards of each input of `shift_aggregate`, in the same order."""
-    return [r for r in runs(wildcards.study) for _ in SHIFT["corruptions"]]
+    return [r for r in runs(wildcards.study) for _ in study_shift(config, wildcards.study)["corruptions"]]
 
 
 def shift_targets(study_name):

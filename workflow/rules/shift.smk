@@ -91,10 +91,11 @@ rule shift_aggregate:
 
 
 rule shift_examples:
-    """A grid of example test images: the clean one, then each corruption at each severity."""
+    """A grid of example test images: the clean one, then each corruption at each severity the
+    study is scored on."""
     input:
         data="results/data/{dataset}/tensors.pt",
-        sets=shift_dataset_sets,
+        sets=shift_study_sets,
         caption=workflow.source_path("../report/shift_examples.rst"),
     output:
         png="results/{study}/figures/{dataset}/shift/shift_examples.png",
@@ -107,8 +108,7 @@ rule shift_examples:
             labels=report_labels("shift_examples"),
         ),
     params:
-        corruptions=SHIFT["corruptions"],
-        severities=SHIFT["severities"],
+        grid=shift_examples_settings,
         dpi=REPORT["figure_dpi"],
     log:
         "results/logs/{study}/shift_examples_{dataset}.log",
