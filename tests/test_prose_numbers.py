@@ -1,5 +1,5 @@
-"""Every number in the findings of docs/REPRODUCTION.md and docs/ESTIMATORS.md is a number the
-page's generator prints (issue #27): the prose cannot drift from the committed files.
+"""Every number in the findings of docs/REPRODUCTION.md, docs/ESTIMATORS.md and docs/SHIFT.md is
+a number the page's generator prints (issue #27): the prose cannot drift from the committed files.
 
 Which numbers are checked (the rule):
 
@@ -49,6 +49,7 @@ PAGES = {
     "REPRODUCTION.md": (["reproduction_tables.py", "mlp", "--rounding", "mlp_threads", "--heldout", "heldout_seeds"],
                         "## What we find", "## The tables"),
     "ESTIMATORS.md": (["estimator_tables.py", "batch_sweep"], "**Statistics.**", "**Figures**"),
+    "SHIFT.md": (["shift_findings.py", "shift"], "## Findings", "## What this page does not cover"),
 }
 # Quoted measurements whose source is a file the project does not publish; the page says so.
 EXEMPT = {

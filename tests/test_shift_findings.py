@@ -89,3 +89,38 @@ def test_the_closest_row_wins_where_esm_and_accuracy_are_inversely_ordered():
     assert list(cells.chance) == pytest.approx([1 / 3, 1 / 3, 2 / 3])
     line = shift_findings.closest_table(scores, esm).splitlines()[-1]
     assert "2 of 3" in line and "1.3 of 3" in line, line  # wins; expected wins at random 1/3+1/3+2/3
+
+
+PUBLISHED = ROOT / "docs" / "results" / "shift"
+
+
+@pytest.mark.skipif(not (PUBLISHED / "shift" / "scores.csv").exists(), reason="no published shift study")
+def test_the_shift_page_shows_what_the_generator_prints_from_the_published_files():
+    import subprocess
+
+    printed = subprocess.run([sys.executable, str(ROOT / "docs" / "shift_findings.py"), "shift"],
+                             capture_output=True, text=True, check=True).stdout
+    assert printed.strip() in (ROOT / "docs" / "SHIFT.md").read_text()
+
+
+@pytest.mark.skipif(not (PUBLISHED / "shift" / "scores.csv").exists(), reason="no published shift study")
+def test_the_published_relative_error_recomputes_from_the_scores_by_hand():
+    """One row's mCE-style error, per seed Σ_severity error / Σ_severity error(static-0.1) per
+    corruption, averaged over corruptions and then seeds, computed with loops over the CSV."""
+    scores = pd.read_csv(PUBLISHED / "shift" / "scores.csv")
+    cells = scores[(scores.regime == "mini-b16") & (scores.stream.isin(["any", "iid"]))]
+    per_seed = []
+    for seed in sorted(cells.seed.unique()):
+        ratios = []
+        for corruption in sorted(cells.corruption.unique()):
+            one = cells[(cells.seed == seed) & (cells.corruption == corruption)]
+            row = one[(one.row == "test-batch") & (one.stream == "iid")]
+            base = one[(one.row == "static-0.1") & (one.family == "source")]
+            ratios.append(sum(1 - a for a in row.accuracy) / sum(1 - a for a in base.accuracy))
+        per_seed.append(sum(ratios) / len(ratios))
+    mean = sum(per_seed) / len(per_seed)
+    low, high = stats.t.interval(0.95, len(per_seed) - 1, loc=mean, scale=stats.sem(per_seed))
+    table = (PUBLISHED / "tables" / "fashion-mnist_shift_relative.csv")
+    published = pd.read_csv(table)
+    line = published[(published.regime == "mini-b16") & (published.row == "test-batch")].iloc[0]
+    assert (line["mean"], line.ci_low, line.ci_high) == pytest.approx((mean, low, high))
