@@ -185,18 +185,18 @@ def main(argv: list[str] | None = None) -> None:
     reference_file = args.published / args.reference / "summaries" / "training_last_epoch.csv"
     reference = pd.read_csv(reference_file) if reference_file.is_file() else None
     sets = scores.groupby(["corruption", "severity"]).ngroups
-    print(f"# {args.study}: {scores.groupby(['dataset', 'regime', 'arch', 'seed']).ngroups} runs, "
+    print(f"### {args.study}: {scores.groupby(['dataset', 'regime', 'arch', 'seed']).ngroups} runs, "
           f"{scores.corruption.nunique()} corruptions × {scores.severity.nunique()} severities = {sets} shifted sets; "
           f"intervals: Student-t {CONFIDENCE:.0%} over seeds, unadjusted for the number of comparisons\n")
-    print("## Training (last epoch)\n")
+    print("#### Training (last epoch)\n")
     print(training_table(training, reference, args.reference) + "\n")
-    print(f"## Error relative to {DEFAULT_ESTIMATOR} (mCE-style; test-time rows on the {REFERENCE_STREAM} stream)\n")
+    print(f"#### Error relative to {DEFAULT_ESTIMATOR} (mCE-style; test-time rows on the {REFERENCE_STREAM} stream)\n")
     print(relative_table(scores) + "\n")
-    print("## Paired questions (accuracy a − b)\n")
+    print("#### Paired questions (accuracy a − b)\n")
     print(questions_table(scores) + "\n")
-    print("## Test-time rows on each stream\n")
+    print("#### Test-time rows on each stream\n")
     print(streams_table(scores) + "\n")
-    print("## Is the estimator closest to the shifted statistics the most accurate?\n")
+    print("#### Is the estimator closest to the shifted statistics the most accurate?\n")
     print(closest_table(scores, esm))
 
 
