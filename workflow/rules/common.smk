@@ -340,17 +340,17 @@ def shift_study_sets(wildcards):
 
 
 def shift_manifest_inputs(wildcards):
-    return [f"{SHIFT_SET}.md5".format(dataset=wildcards.dataset, corruption=c, severity=s)
-            for c, s in shift_grid(config, wildcards.dataset)]
+    sets = shift_set_files(wildcards.dataset, shift_grid(config, wildcards.dataset))
+    return [f for f in sets if f.endswith(".md5")]
 
 
 def shift_manifest_labels(wildcards):
     return [dict(corruption=c, severity=s) for c, s in shift_grid(config, wildcards.dataset)]
 
 
-def shift_examples_settings(wildcards):
-    own = study_shift(config, wildcards.study)
-    return dict(corruptions=own["corruptions"], severities=own["severities"])
+def shift_examples_grid(wildcards):
+    """The (corruption, severity) pairs of ``shift_study_sets``, in its order."""
+    return [list(pair) for pair in study_grid(wildcards.study)]
 
 
 def shift_evaluation_settings(wildcards):

@@ -108,7 +108,7 @@ rule shift_examples:
             labels=report_labels("shift_examples"),
         ),
     params:
-        grid=shift_examples_settings,
+        grid=shift_examples_grid,
         dpi=REPORT["figure_dpi"],
     log:
         "results/logs/{study}/shift_examples_{dataset}.log",

@@ -11,7 +11,7 @@ p = snakemake.params
 w = snakemake.wildcards
 with logging_to(snakemake.log[0]):
     files = iter(snakemake.input.sets)  # .npy, .md5 per corruption and severity, in the grid's order
-    sets = {(c, s): read_set(next(files), next(files)) for c in p.grid["corruptions"] for s in p.grid["severities"]}
+    sets = {(c, s): read_set(next(files), next(files)) for c, s in p.grid}
     clean = Processed.load(snakemake.input.data).x_test[:, 0].numpy()
     save(examples_grid(clean, sets, w.dataset), snakemake.output.png, snakemake.output.pdf, p.dpi)
     write_figure_pages([snakemake.output.png], [snakemake.output.html], [snakemake.input.caption],
