@@ -70,6 +70,10 @@ publish:
 	  cp $(RESULTS)/$(STUDY)/shift/scores.csv $(RESULTS)/$(STUDY)/shift/esm_mu_by_layer.csv docs/results/$(STUDY)/shift/ && \
 	  for m in $(RESULTS)/data/*/shift/manifest.csv; do \
 	    cp $$m docs/results/$(STUDY)/shift/manifest_$$(basename $$(dirname $$(dirname $$m))).csv; done; fi
+	@# every page built from published files is checked against them again: a page whose generator
+	@# now prints something else (a new study can add lines to another's page) fails here, not in CI
+	$(BIN)/python -m pytest -q tests/test_docs.py tests/test_prose_numbers.py tests/test_shift_findings.py || \
+	  (echo "a page no longer shows what its generator prints: run the generator named on the page and paste its output" && exit 1)
 
 # The published studies' tables (and batch-size figures) rendered again from their committed files
 # (presentation only: docs/rerender.py).
