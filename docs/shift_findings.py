@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
@@ -40,8 +41,12 @@ ORACLE = "target-recalibrated"
 QUESTIONS = (("test-batch@iid", DEFAULT_ESTIMATOR), ("source-target-mix@iid", DEFAULT_ESTIMATOR),
              ("robust-ema@iid", DEFAULT_ESTIMATOR), ("decaying-momentum@iid", DEFAULT_ESTIMATOR),
              ("source-target-mix@iid", "test-batch@iid"), (ORACLE, "test-batch@iid"),
+             # on a non-i.i.d. stream, is a test-time rule still better than not adapting at all?
+             ("test-batch@dirichlet", DEFAULT_ESTIMATOR), ("robust-ema@dirichlet", DEFAULT_ESTIMATOR),
+             ("decaying-momentum@dirichlet", DEFAULT_ESTIMATOR), ("test-batch@class-sorted", DEFAULT_ESTIMATOR),
              ("static-biased-0.1", DEFAULT_ESTIMATOR), ("precise-mean-biased", "precise-mean-unbiased"),
              ("precise", DEFAULT_ESTIMATOR), ("dmbn", DEFAULT_ESTIMATOR), ("static-0.9", DEFAULT_ESTIMATOR))
+SETS = ("all sets", f"severity {WORST}")
 
 
 def markdown(frame: pd.DataFrame, decimals: int = 4) -> str:
@@ -70,22 +75,74 @@ def _interval(values: np.ndarray) -> str:
     return f"{values.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
 
 
-def questions_table(scores: pd.DataFrame) -> str:
-    """Each question's paired difference, over every set and at severity ``WORST`` alone."""
-    every, worst = per_seed_accuracy(scores), per_seed_accuracy(scores[scores.severity == WORST])
+def _sign(values: np.ndarray, confidence: float) -> int:
+    """+1 / −1 where the interval excludes zero above / below it, 0 where it holds zero."""
+    low, high = t_interval(values, confidence)
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def question_cells(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per question, regime and set selection (``SETS``): the per-seed differences a − b,
+    each seed's accuracy the mean over the sets selected."""
+    selections = {SETS[0]: per_seed_accuracy(scores), SETS[1]: per_seed_accuracy(scores[scores.severity == WORST])}
     rows = []
-    for (dataset, regime, arch), group in every.groupby(level=["dataset", "regime", "arch"]):
+    for (dataset, regime, arch), group in selections[SETS[0]].groupby(level=["dataset", "regime", "arch"]):
         for a, b in QUESTIONS:
             if a not in group or b not in group:
-                continue
-            at_worst = worst.loc[group.index]
-            rows.append({"data set": dataset, "regime": regime_label(regime), "network": arch,
-                         "comparison": f"{a} − {b}", "seeds": len(group),
-                         "all sets": _interval((group[a] - group[b]).to_numpy()),
-                         f"severity {WORST}": _interval((at_worst[a] - at_worst[b]).to_numpy()),
-                         "_rank": regime_rank(regime)})
+                continue  # a question whose rows the study lacks is left out, not printed empty
+            for sets, accuracy in selections.items():
+                seeds = accuracy.loc[group.index]
+                rows.append({"dataset": dataset, "regime": regime, "arch": arch, "comparison": f"{a} − {b}",
+                             "sets": sets, "differences": (seeds[a] - seeds[b]).to_numpy()})
+    return pd.DataFrame(rows)
+
+
+def marks(cells: pd.DataFrame) -> list[str]:
+    """The pages' one rule for an interval that excludes zero (docs/ESTIMATORS.md): *repeated*
+    when the same question excludes zero the same way at a neighbouring batch size, *survives
+    adjustment* when it still does with every interval of the table adjusted together
+    (Bonferroni), else *isolated*: quoted, never read as an effect. '' where zero is inside."""
+    adjusted_confidence = 1 - (1 - CONFIDENCE) / len(cells)
+    signs = [_sign(d, CONFIDENCE) for d in cells.differences]
+    cells = cells.assign(sign=signs, rank=[regime_rank(r) for r in cells.regime])
+    verdicts = []
+    for i, cell in cells.iterrows():
+        if cell.sign == 0:
+            verdicts.append("")
+            continue
+        same = cells[(cells.dataset == cell.dataset) & (cells.arch == cell.arch)
+                     & (cells.comparison == cell.comparison) & (cells.sets == cell.sets)].sort_values("rank")
+        at = list(same.index).index(i)
+        neighbours = same.iloc[max(at - 1, 0):at + 2].drop(index=i)
+        verdicts.append("repeated" if (neighbours.sign == cell.sign).any() else
+                        "survives adjustment" if _sign(cell.differences, adjusted_confidence) == cell.sign else
+                        "isolated")
+    return verdicts
+
+
+def questions_table(scores: pd.DataFrame) -> str:
+    """Each question's paired difference, over every set and at severity ``WORST`` alone, each
+    interval with its mark (``marks``), and below the table how many intervals exclude zero."""
+    cells = question_cells(scores)
+    cells = cells.assign(interval=[_interval(d) for d in cells.differences], mark=marks(cells))
+    rows = []
+    for (dataset, regime, arch, comparison), group in cells.groupby(["dataset", "regime", "arch", "comparison"],
+                                                                    sort=False):
+        row = {"data set": dataset, "regime": regime_label(regime), "network": arch, "comparison": comparison,
+               "seeds": len(group.differences.iloc[0]), "_rank": regime_rank(regime)}
+        for sets in SETS:
+            cell = group[group.sets == sets].iloc[0]
+            row[sets], row[f"mark ({sets})"] = cell.interval, cell.mark
+        rows.append(row)
     frame = pd.DataFrame(rows).sort_values(["data set", "_rank"], kind="stable").drop(columns="_rank")
-    return markdown(frame)
+    excluding = int((cells.mark != "").sum())
+    t_quantiles = ", ".join(f"t = {stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1):.2f} for n = {n}"
+                            for n in sorted({len(d) for d in cells.differences}))
+    return (markdown(frame) + f"\n\nIntervals in this table: {len(cells)}; {excluding} of {len(cells)} exclude zero, "
+            f"of which {int((cells.mark == 'repeated').sum())} repeated, "
+            f"{int((cells.mark == 'survives adjustment').sum())} survive adjustment alone and "
+            f"{int((cells.mark == 'isolated').sum())} isolated; with no difference anywhere about 1 in 20 "
+            f"({len(cells) / 20:.1f} of {len(cells)}) would exclude zero by chance. Student-t quantile: {t_quantiles}.")
 
 
 def relative_table(scores: pd.DataFrame) -> str:
