@@ -46,7 +46,10 @@ QUESTIONS = (("test-batch@iid", DEFAULT_ESTIMATOR), ("source-target-mix@iid", DE
              ("decaying-momentum@dirichlet", DEFAULT_ESTIMATOR), ("test-batch@class-sorted", DEFAULT_ESTIMATOR),
              ("static-biased-0.1", DEFAULT_ESTIMATOR), ("precise-mean-biased", "precise-mean-unbiased"),
              ("precise", DEFAULT_ESTIMATOR), ("dmbn", DEFAULT_ESTIMATOR), ("static-0.9", DEFAULT_ESTIMATOR))
-SETS = ("all sets", f"severity {WORST}")
+# what each question is asked on: the shifted sets, the worst severity alone, the clean test set
+# (source rows only: the run's own metrics.csv, all 10,000 test images) and the shift's change
+# of the difference, (a − b) on all sets minus (a − b) on the clean test set
+SETS = ("all sets", f"severity {WORST}", "clean test set", "all sets − clean")
 
 
 def markdown(frame: pd.DataFrame, decimals: int = 4) -> str:
@@ -81,19 +84,28 @@ def _sign(values: np.ndarray, confidence: float) -> int:
     return 1 if low > 0 else -1 if high < 0 else 0
 
 
-def question_cells(scores: pd.DataFrame) -> pd.DataFrame:
+def question_cells(scores: pd.DataFrame, clean: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per question, regime and set selection (``SETS``): the per-seed differences a − b,
-    each seed's accuracy the mean over the sets selected."""
+    each seed's accuracy the mean over the sets selected. ``clean``: the study's metrics.csv,
+    for the questions whose rows are both trained estimators."""
     selections = {SETS[0]: per_seed_accuracy(scores), SETS[1]: per_seed_accuracy(scores[scores.severity == WORST])}
+    if clean is not None:
+        selections[SETS[2]] = clean.pivot_table(index=["dataset", "regime", "arch", "seed"], columns="estimator",
+                                                values="accuracy")
     rows = []
     for (dataset, regime, arch), group in selections[SETS[0]].groupby(level=["dataset", "regime", "arch"]):
         for a, b in QUESTIONS:
             if a not in group or b not in group:
                 continue  # a question whose rows the study lacks is left out, not printed empty
+            differences = {}
             for sets, accuracy in selections.items():
-                seeds = accuracy.loc[group.index]
-                rows.append({"dataset": dataset, "regime": regime, "arch": arch, "comparison": f"{a} − {b}",
-                             "sets": sets, "differences": (seeds[a] - seeds[b]).to_numpy()})
+                if a in accuracy and b in accuracy:
+                    seeds = accuracy.loc[group.index]
+                    differences[sets] = (seeds[a] - seeds[b]).to_numpy()
+            if SETS[2] in differences:
+                differences[SETS[3]] = differences[SETS[0]] - differences[SETS[2]]
+            rows += [{"dataset": dataset, "regime": regime, "arch": arch, "comparison": f"{a} − {b}",
+                      "sets": sets, "differences": d} for sets, d in differences.items()]
     return pd.DataFrame(rows)
 
 
@@ -120,25 +132,39 @@ def marks(cells: pd.DataFrame) -> list[str]:
     return verdicts
 
 
-def questions_table(scores: pd.DataFrame) -> str:
-    """Each question's paired difference, over every set and at severity ``WORST`` alone, each
-    interval with its mark (``marks``), and below the table how many intervals exclude zero."""
-    cells = question_cells(scores)
-    cells = cells.assign(interval=[_interval(d) for d in cells.differences], mark=marks(cells))
+def _question_frame(cells: pd.DataFrame, selections: tuple[str, ...]) -> pd.DataFrame:
+    """One line per question and regime with an interval and its mark per selection; only the
+    questions asked on every selection given."""
     rows = []
     for (dataset, regime, arch, comparison), group in cells.groupby(["dataset", "regime", "arch", "comparison"],
                                                                     sort=False):
+        if not set(selections) <= set(group.sets):
+            continue
         row = {"data set": dataset, "regime": regime_label(regime), "network": arch, "comparison": comparison,
                "seeds": len(group.differences.iloc[0]), "_rank": regime_rank(regime)}
-        for sets in SETS:
+        for sets in selections:
             cell = group[group.sets == sets].iloc[0]
             row[sets], row[f"mark ({sets})"] = cell.interval, cell.mark
         rows.append(row)
-    frame = pd.DataFrame(rows).sort_values(["data set", "_rank"], kind="stable").drop(columns="_rank")
+    return pd.DataFrame(rows).sort_values(["data set", "_rank"], kind="stable").drop(columns="_rank")
+
+
+def questions_table(scores: pd.DataFrame, clean: pd.DataFrame | None = None) -> str:
+    """Each question's paired difference, over every set and at severity ``WORST`` alone; with
+    ``clean``, a second table setting the trained estimators' questions on the shifted sets
+    beside the clean test set. Each interval with its mark (``marks``, over the intervals of
+    both tables together), and below them how many intervals exclude zero."""
+    cells = question_cells(scores, clean)
+    cells = cells.assign(interval=[_interval(d) for d in cells.differences], mark=marks(cells))
+    text = markdown(_question_frame(cells, SETS[:2]))
+    if clean is not None:
+        text += ("\n\nThe trained estimators' questions on the shifted sets and on the clean test set (a − b "
+                 "on all 10,000 test images, from the study's metrics.csv), and the shift's change of the "
+                 "difference:\n\n" + markdown(_question_frame(cells, (SETS[0], *SETS[2:]))))
     excluding = int((cells.mark != "").sum())
     t_quantiles = ", ".join(f"t = {stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1):.2f} for n = {n}"
                             for n in sorted({len(d) for d in cells.differences}))
-    return (markdown(frame) + f"\n\nIntervals in this table: {len(cells)}; {excluding} of {len(cells)} exclude zero, "
+    return (text + f"\n\nIntervals in these tables: {len(cells)}; {excluding} of {len(cells)} exclude zero, "
             f"of which {int((cells.mark == 'repeated').sum())} repeated, "
             f"{int((cells.mark == 'survives adjustment').sum())} survive adjustment alone and "
             f"{int((cells.mark == 'isolated').sum())} isolated; with no difference anywhere about 1 in 20 "
@@ -250,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"#### Error relative to {DEFAULT_ESTIMATOR} (mCE-style; test-time rows on the {REFERENCE_STREAM} stream)\n")
     print(relative_table(scores) + "\n")
     print("#### Paired questions (accuracy a − b)\n")
-    print(questions_table(scores) + "\n")
+    print(questions_table(scores, pd.read_csv(root / "metrics.csv")) + "\n")
     print("#### Test-time rows on each stream\n")
     print(streams_table(scores) + "\n")
     print("#### Is the estimator closest to the shifted statistics the most accurate?\n")
