@@ -109,6 +109,11 @@ def test_noise_levels_are_the_tables():
     shot = corrupt(gray, "shot_noise", 1).astype(float) / 255  # 60 photons: no clipping at 1
     assert shot.mean() == pytest.approx(128 / 255, abs=0.005)  # Poisson keeps the mean
     assert shot.std() == pytest.approx(np.sqrt(128 / 255 / 60), rel=0.05)  # variance x / photons
+    speckle = corrupt(gray, "speckle_noise", 1).astype(float) / 255 - 128 / 255
+    assert speckle.mean() == pytest.approx(0.0, abs=0.002)
+    assert speckle.std() == pytest.approx(128 / 255 * 0.15, rel=0.03)  # x · N(0, 0.15²) at x = 128/255
+    black = np.zeros((10, 28, 28), dtype=np.uint8)
+    assert not corrupt(black, "speckle_noise", 5).any()  # multiplicative: a black pixel stays black
 
 
 def test_the_motion_kernel_is_a_normalised_line_at_its_angle():

@@ -57,6 +57,12 @@ def shot_noise(images: np.ndarray, photons: float, rng: np.random.Generator) -> 
     return _uint8(rng.poisson(_unit(images) * photons) / photons)
 
 
+def speckle_noise(images: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """x + x · N(0, scale²) on [0, 1]: noise that grows with the intensity (dark pixels stay dark)."""
+    x = _unit(images)
+    return _uint8(x + x * rng.normal(scale=scale, size=x.shape))
+
+
 def impulse_noise(images: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """Salt and pepper: a fraction ``amount`` of pixels set to 0 or 1, half each."""
     x = _unit(images)
@@ -236,6 +242,8 @@ CORRUPTIONS: dict[str, Corruption] = {
     "shear": Corruption(shear, (0.2, 0.4, 0.6, 0.8, 1.0)),
     "scale": Corruption(scale, (1 / 0.9, 1 / 0.8, 1 / 0.7, 1 / 0.6, 1 / 0.5)),
     "translate": Corruption(translate, (1, 2, 3, 4, 5)),
+    # appended, never inserted: a set's random draws depend on its corruption's place in this table
+    "speckle_noise": Corruption(speckle_noise, (0.15, 0.2, 0.35, 0.45, 0.6)),
 }
 
 
