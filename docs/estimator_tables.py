@@ -331,8 +331,10 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, esm_last: pd.DataFrame | 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="a folder under docs/results/ with a batch-size study")
+    parser.add_argument("--published", type=Path, default=HERE / "results",
+                        help="where the published studies are (default: docs/results)")
     args = parser.parse_args(argv)
-    study = HERE / "results" / args.study
+    study = args.published / args.study
     metrics = pd.read_csv(study / "metrics.csv")
     training, beta_star, esm = (_summary(study, n) for n in ("training_last_epoch", "beta_star", "esm_last_epoch"))
     for (dataset, arch), runs in metrics.groupby(["dataset", metrics.arch.map(family)], sort=False):

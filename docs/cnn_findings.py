@@ -1,0 +1,162 @@
+"""Tables and numbers for docs/CNN.md, generated from the published `cnn` study (issue #25), so
+that the page and the files cannot disagree.
+
+    python docs/cnn_findings.py cnn --mlp batch_sweep > /tmp/cnn.md
+
+First everything ``docs/estimator_tables.py`` prints for a batch-size study (how well each
+network trained, accuracy per batch size, every row minus the default EMA paired by seed, the
+reviewer's questions, β*, ESM_μ, marks and cost), then what the CNN page adds:
+
+* Tables 5.3/5.4's layout at B = 100 beside the thesis's CIFAR-10 and CIFAR-100 numbers: a
+  stand-in (FashionMNIST, a width-scaled network), so the thesis's numbers are shown, not tested;
+* does XBNBlock-P2 lower ESM (Huang et al.'s claim)? ESM_μ of each network (the mean over its own
+  BN layers; XBNBlock-P2 has fewer) at the last epoch, XBNBlock-P2 − ResNet, Welch's 95 % interval
+  over seeds (different networks: nothing to pair);
+* the MLP's small-batch questions asked of the CNN, where a BN layer pools B × H × W values per
+  channel: the same paired differences for the MLP (``--mlp``, a published batch-size study)
+  and both CNNs at the batch sizes they share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+import estimator_tables  # noqa: E402
+from dmbn.names import BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, family_batch_size, regime_rank  # noqa: E402
+from dmbn.tables import paired_cell, paired_comparisons, present_order, with_variants  # noqa: E402
+
+CONFIDENCE = 0.95
+THESIS_REGIME = "mini"  # Tables 5.3/5.4: mini-batch 100
+THESIS_BATCH = 100
+THESIS_DATASETS = ("CIFAR-10", "CIFAR-100")
+ESM_ROWS = (DEFAULT_ESTIMATOR, "dmbn", "precise")
+# The MLP's small-batch questions (docs/ESTIMATORS.md, finding 2): do the pooled estimators
+# recover where the per-batch-variance EMA collapses, and does the variance convention matter?
+SMALL_BATCH_PAIRS = (("precise", DEFAULT_ESTIMATOR), ("static-biased-0.1", DEFAULT_ESTIMATOR),
+                     ("precise-mean-biased", "precise-mean-unbiased"), ("moment-0.1", DEFAULT_ESTIMATOR),
+                     ("dmbn", DEFAULT_ESTIMATOR))
+
+
+def _mean_std(values: pd.Series) -> str:
+    return f"{values.mean():.3f} ± {values.std():.3f} ({len(values)})"
+
+
+def thesis_layout(metrics: pd.DataFrame, paper: pd.DataFrame) -> str:
+    """At B = 100, every thesis row (static β, DMBN, BN-BFN = XBNBlock-P2 with the default EMA)
+    of each data set: our accuracy (mean ± std, n seeds) beside the thesis's CIFAR numbers."""
+    at_100 = metrics[metrics.regime.map(family_batch_size) == THESIS_BATCH]
+    ours = with_variants(at_100)
+    thesis = paper[(paper.regime == THESIS_REGIME) & paper.dataset.isin(THESIS_DATASETS)]
+    parts = []
+    for dataset, runs in ours.groupby("dataset"):
+        rows = []
+        for variant in present_order(set(thesis.variant)):
+            cell = runs[runs.variant == variant].accuracy
+            row = {"variant": variant, f"{dataset} (ours, B = {THESIS_BATCH})": _mean_std(cell) if len(cell) else "–"}
+            for name in THESIS_DATASETS:
+                value = thesis[(thesis.dataset == name) & (thesis.variant == variant)].accuracy
+                row[f"{name} (thesis)"] = f"{value.iloc[0]:.3f}" if len(value) else "–"
+            rows.append(row)
+        parts.append(pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True))
+    return "\n\n".join(parts)
+
+
+def _esm_cell(values: pd.Series) -> str:
+    return f"{values.mean():.2f} ± {values.std():.2f} ({len(values)})"
+
+
+def _layer_mean(esm_last: pd.DataFrame) -> pd.DataFrame:
+    layers = [c for c in esm_last.columns if re.fullmatch(r"l\d+", c)]
+    return esm_last.assign(esm_mu=esm_last[layers].mean(axis=1))  # NaN layers (not BN here) skipped
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> str:
+    from scipy import stats
+
+    if min(len(a), len(b)) < 2:
+        return "–"
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(CONFIDENCE)
+    return f"{a.mean() - b.mean():+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]"
+
+
+def esm_by_network(esm_last: pd.DataFrame) -> str:
+    """Per batch size and row (``ESM_ROWS``): each network's layer-mean ESM_μ at the last epoch
+    (mean ± std, n seeds) and the batch-free twin minus its BN network (Welch)."""
+    frame = _layer_mean(esm_last[esm_last.estimator.isin(ESM_ROWS)])
+    rows = []
+    for twin, bn in BATCH_FREE_ARCHS.items():
+        if not {twin, bn} <= set(frame.arch):
+            continue
+        for (dataset, regime, estimator), cells in frame.groupby(["dataset", "regime", "estimator"]):
+            a, b = (cells[cells.arch == arch].esm_mu for arch in (twin, bn))
+            if len(a) and len(b):
+                rows.append({"data set": dataset, "batch": estimator_tables.batch_column(regime), "row": estimator,
+                             bn: _esm_cell(b), twin: _esm_cell(a),
+                             f"{twin} − {bn}": _welch(a.to_numpy(), b.to_numpy()),
+                             "_rank": (-regime_rank(regime)[1], ESM_ROWS.index(estimator))})
+    if not rows:
+        return "(no network and batch-free twin in the study)"
+    table = pd.DataFrame(rows).sort_values("_rank").drop(columns="_rank")
+    return table.to_markdown(index=False, disable_numparse=True)
+
+
+def against_mlp(cnn: pd.DataFrame, mlp: pd.DataFrame | None) -> str:
+    """``SMALL_BATCH_PAIRS`` paired by seed for every network (the MLP study's and each CNN) at
+    every batch size of the CNN study: the mean and 95 % interval, – where a study lacks a row."""
+    studies = [cnn] if mlp is None else [cnn, mlp[mlp.regime.isin(set(cnn.regime))]]
+    rows = []
+    for metrics in studies:
+        for arch, runs in metrics.groupby("arch"):
+            # each network on its own, as its BN rows (with_variants would fold a twin into its BN network)
+            runs = runs.assign(arch=BATCH_FREE_ARCHS.get(arch, arch))
+            cells = paired_comparisons(runs, CONFIDENCE, SMALL_BATCH_PAIRS)
+            if cells.empty:
+                continue
+            for _, c in cells[cells.metric == "accuracy"].iterrows():
+                rows.append({"comparison": c.comparison.replace(" - ", " − "), "network": arch,
+                             "column": estimator_tables.batch_column(c.regime), "regime": c.regime,
+                             "cell": paired_cell(c.mean_difference, c.ci_low, c.ci_high, 4) + f" ({c.seeds})"})
+    frame = pd.DataFrame(rows)
+    wide = frame.pivot(index=["comparison", "network"], columns="column", values="cell")
+    order = [f"{a} − {b}" for a, b in SMALL_BATCH_PAIRS]
+    wide = wide.reindex(columns=estimator_tables._columns(frame.regime)).fillna("–")
+    wide = wide.sort_index(key=lambda level: level.map(order.index) if level.name == "comparison" else level)
+    return wide.reset_index().rename_axis(None, axis=1).to_markdown(index=False, disable_numparse=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", help="the published cnn study under docs/results/")
+    parser.add_argument("--mlp", help="a published MLP batch-size study to set beside it (e.g. batch_sweep)")
+    parser.add_argument("--published", type=Path, default=HERE / "results")
+    args = parser.parse_args(argv)
+    root = args.published / args.study
+    metrics = pd.read_csv(root / "metrics.csv")
+    paper = pd.read_csv(HERE.parent / "workflow" / "resources" / "paper_tables.csv")
+    estimator_tables.main([args.study, "--published", str(args.published)])
+    print(f"### Tables 5.3/5.4's layout at B = {THESIS_BATCH}, beside the thesis's CIFAR numbers "
+          "(a stand-in: other data, other width; shown, not tested)\n")
+    print(thesis_layout(metrics, paper) + "\n")
+    esm = root / "summaries" / "esm_last_epoch.csv"
+    if esm.exists():
+        print("### Does the batch-free twin lower ESM? ESM_μ at the last epoch, mean over each network's "
+              f"BN layers (mean ± std, n seeds; Welch {CONFIDENCE:.0%} interval of the difference)\n")
+        print(esm_by_network(pd.read_csv(esm)) + "\n")
+    mlp = pd.read_csv(args.published / args.mlp / "metrics.csv") if args.mlp else None
+    print("### The MLP's small-batch questions asked of each network, paired by seed "
+          f"(mean [{CONFIDENCE:.0%} CI] (n seeds))\n")
+    print(against_mlp(metrics, mlp))
+
+
+if __name__ == "__main__":
+    main()
