@@ -72,8 +72,10 @@ publish:
 	    cp $$m docs/results/$(STUDY)/shift/manifest_$$(basename $$(dirname $$(dirname $$m))).csv; done; fi
 	@# every page built from published files is checked against them again: a page whose generator
 	@# now prints something else (a new study can add lines to another's page) fails here, not in CI
-	$(BIN)/python -m pytest -q tests/test_docs.py tests/test_prose_numbers.py tests/test_shift_findings.py || \
-	  (echo "a page no longer shows what its generator prints: run the generator named on the page and paste its output" && exit 1)
+	@# (only in a checkout that has the pages: publishing into another folder has none to check)
+	if [ -f tests/test_docs.py ]; then $(BIN)/python -m pytest -q tests/test_docs.py tests/test_prose_numbers.py \
+	  tests/test_shift_findings.py || (echo "a page no longer shows what its generator prints: run the generator" \
+	  "named on the page (docs/splice.py where the page marks its block) and put its output in place" && exit 1); fi
 
 # The published studies' tables (and batch-size figures) rendered again from their committed files
 # (presentation only: docs/rerender.py).

@@ -169,3 +169,45 @@ def test_publish_copies_the_scores_the_esm_summary_and_the_set_manifest(finished
                          ("manifest_tiny-idx.csv", "results/data/tiny-idx/shift/manifest.csv")):
         assert (published / name).read_bytes() == (workdir / source).read_bytes()
     assert not (published / "esm.csv").exists()  # the long table stays with the results
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_report_shows_every_shift_table_with_its_rows_and_every_figure_with_its_caption(finished, browser):
+    """The shift items of `snakemake --report` in Chromium, as test_report_browser reads the
+    others. DMBN_SHIFT_REPORT=<workdir>:<study>:<dataset> reads a finished real study instead
+    (its config.yaml in the workdir), e.g. /work/study-shift:shift:fashion-mnist."""
+    import os
+
+    from dmbn.names import regime_label
+    from dmbn.report import SHIFT_FIGURES, SHIFT_TABLES, item_label
+    from test_report_browser import Reader, first_words, html_rows
+
+    workdir, _, path = finished
+    study, dataset = "shift_tiny", "tiny-idx"
+    if os.environ.get("DMBN_SHIFT_REPORT"):
+        folder, study, dataset = os.environ["DMBN_SHIFT_REPORT"].split(":")
+        workdir, path = Path(folder), Path(folder) / "config.yaml"
+    report = workdir / f"results/{study}/report.html"
+    snakemake(workdir, path, "--report", str(report), study)
+    reader = Reader(browser, report, None)
+    for name in SHIFT_TABLES:
+        csv = pd.read_csv(workdir / f"results/{study}/tables/{dataset}_{name}.csv")
+        reader.open_category(dataset)
+        reader.view(item_label(name))
+        rows, caption, _ = html_rows(reader)
+        assert len(rows) == len(csv), name
+        # each row in the CSV's order, its regime as the report labels it
+        assert [r[:2] for r in rows] == [[regime_label(r), a] for r, a in zip(csv.regime, csv.arch)], name
+        assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
+    for name in SHIFT_FIGURES:
+        reader.open_category(dataset)
+        reader.view(item_label(name))
+        frame = reader.page.frame_locator("iframe").first
+        image = frame.locator("figure img[src^='data:image/png']")
+        image.wait_for(timeout=120_000)
+        assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100"), name
+        caption = " ".join(frame.locator("figure figcaption").inner_text().split())
+        assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
+    assert reader.errors == []
+    reader.page.close()
