@@ -321,10 +321,32 @@ def cost(name: str) -> list[str]:
     return lines
 
 
-def quoted_numbers(study: Path, metrics: pd.DataFrame, esm_last: pd.DataFrame | None) -> str:
+def batch_mean_spread(spread: pd.DataFrame | None) -> list[str]:
+    """Per batch size, the variance of PreciseBN's batch means ÷ (pooled variance / B) per BN
+    layer (``summaries/precise_spread.csv``): 1 where batch means spread as independent samples
+    would, below 1 where normalising the layers before holds them still. Layer 1 (whose input is
+    the data) apart from the layers after a BN layer: median (min–max; n layer-runs)."""
+    if spread is None or spread.empty:
+        return []
+    lines = []
+    for regime in sorted(set(spread.regime), key=regime_rank, reverse=True):
+        cells = spread[spread.regime == regime]
+        parts = []
+        for name, chosen in (("layer 1", cells.layer == 1), ("layers 2 and after", cells.layer > 1)):
+            ratio = cells[chosen].ratio
+            if len(ratio):
+                parts.append(f"{name} {ratio.median():.3f} ({ratio.min():.3f}–{ratio.max():.3f}; {len(ratio)})")
+        lines.append(f"{batch_column(regime)}: variance of PreciseBN's batch means ÷ (pooled variance / B): "
+                     + ", ".join(parts))
+    return lines
+
+
+def quoted_numbers(study: Path, metrics: pd.DataFrame, esm_last: pd.DataFrame | None,
+                   spread: pd.DataFrame | None = None) -> str:
     """The section "Numbers quoted in the findings" of one data set and architecture."""
     lines = cost(study.name) + multiplicity(metrics) + marks(metrics) + half_widths(metrics)
     lines += variance_ema_ranges(metrics) + bessel_factors(metrics) + esm_against_accuracy(metrics, esm_last)
+    lines += batch_mean_spread(spread)
     return "\n".join(f"* {line}" for line in lines)
 
 
@@ -336,7 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     study = args.published / args.study
     metrics = pd.read_csv(study / "metrics.csv")
-    training, beta_star, esm = (_summary(study, n) for n in ("training_last_epoch", "beta_star", "esm_last_epoch"))
+    training, beta_star, esm, spread = (_summary(study, n) for n in ("training_last_epoch", "beta_star",
+                                                                      "esm_last_epoch", "precise_spread"))
     for (dataset, arch), runs in metrics.groupby(["dataset", metrics.arch.map(family)], sort=False):
         def of(frame: pd.DataFrame, archs=(arch,)) -> pd.DataFrame:
             return frame[(frame.dataset == dataset) & frame.arch.isin(archs)]
@@ -359,7 +382,8 @@ def main(argv: list[str] | None = None) -> None:
             _section(f"{dataset}, {arch}: ESM_μ at the last epoch, mean over BN layers (mean ± std, n seeds)",
                      esm_table(of(esm)))
         _section(f"{dataset}, {arch}: numbers quoted in the findings",
-                 quoted_numbers(study, runs[runs.arch == arch], None if esm is None else of(esm)))
+                 quoted_numbers(study, runs[runs.arch == arch], None if esm is None else of(esm),
+                                None if spread is None else of(spread)))
 
 
 if __name__ == "__main__":

@@ -405,6 +405,16 @@ def test_publish_copies_the_batch_table_and_figures(tiny_sweep):
     assert len(training) == len(histories) > 0
     finals = sorted(pd.read_csv(path).iloc[-1].train_accuracy for path in histories)
     assert sorted(training.train_accuracy) == pytest.approx(finals, abs=5.1e-5)  # written to 4 decimals
+    # PreciseBN's batch-mean spread: every layer row of every run that wrote one, with its labels
+    spread = pd.read_csv(published / "summaries/precise_spread.csv")
+    files = sorted((workdir / "results/sweep/runs").glob("**/precise_spread.csv"))
+    assert len(spread) == sum(len(pd.read_csv(path)) for path in files) > 0
+    first = files[0].relative_to(workdir / "results/sweep/runs").parts  # dataset, regime, arch, seed…, member
+    mine = spread[(spread.regime == first[1]) & (spread.seed == int(first[3][4:]))].sort_values("layer")
+    own = pd.read_csv(files[0]).sort_values("layer")
+    assert mine.pooled_var.tolist() == pytest.approx(own.pooled_var.tolist(), rel=1e-4)
+    assert mine.ratio.tolist() == pytest.approx(own.ratio.tolist(), rel=1e-4, nan_ok=True)  # one batch: none
+    assert spread[spread.batches > 1].ratio.notna().all()
 
 
 @pytest.mark.slow

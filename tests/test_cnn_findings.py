@@ -108,3 +108,4 @@ def test_the_page_generator_runs_on_a_published_folder(tmp_path):
     for heading in ("minus the default EMA, paired by seed", "Tables 5.3/5.4's layout", "lower ESM",
                     "small-batch questions"):
         assert heading in out, heading
+

@@ -325,3 +325,20 @@ def test_sign_test_of_the_thesis_static_rows_against_our_seed_medians():
     p = stats.binomtest(below, total, 0.5, alternative="greater").pvalue
     assert f"below our seed median, every data set and regime: {below} of {total}; " in generate(PUBLISHED.name)
     assert f"p = {p:.1e}" in generate(PUBLISHED.name)
+
+
+def test_the_batch_mean_spread_is_split_into_the_first_layer_and_the_rest_per_batch_size():
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    spread = pd.DataFrame({"dataset": "d", "arch": "mlp", "member": "bank",
+                           "regime": ["mini-b16"] * 4 + ["mini-b100"] * 2, "seed": [1, 1, 1, 2, 1, 1],
+                           "layer": [1, 2, 3, 1, 1, 2], "ratio": [0.95, 0.01, 0.03, 0.99, 1.02, 0.02]})
+    lines = estimator_tables.batch_mean_spread(spread)
+    # B = 16 first (batch sizes ascending); medians by hand: layer 1 of (0.95, 0.99) = 0.97,
+    # layers after it (0.01, 0.03) = 0.02
+    assert lines == ["B = 16: variance of PreciseBN's batch means ÷ (pooled variance / B): "
+                     "layer 1 0.970 (0.950–0.990; 2), layers 2 and after 0.020 (0.010–0.030; 2)",
+                     "B = 100: variance of PreciseBN's batch means ÷ (pooled variance / B): "
+                     "layer 1 1.020 (1.020–1.020; 1), layers 2 and after 0.020 (0.020–0.020; 1)"]
+    assert estimator_tables.batch_mean_spread(None) == [] and estimator_tables.batch_mean_spread(spread[:0]) == []

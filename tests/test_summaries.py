@@ -1,3 +1,4 @@
+import pytest
 import pandas as pd
 
 from dmbn.summaries import (beta_star_summary, esm_last_epoch_summary, training_curves_summary,
@@ -53,3 +54,33 @@ def test_training_curves_keep_every_epoch_of_every_run_in_order():
     assert curves[["seed", "epoch", "train_loss", "esm_accuracy_recalibrated"]].values.tolist() == [
         [1, 1, 1.0, 0.55], [1, 2, 0.5, 0.72], [1, 3, 0.1, 0.9], [2, 1, 0.9, 0.61], [2, 2, 0.4, 0.79]]
     assert list(curves.columns[:6]) == ["dataset", "regime", "arch", "seed", "member", "epoch"]
+
+
+def test_precise_spread_summary_reads_the_runs_that_wrote_it_and_checks_each_file(tmp_path):
+    from dmbn.readback import ReadbackError, read_study_file
+    from dmbn.runs import read_present_runs
+    from dmbn.summaries import precise_spread_summary
+
+    def write(seed, rows):
+        path = tmp_path / f"seed{seed}" / "precise_spread.csv"
+        path.parent.mkdir()
+        pd.DataFrame(rows, columns=["layer", "batch_size", "batches", "var_of_batch_means", "pooled_var",
+                                    "ratio"]).to_csv(path, index=False)
+        return path
+
+    labels = [dict(dataset="d", regime="mini-b16", arch="mlp", seed=s, member="bank") for s in (1, 2, 3)]
+    paths = [write(1, [[2, 16.0, 200, 0.02, 16.0, 0.02], [1, 16.0, 200, 180.0, 2900.0, 0.993]]),
+             tmp_path / "seed2" / "precise_spread.csv",  # a run without PreciseBN wrote none
+             write(3, [[1, 16.0, 200, 170.0, 2950.0, 0.922]])]
+    summary = precise_spread_summary(read_present_runs(paths, labels))
+    assert summary[["seed", "layer", "ratio"]].values.tolist() == [[1, 1, 0.993], [1, 2, 0.02], [3, 1, 0.922]]
+    summary.to_csv(tmp_path / "precise_spread.csv", index=False)
+    assert len(read_study_file(tmp_path / "precise_spread.csv")) == 3  # the published summary's schema
+    # no run with the file: an empty summary with its header, which still reads back
+    precise_spread_summary(read_present_runs(paths[1:2], labels[1:2])).to_csv(tmp_path / "precise_spread.csv",
+                                                                                index=False)
+    assert read_study_file(tmp_path / "precise_spread.csv").empty
+    # a run's file with a negative variance is refused, naming the file
+    write(4, [[1, 16.0, 200, -1.0, 2950.0, 0.9]])
+    with pytest.raises(ReadbackError, match="seed4/precise_spread.csv"):
+        read_present_runs([tmp_path / "seed4" / "precise_spread.csv"], labels[:1])

@@ -66,6 +66,12 @@ _RUN_LABELS = {"dataset": _str(), "regime": _str(pa.Check.str_matches(f"^({REGIM
                "arch": _str(), "seed": _int(pa.Check.ge(0, error="is negative"))}
 _SUMMARY_LABELS = {**_RUN_LABELS, "member": _str()}
 
+# PreciseBN's batch means per BN layer: their variance against pooled variance / B (ratio)
+_SPREAD_COLUMNS = {"layer": _int(POSITIVE), "batch_size": _float(pa.Check.gt(0, error="is not positive")),
+                   # one batch (full batch) has no variance of batch means: empty there
+                   "batches": _int(POSITIVE), "var_of_batch_means": _float(NON_NEGATIVE, nullable=True),
+                   "pooled_var": _float(NON_NEGATIVE), "ratio": _float(NON_NEGATIVE, nullable=True)}
+
 # file kind -> (schema, the columns that name a row in an error, the job that writes the file)
 RUN_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
     "metrics.csv": (pa.DataFrameSchema({"estimator": _str(ESTIMATOR), **_METRIC_COLUMNS},
@@ -84,6 +90,8 @@ RUN_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
                                       "estimator": pa.Column(str, CHOOSING, required=False),
                                       "beta": _float(BETA)}),
                   ("epoch", "layer", "estimator"), "train"),
+    # written only by runs with PreciseBN, and not a declared output (dmbn.train's docstring)
+    "precise_spread.csv": (pa.DataFrameSchema(_SPREAD_COLUMNS, unique=["layer"]), ("layer",), "train"),
     "layers.csv": (pa.DataFrameSchema({"layer": _int(POSITIVE), "name": _str(),
                                        "channels": _int(POSITIVE), "position": _int(POSITIVE)},
                                       unique=["layer"]), ("layer",), "train"),
@@ -110,6 +118,9 @@ STUDY_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
                                                 r"^esm_accuracy_.+$": _float(UNIT, nullable=True, regex=True)},
                                                unique=[*_SUMMARY_LABELS, "epoch"]),
                             (*_SUMMARY_LABELS, "epoch"), "summarise"),
+    "precise_spread.csv": (pa.DataFrameSchema({**_SUMMARY_LABELS, **_SPREAD_COLUMNS},
+                                              unique=[*_SUMMARY_LABELS, "layer"]),
+                           (*_SUMMARY_LABELS, "layer"), "summarise"),
 }
 
 

@@ -42,6 +42,13 @@ def read_runs(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.Data
     return pd.concat(frames, ignore_index=True)
 
 
+def read_present_runs(paths: Iterable[str | Path], labels: Iterable[Mapping]) -> pd.DataFrame | None:
+    """``read_runs`` over the runs that have the file (an optional one, e.g. ``precise_spread.csv``,
+    which only some runs write); None when none has it."""
+    present = [(path, label) for path, label in zip(paths, labels) if Path(path).is_file()]
+    return read_runs(*zip(*present)) if present else None
+
+
 CARD_COLUMNS = ("dmbn_version", "commit", "commit_dirty", "python", "torch", "torchvision", "snakemake",
                 "device", "threads", "hostname", "started", "finished", "wall_seconds", "epochs_run",
                 "resumed_from_epoch", "segments", "commits")

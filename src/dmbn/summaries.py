@@ -9,6 +9,9 @@ committed files without the runs' full logs.
   run: whether the network trained at all, which no estimator can repair.
 * ``training_curves``: every epoch's train loss, train accuracy and accuracy on the ESM set of
   each row: how training went, and what an lr or epoch count is chosen on (never the test set).
+* ``precise_spread``: per run with PreciseBN and BN layer, the variance of the batch means over
+  PreciseBN's batches against pooled variance / B (issue #27: does the spread of the batch means
+  matter?); runs without the file (no PreciseBN, or trained before it existed) have no rows.
 """
 
 from __future__ import annotations
@@ -59,3 +62,14 @@ def training_curves_summary(history: pd.DataFrame) -> pd.DataFrame:
     keys = _run_keys(history)
     return history.sort_values([*keys, "epoch"], kind="stable").reset_index(drop=True)[
         [*keys, *[c for c in history.columns if c not in keys]]]
+
+
+SPREAD_COLUMNS = ["layer", "batch_size", "batches", "var_of_batch_means", "pooled_var", "ratio"]
+
+
+def precise_spread_summary(spread: pd.DataFrame | None) -> pd.DataFrame:
+    """``spread`` (run keys, then ``precise_spread.csv``'s columns; None: no run has the file)
+    -> the same in run and layer order, with its columns even when empty."""
+    if spread is None:
+        return pd.DataFrame(columns=[*RUN_KEYS, *SPREAD_COLUMNS])
+    return spread.sort_values([*_run_keys(spread), "layer"], kind="stable").reset_index(drop=True)

@@ -3,7 +3,8 @@
 
 rule summarise:
     """β* per layer and epoch, last-epoch ESM_μ per estimator and layer, last-epoch train loss
-    and accuracy, and every epoch's train loss, accuracy and ESM-set accuracy, of every run."""
+    and accuracy, every epoch's train loss, accuracy and ESM-set accuracy, of every run; and the
+    spread of PreciseBN's batch means per layer, of the runs that wrote it."""
     input:
         betas=lambda w: run_files("betas.csv", w.study),
         esm=lambda w: run_files("esm.csv", w.study),
@@ -13,8 +14,12 @@ rule summarise:
         esm_last_epoch="results/{study}/summaries/esm_last_epoch.csv",
         training_last_epoch="results/{study}/summaries/training_last_epoch.csv",
         training_curves="results/{study}/summaries/training_curves.csv",
+        precise_spread="results/{study}/summaries/precise_spread.csv",
     params:
         runs=run_labels,
+        # written by the train jobs above only where the run has PreciseBN: read where present,
+        # not declared (dmbn.train), so runs trained before it existed stay valid
+        precise_spread=lambda w: run_files("precise_spread.csv", w.study),
     log:
         "results/logs/{study}/summarise.log",
     localrule: True
