@@ -544,13 +544,22 @@ def _published_cards() -> dict[str, pd.DataFrame]:
 
 def shared_machine(studies: list[str]) -> list[str]:
     """For each given study, the runs of every other published study that ran at the same time:
-    how many of its runs overlapped, and for how long both studies were in progress."""
+    how many of its runs overlapped, and for how long both studies were in progress. A study
+    that ran wholly before or after the given studies is left out: it could overlap none of their
+    runs, and a page should not change each time a later study is published."""
     cards = _published_cards()
+    given = [cards[s] for s in studies if s in cards]
+    if not given:
+        return []
+    # the given studies' span together: a study outside it could overlap none of their runs
+    span_start, span_end = min(c.started.min() for c in given), max(c.finished.max() for c in given)
     lines = []
     for name in studies:
         ours = cards.get(name)
         for other, theirs in cards.items():
             if ours is None or other in studies:
+                continue
+            if theirs.started.min() >= span_end or theirs.finished.max() <= span_start:
                 continue
             overlapping = sum(((theirs.started < r.finished) & (theirs.finished > r.started)).any()
                               for _, r in ours.iterrows())

@@ -342,3 +342,24 @@ def test_the_batch_mean_spread_is_split_into_the_first_layer_and_the_rest_per_ba
                      "B = 100: variance of PreciseBN's batch means ÷ (pooled variance / B): "
                      "layer 1 1.020 (1.020–1.020; 1), layers 2 and after 0.020 (0.020–0.020; 1)"]
     assert estimator_tables.batch_mean_spread(None) == [] and estimator_tables.batch_mean_spread(spread[:0]) == []
+
+
+def test_the_overlap_lines_name_only_studies_that_ran_within_the_pages_studies_span(monkeypatch):
+    """A study published later, whose runs all came after the page's studies, adds no line (it
+    made REPRODUCTION.md stale once); one that ran inside their span is listed, 0 overlaps too."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import reproduction_tables
+
+    def cards(*spans):
+        return pd.DataFrame({"started": pd.to_datetime([a for a, _ in spans]),
+                             "finished": pd.to_datetime([b for _, b in spans])})
+
+    published = {"a": cards(("2026-01-01 10:00", "2026-01-01 11:00"), ("2026-01-01 12:00", "2026-01-01 13:00")),
+                 "b": cards(("2026-01-01 12:30", "2026-01-01 14:00")),
+                 "inside": cards(("2026-01-01 11:10", "2026-01-01 11:50")),  # in a gap: 0 overlaps, listed
+                 "later": cards(("2026-01-02 09:00", "2026-01-02 10:00"))}
+    monkeypatch.setattr(reproduction_tables, "_published_cards", lambda: published)
+    lines = reproduction_tables.shared_machine(["a", "b"])
+    assert "`a` runs that overlapped a run of `inside`: 0 of 2" in lines
+    assert "`b` runs that overlapped a run of `inside`: 0 of 1" in lines
+    assert not any("later" in line for line in lines)
