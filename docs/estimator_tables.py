@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from dmbn.names import (BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, estimator_kind,  # noqa: E402
                         family_batch_size, is_estimator_name, regime_rank)
-from dmbn.tables import paired_comparisons, present_order, with_variants  # noqa: E402
+from dmbn.tables import interval_sign, mark_verdict, paired_comparisons, present_order, with_variants  # noqa: E402
 
 CONFIDENCE = 0.95
 # The reviewer's questions (issue #14), each a paired difference a − b: does choosing β* need
@@ -170,17 +170,13 @@ def interval_cells(metrics: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.
     return rows[rows.metric == "accuracy"].reset_index(drop=True)
 
 
-def _sign(low: float, high: float) -> int:
-    return 1 if low > 0 else -1 if high < 0 else 0
-
-
 def multiplicity(metrics: pd.DataFrame) -> list[str]:
     """How many intervals the page shows, how many exclude zero, how many would by chance, and
     the t quantile behind an n-seed interval."""
     from scipy import stats
 
     cells = interval_cells(metrics)
-    excluding = sum(_sign(lo, hi) != 0 for lo, hi in zip(cells.ci_low, cells.ci_high))
+    excluding = sum(interval_sign(lo, hi) != 0 for lo, hi in zip(cells.ci_low, cells.ci_high))
     seeds = sorted(cells.seeds.unique())
     quantiles = ", ".join(f"t = {stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1):.2f} for n = {n} ({n - 1} degrees of freedom)"
                           for n in seeds)
@@ -197,8 +193,8 @@ def marks(metrics: pd.DataFrame) -> list[str]:
     *isolated* (quoted, never read as an effect)."""
     cells = interval_cells(metrics)
     adjusted = interval_cells(metrics, 1 - (1 - CONFIDENCE) / len(cells))
-    cells = cells.assign(sign=[_sign(lo, hi) for lo, hi in zip(cells.ci_low, cells.ci_high)],
-                         adjusted=[_sign(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)],
+    cells = cells.assign(sign=[interval_sign(lo, hi) for lo, hi in zip(cells.ci_low, cells.ci_high)],
+                         adjusted=[interval_sign(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)],
                          column=cells.regime.map(batch_column))
     order = _columns(cells.regime)
     lines = []
@@ -206,8 +202,7 @@ def marks(metrics: pd.DataFrame) -> list[str]:
         at = order.index(c.column)
         neighbours = cells[(cells.comparison == c.comparison)
                            & cells.column.isin(order[max(at - 1, 0):at] + order[at + 1:at + 2])]
-        verdict = ("repeated" if (neighbours.sign == c.sign).any() else
-                   "survives adjustment" if c.adjusted == c.sign else "isolated")
+        verdict = mark_verdict(c.sign, neighbours.sign, c.adjusted)
         lines.append(f"mark, {c.comparison.replace(' - ', ' − ')}, {c.column}: "
                      f"{_difference(c.mean_difference, c.ci_low, c.ci_high)} {verdict}")
     return lines

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from dmbn.config import paper_names as dmbn_paper_names  # noqa: E402
 from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
 from dmbn.runs import with_choosing_kind  # noqa: E402
-from dmbn.tables import (BN_BFN, PAIRS, paired_comparisons, prediction_interval, t_interval,  # noqa: E402
-                         variant_order, with_variants)
+from dmbn.tables import (BN_BFN, PAIRS, interval_sign, mark_verdict, paired_comparisons,  # noqa: E402
+                         prediction_interval, t_interval, variant_order, with_variants)
 
 CONFIDENCE = 0.95
 PAPER = ROOT / "workflow" / "resources" / "paper_tables.csv"
@@ -478,11 +478,6 @@ def separate_networks(metrics: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _excludes_zero(low: float, high: float) -> int:
-    """+1 / −1 where an interval lies above / below zero, 0 where it holds zero."""
-    return 1 if low > 0 else -1 if high < 0 else 0
-
-
 def interval_count(metrics: pd.DataFrame, rounding: pd.DataFrame | None) -> int:
     """How many intervals of a difference the page's tables show (paired and rounding)."""
     paired_rows = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
@@ -498,10 +493,10 @@ def multiplicity(metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFr
     paired_rows = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
     paired_rows = pd.concat([paired_rows[paired_rows.metric.isin(["accuracy", "f1"])],
                              network_pairs(metrics, CONFIDENCE)])
-    excluding = sum(_excludes_zero(lo, hi) != 0 for lo, hi in zip(paired_rows.ci_low, paired_rows.ci_high))
+    excluding = sum(interval_sign(lo, hi) != 0 for lo, hi in zip(paired_rows.ci_low, paired_rows.ci_high))
     if rounding is not None:
         shown = rounding[(rounding.metric == "accuracy") & rounding.estimator.isin(NOISE_ESTIMATORS)]
-        excluding += sum(_excludes_zero(lo, hi) != 0 for lo, hi in zip(shown.ci_low, shown.ci_high))
+        excluding += sum(interval_sign(lo, hi) != 0 for lo, hi in zip(shown.ci_low, shown.ci_high))
     summary = with_variants(metrics).groupby(["dataset", "regime", "variant"]).accuracy.agg(["mean", "std", "count"])
     named = paper.assign(dataset=paper.dataset.map({v: k for k, v in paper_names().items()}))
     named = named.set_index(["dataset", "regime", "variant"]).accuracy
@@ -523,14 +518,13 @@ def marks(metrics: pd.DataFrame, rounding: pd.DataFrame | None) -> list[str]:
     total = interval_count(metrics, rounding)
     rows, adjusted = (pd.concat([paired_comparisons(metrics, level, PAGE_PAIRS), network_pairs(metrics, level)],
                                 ignore_index=True) for level in (CONFIDENCE, 1 - (1 - CONFIDENCE) / total))
-    rows = rows.assign(sign=[_excludes_zero(lo, hi) for lo, hi in zip(rows.ci_low, rows.ci_high)],
-                       adjusted=[_excludes_zero(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)])
+    rows = rows.assign(sign=[interval_sign(lo, hi) for lo, hi in zip(rows.ci_low, rows.ci_high)],
+                       adjusted=[interval_sign(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)])
     rows = rows[rows.metric == "accuracy"]
     lines = []
     for _, r in rows[rows.sign != 0].iterrows():
         others = rows[(rows.comparison == r.comparison) & (rows.regime == r.regime) & (rows.dataset != r.dataset)]
-        verdict = ("repeated" if (others.sign == r.sign).any() else
-                   "survives adjustment" if r.adjusted == r.sign else "isolated")
+        verdict = mark_verdict(r.sign, others.sign, r.adjusted)
         mark = "▲" if r.sign > 0 else "▼"
         lines.append(f"mark, {_name(r.dataset)}, {regime_label(r.regime)}, {r.comparison.replace(' - ', ' − ')}: "
                      f"{r.mean_difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}] {mark} {verdict}")

@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 from dmbn.names import ANY_STREAM, DEFAULT_ESTIMATOR, SHIFT_SOURCE, regime_label, regime_rank  # noqa: E402
 from dmbn.shift_tables import REFERENCE_STREAM, relative_error, shown, stream_table  # noqa: E402
-from dmbn.tables import t_interval  # noqa: E402
+from dmbn.tables import interval_sign, mark_verdict, t_interval  # noqa: E402
 
 CONFIDENCE = 0.95
 WORST = 5  # the highest severity, reported on its own as well
@@ -79,9 +79,8 @@ def _interval(values: np.ndarray) -> str:
 
 
 def _sign(values: np.ndarray, confidence: float) -> int:
-    """+1 / −1 where the interval excludes zero above / below it, 0 where it holds zero."""
-    low, high = t_interval(values, confidence)
-    return 1 if low > 0 else -1 if high < 0 else 0
+    """The sign of the Student-t interval of ``values`` (``interval_sign``)."""
+    return interval_sign(*t_interval(values, confidence))
 
 
 def question_cells(scores: pd.DataFrame, clean: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -110,10 +109,9 @@ def question_cells(scores: pd.DataFrame, clean: pd.DataFrame | None = None) -> p
 
 
 def marks(cells: pd.DataFrame) -> list[str]:
-    """The pages' one rule for an interval that excludes zero (docs/ESTIMATORS.md): *repeated*
-    when the same question excludes zero the same way at a neighbouring batch size, *survives
-    adjustment* when it still does with every interval of the table adjusted together
-    (Bonferroni), else *isolated*: quoted, never read as an effect. '' where zero is inside."""
+    """Each cell's verdict under the pages' one rule (``mark_verdict``): its neighbours are the
+    same question at the neighbouring batch sizes, the adjustment is over every cell given;
+    '' where zero is inside."""
     adjusted_confidence = 1 - (1 - CONFIDENCE) / len(cells)
     signs = [_sign(d, CONFIDENCE) for d in cells.differences]
     cells = cells.assign(sign=signs, rank=[regime_rank(r) for r in cells.regime])
@@ -126,9 +124,7 @@ def marks(cells: pd.DataFrame) -> list[str]:
                      & (cells.comparison == cell.comparison) & (cells.sets == cell.sets)].sort_values("rank")
         at = list(same.index).index(i)
         neighbours = same.iloc[max(at - 1, 0):at + 2].drop(index=i)
-        verdicts.append("repeated" if (neighbours.sign == cell.sign).any() else
-                        "survives adjustment" if _sign(cell.differences, adjusted_confidence) == cell.sign else
-                        "isolated")
+        verdicts.append(mark_verdict(cell.sign, neighbours.sign, _sign(cell.differences, adjusted_confidence)))
     return verdicts
 
 

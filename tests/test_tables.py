@@ -512,3 +512,14 @@ def test_the_thesis_covers_a_study_where_its_comparison_has_rows(names, regimes,
     rows = thesis_comparison(summary(metrics), paper, names, 0.95)
     assert thesis_covers(paper, names, regimes) is covered
     assert rows.empty is (not covered)  # the comparison itself agrees
+
+
+def test_the_pages_one_rule_for_marks():
+    from dmbn.tables import interval_sign, mark_verdict
+
+    assert [interval_sign(*i) for i in ((0.1, 0.3), (-0.3, -0.1), (-0.1, 0.1), (0.0, 0.2), (float("nan"),) * 2)] \
+        == [1, -1, 0, 0, 0]
+    assert mark_verdict(1, [0, 1], adjusted_sign=0) == "repeated"  # a neighbour the same way
+    assert mark_verdict(1, [-1, 0], adjusted_sign=1) == "survives adjustment"  # the other way does not repeat
+    assert mark_verdict(-1, [], adjusted_sign=0) == "isolated"
+    assert mark_verdict(-1, [0], adjusted_sign=1) == "isolated"  # adjusted the other way: not surviving

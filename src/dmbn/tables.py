@@ -269,6 +269,22 @@ def t_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
+def interval_sign(low: float, high: float) -> int:
+    """+1 / −1 where an interval lies above / below zero, 0 where it holds zero (or is NaN)."""
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def mark_verdict(sign: int, neighbour_signs, adjusted_sign: int) -> str:
+    """The published pages' one rule for an interval that excludes zero (``sign`` ±1): *repeated*
+    when a neighbouring cell of the same comparison (the page says which: the next batch size,
+    the other data set) excludes zero the same way, *survives adjustment* when it still does with
+    every interval of the page adjusted together (Bonferroni; ``adjusted_sign``), else *isolated*:
+    quoted, never read as an effect."""
+    if sign in set(neighbour_signs):
+        return "repeated"
+    return "survives adjustment" if adjusted_sign == sign else "isolated"
+
+
 def prediction_interval(mean, std, n, confidence: float):
     """Student-t interval for *one more* run drawn like the n runs with this mean and std:
     mean ± t·std·√(1 + 1/n), n − 1 degrees of freedom (NaN for n < 2); elementwise on arrays.
