@@ -47,8 +47,8 @@ SMALL_BATCH_PAIRS = (("precise", DEFAULT_ESTIMATOR), ("static-biased-0.1", DEFAU
                      ("dmbn", DEFAULT_ESTIMATOR))
 
 
-def _mean_std(values: pd.Series) -> str:
-    return f"{values.mean():.3f} ± {values.std():.3f} ({len(values)})"
+def _mean_std(values: pd.Series, decimals: int = 3) -> str:
+    return f"{values.mean():.{decimals}f} ± {values.std():.{decimals}f} ({len(values)})"
 
 
 def thesis_layout(metrics: pd.DataFrame, paper: pd.DataFrame) -> str:
@@ -69,10 +69,6 @@ def thesis_layout(metrics: pd.DataFrame, paper: pd.DataFrame) -> str:
             rows.append(row)
         parts.append(pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True))
     return "\n\n".join(parts)
-
-
-def _esm_cell(values: pd.Series) -> str:
-    return f"{values.mean():.2f} ± {values.std():.2f} ({len(values)})"
 
 
 def _layer_mean(esm_last: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +97,7 @@ def esm_by_network(esm_last: pd.DataFrame) -> str:
             a, b = (cells[cells.arch == arch].esm_mu for arch in (twin, bn))
             if len(a) and len(b):
                 rows.append({"data set": dataset, "batch": estimator_tables.batch_column(regime), "row": estimator,
-                             bn: _esm_cell(b), twin: _esm_cell(a),
+                             bn: _mean_std(b, 2), twin: _mean_std(a, 2),
                              f"{twin} − {bn}": _welch(a.to_numpy(), b.to_numpy()),
                              "_rank": (-regime_rank(regime)[1], ESM_ROWS.index(estimator))})
     if not rows:
