@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dmbn.config import paper_names as dmbn_paper_names  # noqa: E402
 from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
+from dmbn.readback import read_study_file  # noqa: E402
 from dmbn.runs import with_choosing_kind  # noqa: E402
 from dmbn.tables import (BN_BFN, PAIRS, interval_sign, mark_verdict, paired_comparisons,  # noqa: E402
                          prediction_interval, t_interval, variant_order, with_variants)
@@ -478,6 +479,48 @@ def separate_networks(metrics: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _largest_falls(table: pd.DataFrame) -> pd.Series:
+    """``table[seed, β]`` (β ascending): each seed's largest fall between neighbouring β."""
+    return (-table.diff(axis=1)).max(axis=1)
+
+
+def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame, study: str) -> list[str]:
+    """The thesis's protocol run (``comparisons/separate.csv``: one network per β beside the bank
+    run of the replicate's seed): the largest fall between neighbouring β per replicate, paired
+    with the bank's; the seed spread per β; how often a replicate falls as far as the thesis; the
+    thesis's static rows against each protocol's median; separate − bank averaged over β."""
+    lines = []
+    for (dataset, regime), rows in side.groupby(["dataset", "regime"], sort=False):
+        where = f"`{study}`, {_name(dataset)}, {regime_label(regime).split(' (')[0].lower()}"
+        separate = rows.pivot_table(index="seed", columns="beta", values="separate").sort_index(axis=1)
+        bank = rows.pivot_table(index="seed", columns="beta", values="bank").reindex_like(separate)
+        n = len(separate)
+        ours, theirs = _largest_falls(separate), _largest_falls(bank)
+        low, high = t_interval((ours - theirs).to_numpy(), CONFIDENCE)
+        lines.append(f"{where}, {n} replicates: largest fall between neighbouring β per replicate, one network "
+                     f"per β median {ours.median():.4f} (max {ours.max():.4f}), the bank's one network median "
+                     f"{theirs.median():.4f} (max {theirs.max():.4f}); separate − bank "
+                     f"{(ours - theirs).mean():+.4f} [{low:+.4f}, {high:+.4f}]")
+        lines.append(f"{where}: one β's std over replicates, median over β: one network per β "
+                     f"{separate.std().median():.4f}, the bank {bank.std().median():.4f}")
+        per_replicate = (separate - bank).mean(axis=1).to_numpy()
+        low, high = t_interval(per_replicate, CONFIDENCE)
+        lines.append(f"{where}: one network per β − the bank's static rows, mean over β, paired by replicate: "
+                     f"{per_replicate.mean():+.4f} [{low:+.4f}, {high:+.4f}]")
+        static = _thesis_static(paper, dataset, regime)
+        if static.empty:
+            continue
+        thesis = (-static.diff()).max()
+        lines.append(f"{where}: replicates falling as far as the thesis's {thesis:.3f} between neighbouring β: "
+                     f"one network per β {int((ours >= thesis).sum())} of {n}, the bank {int((theirs >= thesis).sum())} of {n}")
+        shared = static.index.intersection(separate.columns)
+        below_separate = int((static[shared] < separate[shared].median()).sum())
+        below_bank = int((static[shared] < bank[shared].median()).sum())
+        lines.append(f"{where}: thesis's static rows below the median of one network per β: {below_separate} of "
+                     f"{len(shared)}; below the bank's median: {below_bank} of {len(shared)}")
+    return lines
+
+
 def interval_count(metrics: pd.DataFrame, rounding: pd.DataFrame | None) -> int:
     """How many intervals of a difference the page's tables show (paired and rounding)."""
     paired_rows = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
@@ -571,7 +614,8 @@ def shared_machine(studies: list[str]) -> list[str]:
 
 
 def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None,
-                   studies: list[str], held: pd.DataFrame | None = None) -> str:
+                   studies: list[str], held: pd.DataFrame | None = None, separate: pd.DataFrame | None = None,
+                   separate_study: str = "") -> str:
     """The section "Numbers quoted in the findings": every line labelled with what it counts."""
     lines = estimator_spread(metrics) + like_for_like_networks(metrics) + per_seed_accuracy(metrics)
     lines += static_means_by_beta(metrics) + heldout_over_thesis_regime(metrics)
@@ -582,6 +626,8 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, roun
     lines += multiplicity(metrics, paper, rounding) + marks(metrics, rounding) + shared_machine(studies)
     if held is not None:
         lines += same_seeds(held, metrics) + heldout_at_more_seeds(held, metrics)
+    if separate is not None:
+        lines += separate_protocol(separate, paper, separate_study)
     return "\n".join(f"* {line}" for line in lines)
 
 
@@ -590,6 +636,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("study", help="a folder under docs/results/")
     parser.add_argument("--rounding", help="the published study whose comparisons/rounding.csv measures rounding noise")
     parser.add_argument("--heldout", help="a published study of the held-out full batch at more seeds")
+    parser.add_argument("--separate", help="a published study of the thesis's protocol (comparisons/separate.csv)")
     args = parser.parse_args(argv)
     metrics = pd.read_csv(HERE / "results" / args.study / "metrics.csv")
     print("### The thesis's tables beside this study\n")
@@ -611,14 +658,18 @@ def main(argv: list[str] | None = None) -> None:
     if held is not None:
         print(f"\n### Held-out full batch at {held.seed.nunique()} seeds: study `{args.heldout}`\n")
         print(paired(held))
-    for name in filter(None, (args.study, args.rounding, args.heldout)):
+    for name in filter(None, (args.study, args.rounding, args.heldout, args.separate)):
         if (HERE / "results" / name / "run_cards.csv").exists():
             print(f"\n### Compute: study `{name}`\n")
             print(compute(pd.read_csv(HERE / "results" / name / "run_cards.csv")))
     rounding = pd.read_csv(HERE / "results" / args.rounding / "comparisons" / "rounding.csv") if args.rounding else None
+    separate = read_study_file(HERE / "results" / args.separate / "comparisons" / "separate.csv") if args.separate else None
+    if separate is not None:
+        print(f"\n### The thesis's protocol, run: one network per β, study `{args.separate}`\n")
+        print("\n".join(f"* {line}" for line in separate_protocol(separate, pd.read_csv(PAPER), args.separate)))
     print("\n### Numbers quoted in the findings\n")
     print(quoted_numbers(study, metrics, pd.read_csv(PAPER), rounding, list(filter(None, (args.study, args.rounding))),
-                         held))
+                         held, separate, args.separate or ""))
 
 
 if __name__ == "__main__":

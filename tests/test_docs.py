@@ -363,3 +363,30 @@ def test_the_overlap_lines_name_only_studies_that_ran_within_the_pages_studies_s
     assert "`a` runs that overlapped a run of `inside`: 0 of 2" in lines
     assert "`b` runs that overlapped a run of `inside`: 0 of 1" in lines
     assert not any("later" in line for line in lines)
+
+
+def test_the_separate_protocol_lines_recompute_by_hand():
+    """Two replicates, three βs, one network per β beside the bank; every number by hand."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from reproduction_tables import separate_protocol
+
+    separate = {1: [0.90, 0.70, 0.85], 2: [0.80, 0.82, 0.60]}  # falls: 1 → 0.20, 2 → 0.22
+    bank = {1: [0.90, 0.89, 0.88], 2: [0.80, 0.79, 0.79]}      # falls: 1 → 0.01, 2 → 0.01
+    side = pd.DataFrame([{"dataset": "fashion-mnist", "regime": "full", "arch": "mlp", "seed": seed, "beta": beta,
+                          "separate": separate[seed][i], "bank": bank[seed][i]}
+                         for seed in (1, 2) for i, beta in enumerate((0.1, 0.2, 0.3))])
+    paper = pd.DataFrame({"dataset": "FashionMNIST", "regime": "full", "variant": ["static-0.1", "static-0.2", "static-0.3"],
+                          "accuracy": [0.86, 0.70, 0.80]})  # thesis's largest fall 0.16
+    lines = separate_protocol(side, paper, "sep")
+    half = stats.t.ppf(0.975, 1) * stats.sem([0.19, 0.21])  # separate − bank falls: 0.19, 0.21
+    assert ("`sep`, FashionMNIST, full batch, 2 replicates: largest fall between neighbouring β per replicate, "
+            "one network per β median 0.2100 (max 0.2200), the bank's one network median 0.0100 (max 0.0100); "
+            f"separate − bank +0.2000 [{0.2 - half:+.4f}, {0.2 + half:+.4f}]") == lines[0]
+    stds = [np.std([0.90, 0.80], ddof=1), np.std([0.70, 0.82], ddof=1), np.std([0.85, 0.60], ddof=1)]
+    bank_stds = [np.std([0.90, 0.80], ddof=1), np.std([0.89, 0.79], ddof=1), np.std([0.88, 0.79], ddof=1)]
+    assert lines[1].endswith(f"one network per β {np.median(stds):.4f}, the bank {np.median(bank_stds):.4f}")
+    differences = [np.mean([0.0, -0.19, -0.03]), np.mean([0.0, 0.03, -0.19])]
+    assert f"paired by replicate: {np.mean(differences):+.4f} [" in lines[2]
+    assert lines[3].endswith("the thesis's 0.160 between neighbouring β: one network per β 2 of 2, the bank 0 of 2")
+    # medians: separate 0.85, 0.76, 0.725; bank 0.85, 0.84, 0.835; thesis 0.86, 0.70, 0.80
+    assert lines[4].endswith("below the median of one network per β: 1 of 3; below the bank's median: 2 of 3")

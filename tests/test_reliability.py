@@ -25,6 +25,7 @@ from dmbn import faults
 from dmbn.config import ConfigError, check, load_strict, validate
 from dmbn.data import DataError, Processed, fetch, md5sum, parse
 from dmbn.logs import logging_to, run_history
+from dmbn.names import training_seed
 from dmbn.statistics import EstimatorStatistics, LayerLayout
 
 from conftest import (MNIST_FILES, ROOT, base_config, http_mirror, quickstart_config, snakemake, planned_rules,
@@ -289,6 +290,26 @@ def test_command_line_strings_are_read_as_the_numbers_and_booleans_they_spell(ke
 
 def test_a_wrong_number_gets_no_command_line_advice():
     assert "--configfile" not in rejection(setting(base_config(), "train.batch_size", 1))
+
+
+def test_the_independent_protocol_refuses_betas_and_seeds_its_members_seeds_cannot_hold():
+    config = setting(base_config(), "studies.quickstart.protocol", "independent")
+    validate(config, SCHEMA)
+    check(config)  # the shipped βs (one decimal) and seeds pass
+    finer = setting(config, "studies.quickstart.train", {**config["studies"]["quickstart"]["train"],
+                                                         "betas": [0.1, 0.1234]})
+    first = rejection(finer).splitlines()[0]
+    assert first.startswith("studies.quickstart.train.betas:") and "0.1234" in first, first
+    # the largest seed (63 bits, as the schema's) whose member of β = 1 still seeds a generator
+    largest = (2**63 - 1 - 1000) // 10_000
+    highest = setting(config, "studies.quickstart.seeds", [largest])
+    validate(highest, SCHEMA)
+    check(highest)
+    torch.Generator().manual_seed(training_seed(largest, "static-1", "independent") + 2)  # esm_subset's seed + 2
+    first = rejection(setting(config, "studies.quickstart.seeds", [largest + 1])).splitlines()[0]
+    assert first.startswith("studies.quickstart.seeds:") and str(largest + 1) in first, first
+    check(setting(setting(config, "studies.quickstart.protocol", "separate"), "studies.quickstart.seeds",
+                  [largest + 1]))  # the separate protocol's members train from the study's seed
 
 
 LIMITS = [  # (dotted key, the largest or smallest value that must pass, what must accept it)

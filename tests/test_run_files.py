@@ -13,6 +13,7 @@ import yaml
 
 import dmbn.estimators
 from dmbn.config import members, study_train, train_config
+from dmbn.names import static_name, training_seed
 from dmbn.models import build_model
 from dmbn.train import TrainConfig, layer_table, train_run, write_run
 
@@ -171,3 +172,14 @@ def test_members_are_the_bank_plus_one_run_per_static_beta_under_the_separate_pr
     assert members(config, "s") == ["bank", "static-0.4", "static-0.8"]
     config["studies"]["s"]["train"].pop("betas")
     assert members(config, "s") == ["bank", "static-0.1", "static-0.2", "static-0.3"]
+
+
+def test_the_independent_protocol_has_the_same_members_each_from_its_own_seed(config):
+    config["studies"]["s"]["protocol"] = "independent"
+    assert members(config, "s") == ["bank", "static-0.4", "static-0.8"]
+    # by hand: seed · 10,000 + 1,000 · β; the bank and the separate protocol keep the study's seed
+    assert [training_seed(3, m, "independent") for m in members(config, "s")] == [3, 30400, 30800]
+    assert [training_seed(3, m, "separate") for m in members(config, "s")] == [3, 3, 3]
+    grid = [training_seed(s, static_name(b), "independent") for s in range(1, 11)
+            for b in (0.001, 0.01, 0.1, 0.5, 0.999, 1.0)]
+    assert len(set(grid)) == len(grid) and not set(grid) & set(range(1, 11))  # no two networks share one

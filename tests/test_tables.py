@@ -20,7 +20,7 @@ from dmbn.names import METRICS, REGIMES, regime_label
 from dmbn.study_tables import TableFiles, write_paired, write_thesis_comparison, write_thesis_table
 from dmbn.tables import (batch_axis, batch_axis_latex, batch_axis_wide, html, label, long_metrics,
                          paired_cell, paired_comparisons, paired_display, prediction_interval, styled,
-                         summary, thesis_comparison, thesis_covers, thesis_styler, thesis_table, to_latex,
+                         separate_against_bank, summary, thesis_comparison, thesis_covers, thesis_styler, thesis_table, to_latex,
                          with_batch_size, with_variants)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -411,6 +411,25 @@ def test_a_separate_run_replaces_only_its_own_banks_row():
     assert got == sorted([("mini", "mlp", 1, "static-0.1", 0.11), ("mini", "mlp", 1, "static-0.3", 0.30),
                           ("mini", "mlp", 1, "dmbn", 0.50), ("mini", "mlp", 2, "static-0.1", 0.20),
                           ("full", "mlp", 1, "static-0.1", 0.40), ("mini", "mlp-bnbfn", 1, "static-0.1", 0.60)])
+
+
+
+def test_each_network_trained_for_one_beta_stands_beside_its_seeds_bank_row():
+    def run(seed, member, estimator, accuracy, regime="mini"):
+        return {"dataset": "digits", "regime": regime, "arch": "mlp", "seed": seed, "member": member,
+                "estimator": estimator, **{m: accuracy for m in METRICS}}
+
+    runs = pd.DataFrame([
+        run(2, "bank", "static-0.3", 0.30), run(2, "bank", "static-0.1", 0.10), run(2, "bank", "dmbn", 0.50),
+        run(2, "static-0.3", "static-0.3", 0.33), run(2, "static-0.1", "static-0.1", 0.11),
+        run(1, "bank", "static-0.1", 0.20), run(1, "static-0.1", "static-0.1", 0.22),
+        run(1, "bank", "static-0.1", 0.40, regime="full"), run(1, "static-0.1", "static-0.1", 0.44, regime="full"),
+    ])
+    out = separate_against_bank(runs)
+    assert list(out.columns) == ["dataset", "regime", "arch", "seed", "beta", "separate", "bank"]
+    assert [tuple(r) for r in out[["regime", "seed", "beta", "separate", "bank"]].itertuples(index=False)] == [
+        ("full", 1, 0.1, 0.44, 0.40), ("mini", 1, 0.1, 0.22, 0.20),
+        ("mini", 2, 0.1, 0.11, 0.10), ("mini", 2, 0.3, 0.33, 0.30)]
 
 
 # -- plain LaTeX tables --------------------------------------------------------------------------------

@@ -207,7 +207,8 @@ def test_separate_runs_protocol_agrees_with_the_bank(tmp_path):
     study = config["studies"]["quickstart"]
     study.update(regimes=["mini"], archs=["mlp"], seeds=[1], protocol="separate")
     study["train"].update(betas=[0.1, 0.3])
-    snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2", "results/quickstart/metrics.csv")
+    snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2", "results/quickstart/metrics.csv",
+              "results/quickstart/comparisons/separate.csv")
     runs = tmp_path / "results/quickstart/runs/digits/mini/mlp/seed1"
     assert sorted(p.name for p in runs.iterdir()) == ["bank", "static-0.1", "static-0.3"]
     bank = pd.read_csv(runs / "bank/metrics.csv").set_index("estimator")
@@ -217,6 +218,33 @@ def test_separate_runs_protocol_agrees_with_the_bank(tmp_path):
         pd.testing.assert_series_equal(alone.loc[f"static-{beta}"], bank.loc[f"static-{beta}"])
     metrics = pd.read_csv(tmp_path / "results/quickstart/metrics.csv")
     assert metrics.estimator.value_counts().max() == 1  # each estimator once: no double rows
+    side_by_side = pd.read_csv(tmp_path / "results/quickstart/comparisons/separate.csv")
+    assert side_by_side.beta.tolist() == [0.1, 0.3]
+    assert side_by_side.bank.tolist() == bank.loc[["static-0.1", "static-0.3"], "accuracy"].tolist()
+    assert side_by_side.separate.tolist() == side_by_side.bank.tolist()  # one trajectory
+
+
+@pytest.mark.slow
+def test_the_independent_protocol_trains_each_beta_from_its_own_seed(tmp_path):
+    """Each β's network under ``independent`` is the network a bank run of seed · 10,000 +
+    1,000 · β trains (computed by hand: seed 1, β = 0.3 → 10,300), not the bank's of the seed."""
+    config = quickstart_config(tmp_path)
+    study = config["studies"]["quickstart"]
+    study.update(regimes=["mini"], archs=["mlp"], seeds=[1], protocol="independent")
+    study["train"].update(betas=[0.1, 0.3])
+    config["studies"]["reference"] = {**copy.deepcopy(study), "protocol": "bank", "seeds": [10300]}
+    snakemake(tmp_path, write_config(tmp_path, config), "--cores", "2",
+              "results/quickstart/comparisons/separate.csv", "results/reference/runs/digits/mini/mlp/seed10300/bank/metrics.csv")
+    runs = tmp_path / "results/quickstart/runs/digits/mini/mlp/seed1"
+    member = pd.read_csv(runs / "static-0.3/metrics.csv").set_index("estimator").loc["static-0.3"]
+    reference = pd.read_csv(tmp_path / "results/reference/runs/digits/mini/mlp/seed10300/bank/metrics.csv")
+    pd.testing.assert_series_equal(member, reference.set_index("estimator").loc["static-0.3"])
+    own, shared = (torch.load(runs / name / "model.pt") for name in ("static-0.3", "bank"))
+    assert any(not torch.equal(own[k], shared[k]) for k in own)  # another network than the seed's bank run
+    bank = pd.read_csv(runs / "bank/metrics.csv").set_index("estimator")
+    side_by_side = pd.read_csv(tmp_path / "results/quickstart/comparisons/separate.csv").set_index("beta")
+    assert side_by_side.loc[0.3, "separate"] == member.accuracy
+    assert side_by_side.bank.tolist() == bank.loc[["static-0.1", "static-0.3"], "accuracy"].tolist()
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from .names import (ARCHITECTURES, BATCH_NORM_ARCHS, DEFAULT_ESTIMATOR, ESTIMATORS, FULL_BATCH_REGIMES,
-                    REGIME_PATTERN, SHIFT_RULES,
+                    PROTOCOLS, REGIME_PATTERN, SEED_STRIDE, SHIFT_RULES,
                     axis_regime,
                     batchnorm_count, xbn_group_count,
                     estimator_kind, estimator_name_pattern, family_batch_size, primary_arch,
@@ -154,6 +154,7 @@ def with_registries(schema: dict) -> dict:
     definitions["regime"] = {"type": "string", "pattern": f"^({REGIME_PATTERN})$"}
     definitions["estimator_kind"] = {"enum": list(ESTIMATORS)}
     definitions["arch"] = {"enum": list(ARCHITECTURES)}
+    definitions["protocol"] = {"enum": list(PROTOCOLS)}
     definitions["estimator_name"] = {"type": "string",
                                      "pattern": estimator_name_pattern(("epoch", "chosen", "final"))}
     from .corruptions import CORRUPTIONS, SEVERITIES
@@ -344,7 +345,7 @@ def run_expectation(config: dict, study: str, regime: str, member: str = "bank")
 def members(config: dict, study: str) -> list[str]:
     """Training jobs per (dataset, regime, arch, seed): the bank, plus one per static β when the
     study follows the thesis's separate-runs protocol."""
-    if config["studies"][study].get("protocol", "bank") == "bank":
+    if not PROTOCOLS[config["studies"][study].get("protocol", "bank")].per_beta:
         return ["bank"]
     return ["bank"] + [static_name(b) for b in study_train(config, study)["betas"]]
 
@@ -465,6 +466,7 @@ def check(config: dict) -> None:
         for regime in regimes:
             train = study_train(config, name, regime)
             _check_betas(key, train)
+            _check_own_seeds(key, study, train, study_seeds(config, name, regime))
             if regime not in FULL_BATCH_REGIMES:
                 _check_batch_size(config, _batch_size_key(key, study, regime), study, train)
             _check_layers(report_settings(config, name), key, study, train)
@@ -489,6 +491,22 @@ def _check_betas(key: str, train: dict) -> None:
     if clash:
         raise ConfigError(f"{key}.train.betas: {train['betas']} give the same estimator name "
                           f"{clash[0]!r} twice; use βs that differ within ten decimals")
+
+
+def _check_own_seeds(key: str, study: dict, train: dict, seeds: list[int]) -> None:
+    """A protocol whose members train from their own seeds (``training_seed``) needs βs to three
+    decimals, or two members would share a seed, and seeds whose derived seeds still fit 63 bits."""
+    if not PROTOCOLS[study.get("protocol", "bank")].own_seed:
+        return
+    finer = [b for b in train["betas"] if abs(1000 * b - round(1000 * b)) > 1e-9]
+    if finer:
+        raise ConfigError(f"{key}.train.betas: {finer[0]} has more than three decimals; protocol "
+                          f"{study['protocol']!r} derives each member's seed from 1,000 · β")
+    largest = (2**63 - 1 - 1000) // SEED_STRIDE
+    if max(seeds) > largest:
+        raise ConfigError(f"{key}.seeds: {max(seeds)} is above {largest}, the largest seed whose "
+                          f"members' seeds (seed · {SEED_STRIDE:,} + 1,000 · β) fit 63 bits under protocol "
+                          f"{study['protocol']!r}")
 
 
 def _check_batch_size(config: dict, key: str, study: dict, train: dict) -> None:

@@ -339,6 +339,37 @@ def estimator_name_pattern(stages: tuple[str, ...] = STAGES) -> str:
 SEPARATE_MEMBER = r"static-[0-9.]+"  # the thesis's protocol: one run per static β (wildcard)
 
 
+@dataclass(frozen=True)
+class Protocol:
+    """How a study trains its networks: ``per_beta`` adds one training job (member ``static-β``)
+    per static β beside the bank run; ``own_seed`` gives each of those its own seed
+    (``training_seed``), so that each is a network of its own."""
+
+    per_beta: bool
+    own_seed: bool
+    description: str
+
+
+PROTOCOLS = {
+    "bank": Protocol(False, False, "one training per seed; every estimator rides along on its trajectory"),
+    "separate": Protocol(True, False, "the thesis's one training per static β (BN's own momentum), each "
+                         "from the run's seed: bitwise the bank's static-β row (DESIGN.md, section 2)"),
+    "independent": Protocol(True, True, "the thesis's one training per static β, each from its own "
+                            "initialisation and data order (training_seed): networks as different as two seeds"),
+}
+SEED_STRIDE = 10_000  # independent members: seed · stride + 1,000 · β (β to three decimals)
+
+
+def training_seed(seed: int, member: str, protocol: str) -> int:
+    """The seed a run trains from. The bank, and every member of ``separate``, train from the
+    study's seed; a member ``static-β`` of a protocol with ``own_seed`` from seed · 10,000 +
+    1,000 · β, distinct for every (seed, β) with β in [0, 1] to three decimals (``dmbn.config``
+    refuses finer βs), readable in the run's card."""
+    if member == "bank" or not PROTOCOLS[protocol].own_seed:
+        return seed
+    return seed * SEED_STRIDE + round(1000 * float(member.removeprefix("static-")))
+
+
 def run_estimators(kinds, betas, member: str = "bank") -> list[str]:
     """The estimator rows of one run: ``<kind>-<β>`` per β for a per-β kind, else the kind; a
     separate-protocol member (``static-β``) carries its own static estimator alone."""

@@ -121,6 +121,9 @@ STUDY_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
     "precise_spread.csv": (pa.DataFrameSchema({**_SUMMARY_LABELS, **_SPREAD_COLUMNS},
                                               unique=[*_SUMMARY_LABELS, "layer"]),
                            (*_SUMMARY_LABELS, "layer"), "summarise"),
+    "separate.csv": (pa.DataFrameSchema({**_RUN_LABELS, "beta": _float(BETA), "separate": _float(UNIT),
+                                         "bank": _float(UNIT)}, unique=[*_RUN_LABELS, "beta"]),
+                     (*_RUN_LABELS, "beta"), "separate_protocol"),
 }
 
 

@@ -28,6 +28,22 @@ def long_metrics(runs: pd.DataFrame) -> pd.DataFrame:
     return out[["dataset", "regime", "arch", "seed", "estimator", *METRICS]].reset_index(drop=True)
 
 
+def separate_against_bank(runs: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Under a protocol with one training per static β (``dmbn.names.PROTOCOLS``): each member's
+    ``metric`` beside the bank run's static-β row of the same seed, ``dataset, regime, arch, seed,
+    beta, separate, bank``. Under ``separate`` the two are equal (one trajectory); under
+    ``independent`` they are two networks."""
+    members = runs[runs.member != "bank"]
+    own = members[members.estimator == members.member]
+    bank = runs[runs.member == "bank"].drop(columns="member")
+    keys = ["dataset", "regime", "arch", "seed", "estimator"]
+    both = own[[*keys, metric]].merge(bank[[*keys, metric]], on=keys, how="left", suffixes=("_separate", "_bank"),
+                                      validate="one_to_one")
+    both.insert(4, "beta", both.pop("estimator").str.removeprefix("static-").astype(float))
+    both = both.rename(columns={f"{metric}_separate": "separate", f"{metric}_bank": "bank"})
+    return both.sort_values(["dataset", "regime", "arch", "seed", "beta"]).reset_index(drop=True)
+
+
 def variant_order(estimators) -> list[str]:
     """The estimators and BN-BFN in table order: the registry's ranks (``dmbn.names.ESTIMATORS``),
     β within a kind; BN-BFN after the DMBNs, as in the thesis."""

@@ -22,7 +22,8 @@ from dmbn.config import (
     study_seeds,
     study_train,
 )
-from dmbn.names import ARCH_PATTERN, REGIME_PATTERN, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label
+from dmbn.names import (ARCH_PATTERN, PROTOCOLS, REGIME_PATTERN, RUN_CARD, SEPARATE_MEMBER, primary_arch, regime_label,
+                        training_seed)
 from dmbn.corruptions import CORRUPTIONS
 from dmbn.tables import thesis_covers
 from dmbn.report import (
@@ -186,7 +187,11 @@ def thesis_has_numbers_for(study_name):
 def train_settings(wildcards):
     """Everything that shapes a run's results; a change re-runs exactly the affected runs."""
     train = arch_train(study_train(config, wildcards.study, wildcards.regime), wildcards.arch)
-    return dict(train=train, device=config.get("device", "cpu"), threads=run_threads(wildcards))
+    settings = dict(train=train, device=config.get("device", "cpu"), threads=run_threads(wildcards))
+    seed = training_seed(int(wildcards.seed), wildcards.member, study(wildcards).get("protocol", "bank"))
+    if seed != int(wildcards.seed):  # named only where it differs, so that no other run's identity changes
+        settings["seed"] = seed
+    return settings
 
 
 def run_threads(wildcards):
@@ -260,6 +265,8 @@ def study_targets(study_name):
     targets.append(f"results/{study_name}/summaries/beta_star.csv")
     if "rounding_of" in spec:
         targets.append(f"results/{study_name}/comparisons/rounding.csv")
+    if PROTOCOLS[spec.get("protocol", "bank")].per_beta:
+        targets.append(f"results/{study_name}/comparisons/separate.csv")
     targets += expand(
         "results/{study}/tables/{dataset}.{ext}",
         study=study_name,

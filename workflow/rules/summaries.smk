@@ -29,6 +29,24 @@ rule summarise:
         "../scripts/summarise.py"
 
 
+rule separate_protocol:
+    """A study with one training per static β (protocol separate or independent): each such
+    network's accuracy beside the bank's static-β row of the same seed."""
+    input:
+        metrics=run_metrics,
+    output:
+        "results/{study}/comparisons/separate.csv",
+    params:
+        runs=run_labels,
+    log:
+        "results/logs/{study}/separate_protocol.log",
+    localrule: True
+    conda:
+        "../envs/dmbn.yaml"
+    script:
+        "../scripts/separate_protocol.py"
+
+
 rule rounding_noise:
     """A study that reruns another's seeds under a change that alters only float rounding (e.g.
     `threads`): per estimator, the same-seed differences beside the reference's seed spread."""

@@ -19,7 +19,8 @@ with logging_to(snakemake.log[0], history=run_history(checkpoint)) as log:
         raise RuntimeError(f"this job got {snakemake.threads} threads, but the run's identity says "
                            f"{settings['threads']}: run with --cores {settings['threads']} or more")
     torch.set_num_threads(snakemake.threads)
-    cfg = train_config(settings["train"], w.regime, int(w.seed), settings["device"], w.member)
+    # a member of the independent protocol trains from its own seed (dmbn.names.training_seed)
+    cfg = train_config(settings["train"], w.regime, settings.get("seed", int(w.seed)), settings["device"], w.member)
     data = load_run_data(snakemake.input.data, snakemake.input.split, w.regime)
     torch.manual_seed(cfg.seed)
     model = build_model(w.arch, data.input_shape, data.num_classes, **model_kwargs(settings["train"]))
