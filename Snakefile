@@ -16,10 +16,14 @@ from snakemake.utils import min_version
 # jobs' scripts too (they run in their own processes and inherit PYTHONPATH).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+from dmbn.allocator import export_allocator_settings
 from dmbn.config import export_source, validate
 from dmbn.plugins import export_estimator_modules
 
 export_source(Path(workflow.basedir) / "src")
+# glibc's allocator keeps freed activations for the next pass: a CNN's eval forward ~1.5x cheaper
+# (dmbn.allocator); exported here because the jobs, processes of their own, read it at start-up
+export_allocator_settings()
 
 min_version("8.0")
 

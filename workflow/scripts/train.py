@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch
 
+from dmbn.allocator import allocator_settings
 from dmbn.config import model_kwargs, train_config
 from dmbn.data import load_run_data
 from dmbn.logs import logging_to, run_history
@@ -19,6 +20,7 @@ with logging_to(snakemake.log[0], history=run_history(checkpoint)) as log:
         raise RuntimeError(f"this job got {snakemake.threads} threads, but the run's identity says "
                            f"{settings['threads']}: run with --cores {settings['threads']} or more")
     torch.set_num_threads(snakemake.threads)
+    log.info("glibc allocator: %s", allocator_settings() or "its defaults")  # timings depend on it
     # a member of the independent protocol trains from its own seed (dmbn.names.training_seed)
     cfg = train_config(settings["train"], w.regime, settings.get("seed", int(w.seed)), settings["device"], w.member)
     data = load_run_data(snakemake.input.data, snakemake.input.split, w.regime)
