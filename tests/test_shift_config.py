@@ -141,6 +141,7 @@ def test_a_studys_own_shift_mapping_narrows_the_block():
     ("test_samples", 10001, ["studies.mlp_fashion.shift.test_samples: 10001", "10000"]),
     ("severities", [6], ["studies.mlp_fashion.shift", "6"]),
     ("alpha", 0.5, ["studies.mlp_fashion.shift", "alpha"]),   # the block's alone: not a study's key
+    ("regimes", ["mini-b16"], ["studies.mlp_fashion.shift.regimes: 'mini-b16'", "'mini', 'full'"]),
 ])
 def test_a_studys_shift_mapping_that_cannot_work_is_refused(key, value, words):
     config = setting(base_config(), "studies.mlp_fashion.shift", {key: value})

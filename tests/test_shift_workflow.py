@@ -99,6 +99,18 @@ def test_every_row_is_scored_on_every_set_and_stream(finished):
         assert match[f"l{row.layer}"].item() == pytest.approx(row.esm_mu, rel=1e-4)
 
 
+def test_a_studys_shift_regimes_score_only_those_runs(tmp_path):
+    """Two batch sizes trained, one scored: the plan has each corruption's scores of that run alone."""
+    config = shift_config(tmp_path, tmp_path / "source", write_mnist_like(tmp_path / "source"))
+    study = config["studies"]["shift_tiny"]
+    study.update(batch_sizes=[20, 40], shift={"regimes": ["mini-b40"]})
+    result = snakemake(tmp_path, write_config(tmp_path, config), "-n")
+    plan = planned_rules(result)
+    assert plan["train"] == 2 and plan["shift_evaluate"] == 2, plan  # 2 runs trained; 1 run x 2 corruptions scored
+    assert "mini-b40/mlp/seed1/bank/shift/translate.csv" in result.stdout
+    assert "mini-b20/mlp/seed1/bank/shift/" not in result.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("change", ["a corruption", "a severity", "a stream", "a rule", "another N",
                                     "the study's own narrower block"])

@@ -365,7 +365,8 @@ def study_shift(config: dict, study: str) -> dict[str, Any]:
     """The shift settings a study's runs are scored with: the ``shift`` block (``shift_settings``)
     with the study's own mapping over it, where it has one (``studies.<study>.shift: {...}``: its
     own corruptions, severities, streams, rules or number of test samples — fewer for a costly
-    network's runs). Each set is generated once per data set, whichever studies ask for it."""
+    network's runs; ``regimes``: score only those regimes' runs). Each set is generated once per
+    data set, whichever studies ask for it."""
     own = config["studies"][study].get("shift")
     return {**shift_settings(config), **own} if isinstance(own, dict) else shift_settings(config)
 
@@ -393,6 +394,11 @@ def _check_shift(config: dict) -> None:
                           "the source/target mix, must be >= 0 (0: the test batch alone)")
     for name in shift_studies(config):
         _check_shift_reference(config, name)
+        regimes = study_regimes(config, name)
+        unknown = [r for r in study_shift(config, name).get("regimes", []) if r not in regimes]
+        if unknown:
+            raise ConfigError(f"studies.{name}.shift.regimes: {unknown[0]!r} is not a regime of the study "
+                              f"(regimes: {regimes})")
         for dataset in config["studies"][name]["datasets"]:
             kind = config["datasets"][dataset].get("torchvision")
             if kind not in SHIFT_DATASETS:

@@ -361,27 +361,33 @@ def shift_examples_grid(wildcards):
 
 
 def shift_evaluation_settings(wildcards):
-    """What a run's shift scores depend on besides its files: the shift block less the list of
-    corruptions (adding one adds jobs, it re-runs none), and the test batch size."""
-    settings = {k: v for k, v in study_shift(config, wildcards.study).items() if k != "corruptions"}
+    """What a run's shift scores depend on besides its files: the shift block less the lists of
+    corruptions and regimes (adding one adds jobs, it re-runs none), and the test batch size."""
+    settings = {k: v for k, v in study_shift(config, wildcards.study).items() if k not in ("corruptions", "regimes")}
     return dict(settings, batch_size=shift_batch_size(config, wildcards.study, wildcards.regime))
 
 
+def shift_runs(study_name):
+    """The runs a study scores under shift: those of its shift mapping's ``regimes``, else all."""
+    regimes = study_shift(config, study_name).get("regimes")
+    return [r for r in runs(study_name) if regimes is None or r["regime"] in regimes]
+
+
 def shift_run_files(kind):
-    """Every run's shift scores of a study, each corruption (``kind``: scores or esm)."""
+    """Every scored run's shift scores of a study, each corruption (``kind``: scores or esm)."""
     suffix = "" if kind == "scores" else "_esm"
 
     def inputs(wildcards):
         corruptions = study_shift(config, wildcards.study)["corruptions"]
         return [f"{RUN}/shift/{corruption}{suffix}.csv".format(**r)
-                for r in runs(wildcards.study) for corruption in corruptions]
+                for r in shift_runs(wildcards.study) for corruption in corruptions]
 
     return inputs
 
 
 def shift_run_labels(wildcards):
     """The wildcards of each input of `shift_aggregate`, in the same order."""
-    return [r for r in runs(wildcards.study) for _ in study_shift(config, wildcards.study)["corruptions"]]
+    return [r for r in shift_runs(wildcards.study) for _ in study_shift(config, wildcards.study)["corruptions"]]
 
 
 def shift_targets(study_name):
