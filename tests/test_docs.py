@@ -390,3 +390,29 @@ def test_the_separate_protocol_lines_recompute_by_hand():
     assert lines[3].endswith("the thesis's 0.160 between neighbouring β: one network per β 2 of 2, the bank 0 of 2")
     # medians: separate 0.85, 0.76, 0.725; bank 0.85, 0.84, 0.835; thesis 0.86, 0.70, 0.80
     assert lines[4].endswith("below the median of one network per β: 1 of 3; below the bank's median: 2 of 3")
+
+
+def test_the_separate_protocol_section_reads_the_published_comparison():
+    """A study published with comparisons/separate.csv: read through its schema, printed in its
+    own section and among the numbers the findings may quote."""
+    side = pd.DataFrame([{"dataset": "digits", "regime": "full", "arch": "mlp", "seed": seed, "beta": beta,
+                          "separate": 0.9 - 0.1 * seed * beta, "bank": 0.9 - 0.01 * beta}
+                         for seed in (1, 2) for beta in (0.1, 0.2)])
+    folder = RESULTS / "_test_separate" / "comparisons"
+    folder.mkdir(parents=True)
+    try:
+        side.to_csv(folder / "separate.csv", index=False)
+        out = generate("quickstart", "--separate", "_test_separate")
+        side.assign(separate=1.5).to_csv(folder / "separate.csv", index=False)  # an accuracy above 1
+        refused = subprocess.run([sys.executable, str(ROOT / "docs" / "reproduction_tables.py"), "quickstart",
+                                  "--separate", "_test_separate"], capture_output=True, text=True)
+    finally:
+        (folder / "separate.csv").unlink()
+        folder.rmdir()
+        folder.parent.rmdir()
+    section = out.split("### The thesis's protocol, run: one network per β, study `_test_separate`")[1]
+    # largest falls by hand: seed 1 → 0.01, seed 2 → 0.02 (one network per β); the bank 0.001 each
+    line = ("`_test_separate`, digits, full batch, 2 replicates: largest fall between neighbouring β per "
+            "replicate, one network per β median 0.0150 (max 0.0200), the bank's one network median 0.0010 (max 0.0010)")
+    assert line in section and line in out.split("### Numbers quoted in the findings")[1]
+    assert refused.returncode != 0 and "separate.csv breaks its schema" in refused.stderr
