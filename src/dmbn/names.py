@@ -347,15 +347,15 @@ class Protocol:
 
     per_beta: bool
     own_seed: bool
-    description: str
 
 
 PROTOCOLS = {
-    "bank": Protocol(False, False, "one training per seed; every estimator rides along on its trajectory"),
-    "separate": Protocol(True, False, "the thesis's one training per static β (BN's own momentum), each "
-                         "from the run's seed: bitwise the bank's static-β row (DESIGN.md, section 2)"),
-    "independent": Protocol(True, True, "the thesis's one training per static β, each from its own "
-                            "initialisation and data order (training_seed): networks as different as two seeds"),
+    "bank": Protocol(per_beta=False, own_seed=False),  # every estimator rides along on one trajectory
+    # the thesis's one training per static β (BN's own momentum), each from the run's seed:
+    # bitwise the bank's static-β row (DESIGN.md, section 2)
+    "separate": Protocol(per_beta=True, own_seed=False),
+    # the same, each from its own initialisation and data order: networks as different as two seeds
+    "independent": Protocol(per_beta=True, own_seed=True),
 }
 SEED_STRIDE = 10_000  # independent members: seed · stride + 1,000 · β (β to three decimals)
 
@@ -364,7 +364,7 @@ def training_seed(seed: int, member: str, protocol: str) -> int:
     """The seed a run trains from. The bank, and every member of ``separate``, train from the
     study's seed; a member ``static-β`` of a protocol with ``own_seed`` from seed · 10,000 +
     1,000 · β, distinct for every (seed, β) with β in [0, 1] to three decimals (``dmbn.config``
-    refuses finer βs), readable in the run's card."""
+    refuses finer βs); the train job's log shows it (``TrainConfig(seed=…)``)."""
     if member == "bank" or not PROTOCOLS[protocol].own_seed:
         return seed
     return seed * SEED_STRIDE + round(1000 * float(member.removeprefix("static-")))
