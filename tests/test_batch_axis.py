@@ -425,3 +425,54 @@ def test_the_report_holds_the_batch_table_and_figures_with_their_captions(tiny_s
     report = (workdir / "report.html").read_text(errors="replace")
     for name in [*BATCH_FIGURES, "digits_batch_sizes"]:
         assert f"{name}.html" in report, name
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_batch_items_read_in_a_browser_row_by_row_with_their_captions(tiny_sweep, browser):
+    """The batch-size table and figures of `snakemake --report` in Chromium, as test_report_browser
+    reads the others: a row per variant in the CSV's order, the first cell of each as the CSV's
+    mean ± half-width, captions, images. DMBN_BATCH_REPORT=<workdir>:<study>:<dataset> reads a
+    finished real study instead (its config.yaml in the workdir), e.g. /work/study-cnn:cnn:fashion-mnist."""
+    import os
+    from pathlib import Path
+
+    from dmbn.config import report_settings
+    from dmbn.report import item_label
+    from dmbn.tables import present_order
+    from test_report_browser import Reader, first_words, html_rows
+
+    workdir, config, _ = tiny_sweep
+    study, dataset, path = "sweep", "digits", write_config(workdir, config)
+    if os.environ.get("DMBN_BATCH_REPORT"):
+        folder, study, dataset = os.environ["DMBN_BATCH_REPORT"].split(":")
+        workdir, path = Path(folder), Path(folder) / "config.yaml"
+        import yaml
+
+        config = yaml.safe_load(path.read_text())
+    report = workdir / f"results/{study}/report.html"
+    snakemake(workdir, path, "--report", str(report), study)
+    decimals = report_settings(config, study)["decimals"]
+    axis = pd.read_csv(workdir / f"results/{study}/tables/{dataset}_batch_sizes.csv")
+    reader = Reader(browser, report, None)
+    reader.open_category(dataset)
+    reader.view(item_label("batch_table"))
+    rows, caption, _ = html_rows(reader)
+    variants = present_order(axis.variant.unique())
+    assert [r[0] for r in rows] == [label(v, latex=False) for v in variants]
+    for row, variant in zip(rows, variants):  # the smallest batch size's cell, from the CSV
+        first = axis[axis.variant == variant].iloc[0]
+        half = (first.accuracy_ci_high - first.accuracy_ci_low) / 2
+        assert row[1] == f"{first.accuracy_mean:.{decimals}f} ± {half:.{decimals}f}", (variant, row)
+    assert caption.startswith(first_words("batch_table.rst")), caption
+    for name in BATCH_FIGURES:
+        reader.open_category(dataset)
+        reader.view(item_label(name))
+        frame = reader.page.frame_locator("iframe").first
+        image = frame.locator("figure img[src^='data:image/png']")
+        image.wait_for(timeout=120_000)
+        assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100"), name
+        caption = " ".join(frame.locator("figure figcaption").inner_text().split())
+        assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
+    assert reader.errors == []
+    reader.page.close()
