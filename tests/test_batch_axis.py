@@ -440,7 +440,7 @@ def test_the_batch_items_read_in_a_browser_row_by_row_with_their_captions(tiny_s
     from dmbn.config import report_settings
     from dmbn.report import item_label
     from dmbn.tables import present_order
-    from test_report_browser import Reader, first_words, html_rows
+    from test_report_browser import Reader, first_words, html_rows, shown_figure
 
     workdir, config, _ = tiny_sweep
     study, dataset, path = "sweep", "digits", write_config(workdir, config)
@@ -466,13 +466,6 @@ def test_the_batch_items_read_in_a_browser_row_by_row_with_their_captions(tiny_s
         assert row[1] == f"{first.accuracy_mean:.{decimals}f} ± {half:.{decimals}f}", (variant, row)
     assert caption.startswith(first_words("batch_table.rst")), caption
     for name in BATCH_FIGURES:
-        reader.open_category(dataset)
-        reader.view(item_label(name))
-        frame = reader.page.frame_locator("iframe").first
-        image = frame.locator("figure img[src^='data:image/png']")
-        image.wait_for(timeout=120_000)
-        assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100"), name
-        caption = " ".join(frame.locator("figure figcaption").inner_text().split())
-        assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
+        shown_figure(reader, dataset, name)
     assert reader.errors == []
     reader.page.close()

@@ -97,6 +97,20 @@ def html_rows(reader: Reader) -> tuple[list[list[str]], str, str]:
     return cells, table.locator("caption").inner_text(), notes
 
 
+def shown_figure(reader: Reader, category: str, name: str, regime: str | None = None, arch: str | None = None):
+    """Open figure item ``name`` (of ``regime`` and ``arch`` where several) under ``category``:
+    its PNG has loaded and its caption starts as its .rst does. Returns the item's frame."""
+    reader.open_category(category)
+    reader.view(item_label(name), regime and regime_label(regime), arch)
+    frame = reader.page.frame_locator("iframe").first
+    image = frame.locator("figure img[src^='data:image/png']")
+    image.wait_for(timeout=120_000)
+    assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100"), name
+    caption = " ".join(frame.locator("figure figcaption").inner_text().split())
+    assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
+    return frame
+
+
 def first_words(rst: str, n: int = 6) -> str:
     """The caption's first words as a reader sees them (inline-literal marks dropped)."""
     text = Path(ROOT / "workflow/report" / rst).read_text().replace("``", "")
@@ -170,14 +184,7 @@ def test_every_figure_shows_with_its_caption(reader, study):
     config = study[1]
     seen = 0
     for name, regime, arch in figure_items(config):
-        reader.open_category("digits")
-        reader.view(item_label(name), regime_label(regime), arch)
-        frame = reader.page.frame_locator("iframe").first
-        image = frame.locator("figure img[src^='data:image/png']")
-        image.wait_for(timeout=120_000)
-        assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100")
-        caption = " ".join(frame.locator("figure figcaption").inner_text().split())
-        assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
+        shown_figure(reader, "digits", name, regime, arch)
         if name in ("esm_dmbn_vs_bnbfn", "training") and regime == "mini":
             reader.shot(f"{name}_{arch}")
         seen += 1

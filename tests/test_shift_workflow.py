@@ -193,7 +193,7 @@ def test_the_report_shows_every_shift_table_with_its_rows_and_every_figure_with_
 
     from dmbn.names import regime_label
     from dmbn.report import SHIFT_FIGURES, SHIFT_TABLES, item_label
-    from test_report_browser import Reader, first_words, html_rows
+    from test_report_browser import Reader, first_words, html_rows, shown_figure
 
     workdir, _, path = finished
     study, dataset = "shift_tiny", "tiny-idx"
@@ -213,13 +213,6 @@ def test_the_report_shows_every_shift_table_with_its_rows_and_every_figure_with_
         assert [r[:2] for r in rows] == [[regime_label(r), a] for r, a in zip(csv.regime, csv.arch)], name
         assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
     for name in SHIFT_FIGURES:
-        reader.open_category(dataset)
-        reader.view(item_label(name))
-        frame = reader.page.frame_locator("iframe").first
-        image = frame.locator("figure img[src^='data:image/png']")
-        image.wait_for(timeout=120_000)
-        assert image.evaluate("i => i.complete && i.naturalWidth > 100 && i.naturalHeight > 100"), name
-        caption = " ".join(frame.locator("figure figcaption").inner_text().split())
-        assert caption.startswith(first_words(f"{name}.rst")), (name, caption)
+        shown_figure(reader, dataset, name)
     assert reader.errors == []
     reader.page.close()
