@@ -4,7 +4,7 @@ A convolutional network's forward pass frees and re-allocates activations of man
 layer. With glibc's defaults each of those comes from a fresh ``mmap`` and goes back to the OS on
 ``free``, so every pass pays page faults again. Raising the mmap threshold and never trimming the
 heap keeps freed activations for the next pass: a ResNet's eval forward on this project's CPU took
-~1.5x less CPU time (``benchmarks/bench_allocator.py``; ``benchmarks/RESULTS.md``, section 9),
+~1.5x less CPU time (``benchmarks/bench_allocator.py``; ``benchmarks/RESULTS.md``, section 10),
 with the same numbers (the allocator does not touch arithmetic). glibc reads these variables when
 a process starts, so they are exported for the jobs, which are processes of their own; a value the
 user set wins.
