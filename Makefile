@@ -13,7 +13,15 @@ RUN_STUDY = $(or $(TARGET),$(shell $(BIN)/python -c "import yaml; print(yaml.saf
 
 .PHONY: run report test test-fast slurm-test lint mutation publish rerender clean
 
+# The venv holds torch's CUDA build (the only torch served here: 5.6 GB with torchvision), and pip
+# stops half-way with "No space left on device" below that; say so before building anything.
+VENV_MIN_GB ?= 7
+
 $(BIN)/.installed: pyproject.toml
+	@free=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+	if [ "$$free" -lt $(VENV_MIN_GB) ]; then \
+	  echo "make: $$free GiB free on the disk of $(CURDIR); $(VENV) needs about $(VENV_MIN_GB) GiB" \
+	    "(torch's CUDA build). Free space there, or set VENV_MIN_GB=0 to try anyway." >&2; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[workflow,docs,test]'
