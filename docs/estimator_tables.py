@@ -32,10 +32,18 @@ from dmbn.tables import interval_sign, mark_verdict, paired_comparisons, present
 CONFIDENCE = 0.95
 # The reviewer's questions (issue #14), each a paired difference a − b: does choosing β* need
 # the look-back, which ESM criterion matters, is DMBN more than a horizon-matched EMA, and how
-# do DMBN, prediction-time BN and the moment EMA compare with PreciseBN.
+# do DMBN, prediction-time BN and the moment EMA compare with PreciseBN; and (issue #27) what
+# Bessel's factor alone does to the mean of the batch variances, and what the observed spread of
+# the batch means adds to it (PreciseBN's σ̂² is that mean plus the spread).
 QUESTIONS = (("dmbn-causal", "dmbn"), ("dmbn-sigma", "dmbn"), ("dmbn-mu-sigma", "dmbn"),
              ("dmbn", "horizon-0.1"), ("dmbn", "static-1"), ("dmbn", "precise"), ("test-batch", "precise"),
-             ("moment-0.1", "precise"), ("recalibrated", "precise"))
+             ("moment-0.1", "precise"), ("recalibrated", "precise"),
+             ("precise-mean-biased", "precise-mean-unbiased"), ("precise", "precise-mean-biased"))
+# The rows that separate the two explanations of the small-batch collapse (docs/ESTIMATORS.md,
+# finding 2), each a − b: Bessel's factor taken out of the EMA, Bessel's factor alone (the same
+# batches, no spread of their means in either), the observed spread of the batch means added.
+SEPARATING = (("static-biased-0.1", DEFAULT_ESTIMATOR), ("precise-mean-biased", "precise-mean-unbiased"),
+              ("precise", "precise-mean-biased"))
 BETTER, WORSE = "▲", "▼"  # the paired interval lies above / below zero
 
 
@@ -230,6 +238,22 @@ def bessel_factors(metrics: pd.DataFrame) -> list[str]:
             + ", ".join(f"B = {b}: {(b - 1) / b:g}" for b in sizes)] if sizes else []
 
 
+def seeds_above(metrics: pd.DataFrame) -> list[str]:
+    """Per ``SEPARATING`` pair and batch size, in how many seeds a's test accuracy is above b's
+    (a sign test's count, beside the paired interval, which 3 seeds make wide)."""
+    lines = []
+    for a, b in SEPARATING:
+        if not {a, b} <= set(metrics.estimator):
+            continue
+        wide = metrics[metrics.estimator.isin([a, b])].pivot_table(
+            index=["regime", "seed"], columns="estimator", values="accuracy").dropna()
+        regimes = sorted(set(wide.index.get_level_values("regime")), key=regime_rank, reverse=True)
+        counts = [f"{batch_column(r)}: {int((wide.loc[r, a] > wide.loc[r, b]).sum())} of {len(wide.loc[r])}"
+                  for r in regimes]
+        lines.append(f"seeds in which {a} is above {b}: " + ", ".join(counts))
+    return lines
+
+
 def esm_against_accuracy(metrics: pd.DataFrame, esm_last: pd.DataFrame | None,
                          rows=("static-0.1", "horizon-0.1", "moment-0.1", "dmbn", "precise")) -> list[str]:
     """Per batch size: ``rows`` ordered by mean ESM_μ (last epoch, mean of layers; lowest first)
@@ -341,7 +365,7 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, esm_last: pd.DataFrame | 
     """The section "Numbers quoted in the findings" of one data set and architecture."""
     lines = cost(study.name) + multiplicity(metrics) + marks(metrics) + half_widths(metrics)
     lines += variance_ema_ranges(metrics) + bessel_factors(metrics) + esm_against_accuracy(metrics, esm_last)
-    lines += batch_mean_spread(spread)
+    lines += seeds_above(metrics) + batch_mean_spread(spread)
     return "\n".join(f"* {line}" for line in lines)
 
 

@@ -344,6 +344,23 @@ def test_the_batch_mean_spread_is_split_into_the_first_layer_and_the_rest_per_ba
     assert estimator_tables.batch_mean_spread(None) == [] and estimator_tables.batch_mean_spread(spread[:0]) == []
 
 
+def test_the_separating_rows_are_counted_seed_by_seed_per_batch_size():
+    """In how many seeds each separating row beats its partner (issue #27), counted by hand; a
+    pair the study lacks prints nothing, a seed without both rows is not counted."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    accuracy = {("mini-b16", "static-0.1"): [0.80, 0.70, 0.79], ("mini-b16", "static-biased-0.1"): [0.85, 0.87, 0.78],
+                ("mini-b100", "static-0.1"): [0.86, 0.85, None], ("mini-b100", "static-biased-0.1"): [0.87, 0.84, 0.9]}
+    metrics = pd.DataFrame([{"dataset": "d", "regime": regime, "arch": "mlp", "seed": seed,
+                             "estimator": estimator, "accuracy": values[seed - 1]}
+                            for (regime, estimator), values in accuracy.items() for seed in (1, 2, 3)
+                            if values[seed - 1] is not None])
+    # B = 16: 0.85 > 0.80, 0.87 > 0.70, 0.78 < 0.79 -> 2 of 3; B = 100: seed 3 lacks static-0.1 -> 1 of 2
+    assert estimator_tables.seeds_above(metrics) == [
+        "seeds in which static-biased-0.1 is above static-0.1: B = 16: 2 of 3, B = 100: 1 of 2"]
+
+
 def test_the_overlap_lines_name_only_studies_that_ran_within_the_pages_studies_span(monkeypatch):
     """A study published later, whose runs all came after the page's studies, adds no line (it
     made REPRODUCTION.md stale once); one that ran inside their span is listed, 0 overlaps too."""
