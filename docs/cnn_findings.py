@@ -14,7 +14,10 @@ reviewer's questions, β*, ESM_μ, marks and cost), then what the CNN page adds:
   over seeds (different networks: nothing to pair);
 * the MLP's small-batch questions asked of the CNN, where a BN layer pools B × H × W values per
   channel: the same paired differences for the MLP (``--mlp``, a published batch-size study)
-  and both CNNs at the batch sizes they share.
+  and both CNNs at the batch sizes they share;
+* how many values a BN channel pools per batch, Bessel's factor (n−1)/n at the smallest, and how
+  far the batch means spread against independent samples (where the study publishes PreciseBN's
+  spread diagnostic).
 """
 
 from __future__ import annotations
@@ -130,6 +133,26 @@ def against_mlp(cnn: pd.DataFrame, mlp: pd.DataFrame | None) -> str:
     return wide.reset_index().rename_axis(None, axis=1).to_markdown(index=False, disable_numparse=True)
 
 
+def values_per_channel(spread: pd.DataFrame) -> str:
+    """Per network and batch size, from PreciseBN's spread diagnostic (``summaries/precise_spread.csv``):
+    n, the values each BN channel pools in a batch (B × H × W; B in an MLP), over the network's BN
+    layers (min–max); (n−1)/n at the smallest n, the factor by which Bessel's correction separates
+    the unbiased from the biased batch variance; and the variance of the batch means ÷
+    (pooled variance / n) in layer 1 and the median over the layers after it (1: the n values
+    spread as independent samples would; above 1: correlated, as neighbouring pixels are)."""
+    rows = []
+    for (arch, regime), cells in spread.groupby(["arch", "regime"]):
+        n, later = cells.batch_size, cells[cells.layer > 1].ratio
+        rows.append({"network": arch, "batch": estimator_tables.batch_column(regime),
+                     "n per channel (min–max over layers)": f"{n.min():.0f}–{n.max():.0f}",
+                     "(n−1)/n at the smallest n": f"{(n.min() - 1) / n.min():.4f}",
+                     "spread ratio, layer 1 (median)": f"{cells[cells.layer == 1].ratio.median():.3f}",
+                     "spread ratio, later layers (median)": f"{later.median():.3f}" if len(later) else "–",
+                     "_rank": (arch, regime_rank(regime))})
+    table = pd.DataFrame(rows).sort_values("_rank").drop(columns="_rank")
+    return table.to_markdown(index=False, disable_numparse=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", help="the published cnn study under docs/results/")
@@ -148,6 +171,11 @@ def main(argv: list[str] | None = None) -> None:
         print("### Does the batch-free twin lower ESM? ESM_μ at the last epoch, mean over each network's "
               f"BN layers (mean ± std, n seeds; Welch {CONFIDENCE:.0%} interval of the difference)\n")
         print(esm_by_network(pd.read_csv(esm)) + "\n")
+    spread = root / "summaries" / "precise_spread.csv"
+    if spread.exists():
+        print("### Values per BN channel in a batch and Bessel's factor; the spread of the batch means "
+              "(PreciseBN's batches, the final weights)\n")
+        print(values_per_channel(pd.read_csv(spread)) + "\n")
     mlp = pd.read_csv(args.published / args.mlp / "metrics.csv") if args.mlp else None
     print("### The MLP's small-batch questions asked of each network, paired by seed "
           f"(mean [{CONFIDENCE:.0%} CI] (n seeds))\n")

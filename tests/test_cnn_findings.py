@@ -101,11 +101,28 @@ def test_the_page_generator_runs_on_a_published_folder(tmp_path):
     (study / "summaries").mkdir(parents=True)
     metrics_frame().to_csv(study / "metrics.csv", index=False)
     esm_frame().to_csv(study / "summaries" / "esm_last_epoch.csv", index=False)
+    pd.DataFrame({"dataset": "fashion-mnist", "arch": BN, "regime": "mini-b16", "member": "bank", "seed": 1,
+                  "layer": [1, 2], "batch_size": [12544, 784], "ratio": [110.0, 9.0]}).to_csv(
+        study / "summaries" / "precise_spread.csv", index=False)
     (tmp_path / "mlp_sweep").mkdir()
     metrics_frame(archs=("mlp",)).to_csv(tmp_path / "mlp_sweep" / "metrics.csv", index=False)
     out = subprocess.run([sys.executable, str(ROOT / "docs" / "cnn_findings.py"), "cnn", "--mlp", "mlp_sweep",
                           "--published", str(tmp_path)], capture_output=True, text=True, check=True).stdout
     for heading in ("minus the default EMA, paired by seed", "Tables 5.3/5.4's layout", "lower ESM",
-                    "small-batch questions"):
+                    "small-batch questions", "Values per BN channel"):
         assert heading in out, heading
 
+
+def test_values_per_channel_give_n_bessels_factor_and_the_spread_by_hand():
+    """Two layers of each network at B = 16 (n = 16 × 28 × 28 = 12544 in layer 1, 16 × 7 × 7 = 784
+    deeper), an MLP-like network with n = B: the smallest n, (n−1)/n and the ratios by hand."""
+    spread = pd.DataFrame({"dataset": "d", "member": "bank", "seed": [1, 1, 2, 2, 1, 1],
+                           "arch": [BN, BN, BN, BN, "mlp", "mlp"], "regime": "mini-b16",
+                           "layer": [1, 2, 1, 2, 1, 2], "batch_size": [12544, 784, 12544, 784, 16, 16],
+                           "ratio": [120.0, 8.0, 100.0, 10.0, 0.96, 0.01]})
+    table = cnn_findings.values_per_channel(spread)
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in table.splitlines()[2:]}
+    # ResNet: n 784–12544, (784 − 1) / 784 = 0.99872 -> 0.9987; layer 1 median of (120, 100) = 110
+    assert rows[BN] == ["B = 16", "784–12544", "0.9987", "110.000", "9.000"]
+    # MLP: n = B = 16, 15 / 16 = 0.9375
+    assert rows["mlp"] == ["B = 16", "16–16", "0.9375", "0.960", "0.010"]
