@@ -239,6 +239,25 @@ def test_compiled_training_step_feeds_the_bank_as_the_eager_one_does(data):
     assert len(compiled.history_rows) == 2 and compiled.holder.estimator("cma").steps == 2
 
 
+@pytest.mark.slow  # compiling takes ~10 s on a CPU
+def test_a_compiled_step_with_a_counting_estimator_is_compiled_once_not_every_step(data):
+    """moment-β and static-biased-β need each batch's values per channel, so the bank keeps its
+    BN hooks after the first step. A per-layer call count in those hooks, a Python int that
+    changes every step, failed Dynamo's guard every step: the step was recompiled up to Dynamo's
+    limit (8) and then ran eagerly. Counted once, then only the values per channel: one graph
+    for the first step (counting) and one for every step after it."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    config = TrainConfig(epochs=1, batch_size=8, precise_batches=1, seed=7, compile=True,
+                         estimators=("static", "moment", "static-biased"))
+    run = Run(fresh_model(), data, config)
+    run.train_epoch()
+    assert len(data.y_train) // 8 >= 20  # steps enough for the old guard to hit the limit (8)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 2
+    # the values per channel still reach the counting estimators: 8 per batch (MLP), not the initial 2
+    assert torch.equal(run.holder.estimator("moment").count, torch.full_like(run.holder.estimator("moment").count, 8.0))
+
+
 # -- an ESM-set subsample (train.esm_samples) ----------------------------------------------------
 
 def test_the_esm_subset_is_a_fixed_seeded_part_of_the_esm_set(data):

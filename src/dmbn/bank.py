@@ -155,7 +155,9 @@ class EstimatorBank:
         warn_not_run([name for (name, _), r in zip(self._layers, ran) if not r],
                      "in the first observed training forward")
         self._checked = True
-        if not self._needs_count:
+        if self._needs_count:
+            self._counter.stop_counting()  # counted once; from now on only the values per channel
+        else:
             self._counter.remove()
 
     def _count_per_channel(self) -> Tensor | None:

@@ -126,6 +126,7 @@ class CallCounter:
         self.names = [name for name, _ in named_layers]
         self.calls = [0] * len(named_layers)
         self.elements = [0] * len(named_layers)
+        self.counting = True
         self.handles = [state.hook(bn, self._counter(i, training_only)) for i, (_, bn) in enumerate(named_layers)]
 
     def _counter(self, index: int, training_only: bool):
@@ -133,9 +134,16 @@ class CallCounter:
             if training_only and not module.training:
                 return
             x = inputs[0]
-            self.calls[index] += 1
+            if self.counting:
+                self.calls[index] += 1
             self.elements[index] = x.numel() // x.shape[1]
         return pre_hook
+
+    def stop_counting(self) -> None:
+        """Keep only the values per channel from now on. Under ``torch.compile`` a call count, a
+        Python int that changes every step, is a guard that fails every step: the step would be
+        recompiled until Dynamo's recompile limit and then run eagerly for good."""
+        self.counting = False
 
     def reset(self) -> None:
         self.calls = [0] * len(self.calls)
