@@ -1,7 +1,10 @@
 """Tables and numbers for docs/CNN.md, generated from the published `cnn` study (issue #25), so
 that the page and the files cannot disagree.
 
-    python docs/cnn_findings.py cnn --mlp batch_sweep > /tmp/cnn.md
+    python docs/cnn_findings.py cnn [cnn_small] --mlp batch_sweep > /tmp/cnn.md
+
+Several studies (the thesis's batch and the small batches, trained in sessions of their own) are
+read as one: each one's own tables first, then the joint ones.
 
 First everything ``docs/estimator_tables.py`` prints for a batch-size study (how well each
 network trained, accuracy per batch size, every row minus the default EMA paired by seed, the
@@ -50,6 +53,12 @@ SMALL_BATCH_PAIRS = (("precise", DEFAULT_ESTIMATOR), ("static-biased-0.1", DEFAU
                      ("dmbn", DEFAULT_ESTIMATOR))
 
 
+def batch_size(regime: str) -> int | None:
+    """B of a regime: ``mini`` is the thesis's mini-batch (``train.batch_size``, 100), a
+    ``mini-b<B>`` its own; None for full batch."""
+    return THESIS_BATCH if regime == THESIS_REGIME else family_batch_size(regime)
+
+
 def _mean_std(values: pd.Series, decimals: int = 3) -> str:
     return f"{values.mean():.{decimals}f} ± {values.std():.{decimals}f} ({len(values)})"
 
@@ -57,7 +66,7 @@ def _mean_std(values: pd.Series, decimals: int = 3) -> str:
 def thesis_layout(metrics: pd.DataFrame, paper: pd.DataFrame) -> str:
     """At B = 100, every thesis row (static β, DMBN, BN-BFN = XBNBlock-P2 with the default EMA)
     of each data set: our accuracy (mean ± std, n seeds) beside the thesis's CIFAR numbers."""
-    at_100 = metrics[metrics.regime.map(family_batch_size) == THESIS_BATCH]
+    at_100 = metrics[metrics.regime.map(batch_size) == THESIS_BATCH]
     ours = with_variants(at_100)
     thesis = paper[(paper.regime == THESIS_REGIME) & paper.dataset.isin(THESIS_DATASETS)]
     parts = []
@@ -111,8 +120,9 @@ def esm_by_network(esm_last: pd.DataFrame) -> str:
 
 def against_mlp(cnn: pd.DataFrame, mlp: pd.DataFrame | None) -> str:
     """``SMALL_BATCH_PAIRS`` paired by seed for every network (the MLP study's and each CNN) at
-    every batch size of the CNN study: the mean and 95 % interval, – where a study lacks a row."""
-    studies = [cnn] if mlp is None else [cnn, mlp[mlp.regime.isin(set(cnn.regime))]]
+    every batch size and data set of the CNN study: the mean and 95 % interval, – where a study
+    lacks a row. An MLP regime counts at the CNN's regime of the same B (``mini-b100`` at ``mini``)."""
+    studies = [cnn] if mlp is None else [cnn, _at_batch_sizes_of(mlp, cnn)]
     rows = []
     for metrics in studies:
         for arch, runs in metrics.groupby("arch"):
@@ -131,6 +141,13 @@ def against_mlp(cnn: pd.DataFrame, mlp: pd.DataFrame | None) -> str:
     wide = wide.reindex(columns=estimator_tables._columns(frame.regime)).fillna("–")
     wide = wide.sort_index(key=lambda level: level.map(order.index) if level.name == "comparison" else level)
     return wide.reset_index().rename_axis(None, axis=1).to_markdown(index=False, disable_numparse=True)
+
+
+def _at_batch_sizes_of(mlp: pd.DataFrame, cnn: pd.DataFrame) -> pd.DataFrame:
+    """The MLP's runs on the CNN's data sets and batch sizes, renamed to the CNN's regimes."""
+    regime_of = {batch_size(r): r for r in set(cnn.regime) if batch_size(r) is not None}
+    mlp = mlp.assign(regime=mlp.regime.map(batch_size).map(regime_of))
+    return mlp[mlp.regime.notna() & mlp.dataset.isin(set(cnn.dataset))]
 
 
 def values_per_channel(spread: pd.DataFrame) -> str:
@@ -153,29 +170,36 @@ def values_per_channel(spread: pd.DataFrame) -> str:
     return table.to_markdown(index=False, disable_numparse=True)
 
 
+def _joint(roots: list[Path], name: str) -> pd.DataFrame | None:
+    """One file of every study, concatenated; None where no study has it."""
+    frames = [pd.read_csv(root / name) for root in roots if (root / name).exists()]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study", help="the published cnn study under docs/results/")
+    parser.add_argument("studies", nargs="+", help="the published cnn studies under docs/results/, read as one")
     parser.add_argument("--mlp", help="a published MLP batch-size study to set beside it (e.g. batch_sweep)")
     parser.add_argument("--published", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    root = args.published / args.study
-    metrics = pd.read_csv(root / "metrics.csv")
+    roots = [args.published / study for study in args.studies]
+    for study in args.studies:
+        estimator_tables.main([study, "--published", str(args.published)])
+    metrics = _joint(roots, "metrics.csv")
     paper = pd.read_csv(HERE.parent / "workflow" / "resources" / "paper_tables.csv")
-    estimator_tables.main([args.study, "--published", str(args.published)])
     print(f"### Tables 5.3/5.4's layout at B = {THESIS_BATCH}, beside the thesis's CIFAR numbers "
           "(a stand-in: other data, other width; shown, not tested)\n")
     print(thesis_layout(metrics, paper) + "\n")
-    esm = root / "summaries" / "esm_last_epoch.csv"
-    if esm.exists():
+    esm = _joint(roots, "summaries/esm_last_epoch.csv")
+    if esm is not None:
         print("### Does the batch-free twin lower ESM? ESM_μ at the last epoch, mean over each network's "
               f"BN layers (mean ± std, n seeds; Welch {CONFIDENCE:.0%} interval of the difference)\n")
-        print(esm_by_network(pd.read_csv(esm)) + "\n")
-    spread = root / "summaries" / "precise_spread.csv"
-    if spread.exists():
+        print(esm_by_network(esm) + "\n")
+    spread = _joint(roots, "summaries/precise_spread.csv")
+    if spread is not None:
         print("### Values per BN channel in a batch and Bessel's factor; the spread of the batch means "
               "(PreciseBN's batches, the final weights)\n")
-        print(values_per_channel(pd.read_csv(spread)) + "\n")
+        print(values_per_channel(spread) + "\n")
     mlp = pd.read_csv(args.published / args.mlp / "metrics.csv") if args.mlp else None
     print("### The MLP's small-batch questions asked of each network, paired by seed "
           f"(mean [{CONFIDENCE:.0%} CI] (n seeds))\n")

@@ -126,3 +126,41 @@ def test_values_per_channel_give_n_bessels_factor_and_the_spread_by_hand():
     assert rows[BN] == ["B = 16", "784–12544", "0.9987", "110.000", "9.000"]
     # MLP: n = B = 16, 15 / 16 = 0.9375
     assert rows["mlp"] == ["B = 16", "16–16", "0.9375", "0.960", "0.010"]
+
+
+def test_a_study_at_the_thesis_regime_mini_fills_the_thesis_layout_and_meets_the_mlps_b100():
+    """The `cnn` study trains the named regime `mini` (B = 100), the MLP sweep `mini-b100`: the
+    thesis's layout takes `mini`, and the MLP's B = 100 runs, on the CNN's data set only, are paired
+    at it; an MLP run on another data set or batch size stays out."""
+    cnn = metrics_frame(regimes=("mini",))
+    paper = pd.read_csv(ROOT / "workflow/resources/paper_tables.csv")
+    dmbn = cnn[(cnn.arch == BN) & (cnn.estimator == "dmbn")].accuracy
+    layout = cnn_findings.thesis_layout(cnn, paper)
+    assert f"{dmbn.mean():.3f} ± {dmbn.std():.3f} (3)" in next(li for li in layout.splitlines() if li.startswith("| dmbn "))
+
+    mlp = pd.concat([metrics_frame(archs=("mlp",), regimes=("mini-b100", "mini-b16"), seed=3),
+                     metrics_frame(archs=("mlp",), regimes=("mini-b100",), seed=4).assign(dataset="mnist")])
+    table = cnn_findings.against_mlp(cnn, mlp)
+    cells = mlp[(mlp.dataset == "fashion-mnist") & (mlp.regime == "mini-b100")].set_index(["seed", "estimator"]).accuracy
+    d = np.array([cells[(s, "precise")] - cells[(s, "static-0.1")] for s in SEEDS])
+    low, high = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
+    line = next(li for li in table.splitlines() if "precise − static-0.1" in li and "| mlp " in li)
+    assert f"{d.mean():+.4f} [{low:+.4f}, {high:+.4f}] (3)" in line, line
+    assert "B = 16" not in table and table.count("| mlp ") == len(cnn_findings.SMALL_BATCH_PAIRS) - 2  # no moment, no precise-mean rows
+
+
+def test_the_page_generator_reads_several_studies_as_one(tmp_path):
+    """`cnn` (mini) and `cnn_small` (B = 16) published apart: each one's own tables, then one
+    small-batch table with both batch sizes."""
+    for name, regimes, seed in (("cnn", ("mini",), 5), ("cnn_small", ("mini-b16",), 6)):
+        (tmp_path / name).mkdir()
+        metrics_frame(regimes=regimes, seed=seed).to_csv(tmp_path / name / "metrics.csv", index=False)
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "cnn_findings.py"), "cnn", "cnn_small",
+                          "--published", str(tmp_path)], capture_output=True, text=True, check=True).stdout
+    joint = out[out.index("small-batch questions"):]
+    header = next(li for li in joint.splitlines() if li.startswith("| comparison"))
+    assert "B = 16" in header and "mini" in header, header
+    small = pd.read_csv(tmp_path / "cnn_small" / "metrics.csv").set_index(["arch", "seed", "estimator"]).accuracy
+    d = np.array([small[(TWIN, s, "dmbn")] - small[(TWIN, s, "static-0.1")] for s in SEEDS])
+    line = next(li for li in joint.splitlines() if "dmbn − static-0.1" in li and f"| {TWIN} " in li)
+    assert f"{d.mean():+.4f}" in line, line
