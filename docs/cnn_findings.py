@@ -176,10 +176,21 @@ def _joint(roots: list[Path], name: str) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
+def _mlp_studies(published: Path, studies: list[str]) -> pd.DataFrame | None:
+    """The MLP studies' runs as one frame; with several, each network is named ``arch (study)``,
+    as their networks differ (epochs, seeds) and are never paired with each other."""
+    frames = [pd.read_csv(published / study / "metrics.csv") for study in studies]
+    if len(frames) > 1:
+        frames = [f.assign(arch=f.arch + f" ({study})") for f, study in zip(frames, studies)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="+", help="the published cnn studies under docs/results/, read as one")
-    parser.add_argument("--mlp", help="a published MLP batch-size study to set beside it (e.g. batch_sweep)")
+    parser.add_argument("--mlp", nargs="+", default=[],
+                        help="published MLP studies to set beside it (e.g. batch_sweep shift); each network is "
+                             "named after its study where there are several")
     parser.add_argument("--published", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     roots = [args.published / study for study in args.studies]
@@ -200,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         print("### Values per BN channel in a batch and Bessel's factor; the spread of the batch means "
               "(PreciseBN's batches, the final weights)\n")
         print(values_per_channel(spread) + "\n")
-    mlp = pd.read_csv(args.published / args.mlp / "metrics.csv") if args.mlp else None
+    mlp = _mlp_studies(args.published, args.mlp)
     print("### The MLP's small-batch questions asked of each network, paired by seed "
           f"(mean [{CONFIDENCE:.0%} CI] (n seeds))\n")
     print(against_mlp(metrics, mlp))

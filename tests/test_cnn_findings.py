@@ -164,3 +164,18 @@ def test_the_page_generator_reads_several_studies_as_one(tmp_path):
     d = np.array([small[(TWIN, s, "dmbn")] - small[(TWIN, s, "static-0.1")] for s in SEEDS])
     line = next(li for li in joint.splitlines() if "dmbn − static-0.1" in li and f"| {TWIN} " in li)
     assert f"{d.mean():+.4f}" in line, line
+
+
+def test_several_mlp_studies_are_named_after_their_study_and_one_keeps_its_name(tmp_path):
+    for name, seed in (("batch_sweep", 7), ("shift", 8)):
+        (tmp_path / name).mkdir()
+        metrics_frame(archs=("mlp",), regimes=("mini-b100",), seed=seed).to_csv(tmp_path / name / "metrics.csv", index=False)
+    both = cnn_findings._mlp_studies(tmp_path, ["batch_sweep", "shift"])
+    assert sorted(both.arch.unique()) == ["mlp (batch_sweep)", "mlp (shift)"] and len(both) == 2 * len(ROWS) * 3
+    assert list(cnn_findings._mlp_studies(tmp_path, ["shift"]).arch.unique()) == ["mlp"]
+    assert cnn_findings._mlp_studies(tmp_path, []) is None
+    # in the table, each is paired within its own study: the shift study's dmbn − static-0.1 by hand
+    table = cnn_findings.against_mlp(metrics_frame(regimes=("mini",)), both)
+    cells = pd.read_csv(tmp_path / "shift" / "metrics.csv").set_index(["seed", "estimator"]).accuracy
+    d = np.array([cells[(s, "dmbn")] - cells[(s, "static-0.1")] for s in SEEDS])
+    assert f"{d.mean():+.4f}" in next(li for li in table.splitlines() if "dmbn − static-0.1" in li and "mlp (shift)" in li)
