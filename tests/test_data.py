@@ -61,11 +61,14 @@ def test_missing_files_are_listed_with_how_to_provide_them(tmp_path):
     (tmp_path / "partial").mkdir()
     shutil.copy(tmp_path / "elsewhere" / MNIST_FILES[0], tmp_path / "partial")
     spec = idx_spec(NOWHERE, md5)
+    absent = tmp_path / "not-installed"  # e.g. Debian's /usr/share/datasets/fashion-mnist
     with pytest.raises(DataError) as error:
-        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(tmp_path / "partial")])
+        fetch("tiny-idx", spec, tmp_path / "data", sources=[str(tmp_path / "partial"), str(absent)])
     message = str(error.value)
     assert all(name in message for name in MNIST_FILES[1:]) and MNIST_FILES[0] not in message
     assert "local_sources" in message
+    # the folder that is not there is named, the one that is is not
+    assert f"no such folder (local_sources): {absent}" in message and message.count("no such folder") == 1
     listing = "".join(f"\n  {name}  (md5 {md5[name]})" for name in MNIST_FILES[1:])
     assert f"could not be downloaded:{listing}\nCopy them into {tmp_path / 'data' / 'MNIST' / 'raw'}/ or " in message
 
