@@ -52,7 +52,9 @@ PAGES = {
     # finding 2's separating rows ran in the shift study (its clean test set)
     "ESTIMATORS.md": ([["estimator_tables.py", "batch_sweep"], ["estimator_tables.py", "shift"]],
                       "**Statistics.**", "**Figures**"),
-    "SHIFT.md": ([["shift_findings.py", "shift"]], "## Findings", "## What this page does not cover"),
+    "SHIFT.md": ([["shift_findings.py", "shift"], ["shift_findings.py", "cnn"]], "## Findings",
+                 "## What this page does not cover"),
+    "CNN.md": ([["cnn_findings.py", "cnn", "--mlp", "batch_sweep", "shift"]], "## Findings", "## The numbers"),
 }
 # Quoted measurements whose source is a file the project does not publish; the page says so.
 EXEMPT = {
