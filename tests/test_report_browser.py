@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, quickstart_config, snakemake, write_config
-from dmbn.names import regime_label
+from dmbn.names import BATCH_FREE_ARCHS, regime_label
 from dmbn.report import ALL_DATASETS, FIGURES, RUN_FIGURES, item_label
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -189,4 +189,33 @@ def test_every_figure_shows_with_its_caption(reader, study):
             reader.shot(f"{name}_{arch}")
         seen += 1
     assert seen == len(list(figure_items(config)))
+    assert reader.errors == []
+
+
+def test_a_finished_studys_report_reads_in_a_browser(browser):
+    """DMBN_STUDY_REPORT=<workdir>:<study>:<dataset> (e.g. /work/study-cnn:cnn:fashion-mnist): a
+    finished study's own report (a long study CI never reruns), opened as a reader would: it loads
+    without errors, its table shows each network's DMBN row as the mean ± std over seeds of its
+    metrics.csv, and the run cards list every run."""
+    if not os.environ.get("DMBN_STUDY_REPORT"):
+        pytest.skip("set DMBN_STUDY_REPORT=<workdir>:<study>:<dataset> to check a finished study's report")
+    folder, study, dataset = os.environ["DMBN_STUDY_REPORT"].split(":")
+    results = Path(folder) / "results" / study
+    reader = Reader(browser, results / "report.html", None)
+    assert reader.errors == []
+    metrics = pd.read_csv(results / "metrics.csv")
+    reader.open_category(dataset)
+    reader.view(item_label("table"))
+    rows, caption, _ = html_rows(reader)
+    assert caption.startswith(first_words("table.rst"))
+    bn = [arch for arch in metrics.arch.unique() if arch not in BATCH_FREE_ARCHS]
+    for arch in bn:
+        dmbn = metrics[(metrics.arch == arch) & (metrics.estimator == "dmbn")].accuracy
+        expected = f"{dmbn.mean():.3f} ± {dmbn.std():.3f}"
+        assert any("DMBN" in r and expected in r for r in rows), (arch, expected)
+    cards = pd.read_csv(results / "run_cards.csv")
+    reader.open_category(ALL_DATASETS)
+    reader.view(item_label("run_cards"))
+    rows, _, _ = html_rows(reader)
+    assert len(rows) == len(cards) == metrics.groupby(["dataset", "regime", "arch", "seed"]).ngroups
     assert reader.errors == []
