@@ -1,7 +1,7 @@
 """Tables and numbers for docs/CNN.md, generated from the published `cnn` study (issue #25), so
 that the page and the files cannot disagree.
 
-    python docs/cnn_findings.py cnn [cnn_small] --mlp batch_sweep > /tmp/cnn.md
+    python docs/cnn_findings.py cnn [cnn_b32 cnn_b16] --mlp batch_sweep shift > /tmp/cnn.md
 
 Several studies (the thesis's batch and the small batches, trained in sessions of their own) are
 read as one: each one's own tables first, then the joint ones.

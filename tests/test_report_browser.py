@@ -219,3 +219,4 @@ def test_a_finished_studys_report_reads_in_a_browser(browser):
     rows, _, _ = html_rows(reader)
     assert len(rows) == len(cards) == metrics.groupby(["dataset", "regime", "arch", "seed"]).ngroups
     assert reader.errors == []
+    reader.page.close()

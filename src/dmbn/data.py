@@ -244,11 +244,11 @@ def fetch(name: str, spec: dict[str, Any], root: str | Path, sources: list[str],
         ignored = "".join(f"\n  ignored {reason}" for reason in rejected)
         # a source folder that is not there is the usual cause offline (an uninstalled package,
         # a relative path from another working directory): name it, the config says what it is
-        ignored += "".join(f"\n  no such folder (local_sources): {source}" for source in sources if not Path(source).is_dir())
+        absent = "".join(f"\n  no such folder (local_sources): {source}" for source in sources if not Path(source).is_dir())
         raise DataError(
             f"data set {name!r}: these files are missing and could not be downloaded:\n{listing}\n"
             f"Copy them into {folder}/ or into a folder listed under `local_sources` in the config, "
-            f"or run the download rule where the internet is reachable, and run again.{ignored}")
+            f"or run the download rule where the internet is reachable, and run again.{ignored}{absent}")
     return root
 
 
