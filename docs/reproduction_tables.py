@@ -484,14 +484,32 @@ def _largest_falls(table: pd.DataFrame) -> pd.Series:
     return (-table.diff(axis=1)).max(axis=1)
 
 
-def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame, study: str) -> list[str]:
+def read_separate(studies: list[str]) -> pd.DataFrame:
+    """The thesis's protocol from one or more published studies (``comparisons/separate.csv``,
+    each checked against its schema), with a ``study`` column: a protocol run too long for one
+    session is published in parts, a seed or a data set each, and read here as one. A replicate
+    that two parts both hold would count twice, so it is refused, naming both."""
+    side = pd.concat([read_study_file(HERE / "results" / study / "comparisons" / "separate.csv").assign(study=study)
+                      for study in studies], ignore_index=True)
+    replicate = ["dataset", "regime", "arch", "seed", "beta"]
+    twice = side[side.duplicated(replicate, keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        raise SystemExit(f"--separate: {first.dataset} {first.regime} {first.arch} seed {first.seed} is in more than "
+                         f"one study ({', '.join(sorted(twice.study.unique()))}); give each replicate once")
+    return side
+
+
+def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
     """The thesis's protocol run (``comparisons/separate.csv``: one network per β beside the bank
-    run of the replicate's seed): the largest fall between neighbouring β per replicate, paired
-    with the bank's; the seed spread per β; how often a replicate falls as far as the thesis; the
-    thesis's static rows against each protocol's median; separate − bank averaged over β."""
+    run of the replicate's seed; ``side.study`` names the study each row comes from): the largest
+    fall between neighbouring β per replicate, paired with the bank's; the seed spread per β; how
+    often a replicate falls as far as the thesis; the thesis's static rows against each
+    protocol's median; separate − bank averaged over β."""
     lines = []
     for (dataset, regime), rows in side.groupby(["dataset", "regime"], sort=False):
-        where = f"`{study}`, {_name(dataset)}, {regime_label(regime).split(' (')[0].lower()}"
+        studies = " + ".join(f"`{study}`" for study in rows.study.unique())
+        where = f"{studies}, {_name(dataset)}, {regime_label(regime).split(' (')[0].lower()}"
         separate = rows.pivot_table(index="seed", columns="beta", values="separate").sort_index(axis=1)
         bank = rows.pivot_table(index="seed", columns="beta", values="bank").reindex_like(separate)
         n = len(separate)
@@ -614,8 +632,7 @@ def shared_machine(studies: list[str]) -> list[str]:
 
 
 def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None,
-                   studies: list[str], held: pd.DataFrame | None = None, separate: pd.DataFrame | None = None,
-                   separate_study: str = "") -> str:
+                   studies: list[str], held: pd.DataFrame | None = None, separate: pd.DataFrame | None = None) -> str:
     """The section "Numbers quoted in the findings": every line labelled with what it counts."""
     lines = estimator_spread(metrics) + like_for_like_networks(metrics) + per_seed_accuracy(metrics)
     lines += static_means_by_beta(metrics) + heldout_over_thesis_regime(metrics)
@@ -627,7 +644,7 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, roun
     if held is not None:
         lines += same_seeds(held, metrics) + heldout_at_more_seeds(held, metrics)
     if separate is not None:
-        lines += separate_protocol(separate, paper, separate_study)
+        lines += separate_protocol(separate, paper)
     return "\n".join(f"* {line}" for line in lines)
 
 
@@ -636,8 +653,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("study", help="a folder under docs/results/")
     parser.add_argument("--rounding", help="the published study whose comparisons/rounding.csv measures rounding noise")
     parser.add_argument("--heldout", help="a published study of the held-out full batch at more seeds")
-    parser.add_argument("--separate", help="a published study of the thesis's protocol (comparisons/separate.csv)")
+    parser.add_argument("--separate", nargs="+", default=[],
+                        help="published studies of the thesis's protocol (comparisons/separate.csv), read as one")
     args = parser.parse_args(argv)
+    separate = read_separate(args.separate) if args.separate else None  # refused before anything prints
     metrics = pd.read_csv(HERE / "results" / args.study / "metrics.csv")
     print("### The thesis's tables beside this study\n")
     print(tables(metrics, pd.read_csv(PAPER)))
@@ -658,18 +677,18 @@ def main(argv: list[str] | None = None) -> None:
     if held is not None:
         print(f"\n### Held-out full batch at {held.seed.nunique()} seeds: study `{args.heldout}`\n")
         print(paired(held))
-    for name in filter(None, (args.study, args.rounding, args.heldout, args.separate)):
+    for name in filter(None, (args.study, args.rounding, args.heldout, *args.separate)):
         if (HERE / "results" / name / "run_cards.csv").exists():
             print(f"\n### Compute: study `{name}`\n")
             print(compute(pd.read_csv(HERE / "results" / name / "run_cards.csv")))
     rounding = pd.read_csv(HERE / "results" / args.rounding / "comparisons" / "rounding.csv") if args.rounding else None
-    separate = read_study_file(HERE / "results" / args.separate / "comparisons" / "separate.csv") if args.separate else None
     if separate is not None:
-        print(f"\n### The thesis's protocol, run: one network per β, study `{args.separate}`\n")
-        print("\n".join(f"* {line}" for line in separate_protocol(separate, pd.read_csv(PAPER), args.separate)))
+        named = ", ".join(f"`{study}`" for study in args.separate)
+        print(f"\n### The thesis's protocol, run: one network per β, {'study' if len(args.separate) == 1 else 'studies'} {named}\n")
+        print("\n".join(f"* {line}" for line in separate_protocol(separate, pd.read_csv(PAPER))))
     print("\n### Numbers quoted in the findings\n")
     print(quoted_numbers(study, metrics, pd.read_csv(PAPER), rounding, list(filter(None, (args.study, args.rounding))),
-                         held, separate, args.separate or ""))
+                         held, separate))
 
 
 if __name__ == "__main__":

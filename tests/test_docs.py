@@ -1,5 +1,6 @@
 """The published reproduction agrees with the committed files it describes."""
 
+import shutil
 import subprocess
 import sys
 
@@ -394,7 +395,7 @@ def test_the_separate_protocol_lines_recompute_by_hand():
                          for seed in (1, 2) for i, beta in enumerate((0.1, 0.2, 0.3))])
     paper = pd.DataFrame({"dataset": "FashionMNIST", "regime": "full", "variant": ["static-0.1", "static-0.2", "static-0.3"],
                           "accuracy": [0.86, 0.70, 0.80]})  # thesis's largest fall 0.16
-    lines = separate_protocol(side, paper, "sep")
+    lines = separate_protocol(side.assign(study="sep"), paper)
     half = stats.t.ppf(0.975, 1) * stats.sem([0.19, 0.21])  # separate − bank falls: 0.19, 0.21
     assert ("`sep`, FashionMNIST, full batch, 2 replicates: largest fall between neighbouring β per replicate, "
             "one network per β median 0.2100 (max 0.2200), the bank's one network median 0.0100 (max 0.0100); "
@@ -433,3 +434,31 @@ def test_the_separate_protocol_section_reads_the_published_comparison():
             "replicate, one network per β median 0.0150 (max 0.0200), the bank's one network median 0.0010 (max 0.0010)")
     assert line in section and line in out.split("### Numbers quoted in the findings")[1]
     assert refused.returncode != 0 and "separate.csv breaks its schema" in refused.stderr
+
+
+def test_a_protocol_run_published_in_parts_reads_as_one_and_a_replicate_held_twice_is_refused():
+    """`--separate` with two studies (a seed each, as a protocol run too long for one session is
+    published): the section is the one of both seeds together, labelled with both studies; a
+    third part holding seed 2 again is refused before anything is printed, naming the seed."""
+    def seed_rows(seed: int) -> pd.DataFrame:
+        return pd.DataFrame([{"dataset": "digits", "regime": "full", "arch": "mlp", "seed": seed, "beta": beta,
+                              "separate": 0.9 - 0.1 * seed * beta, "bank": 0.9 - 0.01 * beta} for beta in (0.1, 0.2)])
+
+    parts = {"_test_sep_s1": seed_rows(1), "_test_sep_s2": seed_rows(2), "_test_sep_again": seed_rows(2)}
+    for study, rows in parts.items():
+        (RESULTS / study / "comparisons").mkdir(parents=True)
+        rows.to_csv(RESULTS / study / "comparisons" / "separate.csv", index=False)
+    try:
+        out = generate("quickstart", "--separate", "_test_sep_s1", "_test_sep_s2")
+        refused = subprocess.run([sys.executable, str(ROOT / "docs" / "reproduction_tables.py"), "quickstart",
+                                  "--separate", "_test_sep_s1", "_test_sep_s2", "_test_sep_again"],
+                                 capture_output=True, text=True)
+    finally:
+        for study in parts:
+            shutil.rmtree(RESULTS / study)
+    # the same numbers by hand as the one-study test: falls 0.01 and 0.02, the bank's 0.001 each
+    assert "### The thesis's protocol, run: one network per β, studies `_test_sep_s1`, `_test_sep_s2`" in out
+    assert ("`_test_sep_s1` + `_test_sep_s2`, digits, full batch, 2 replicates: largest fall between neighbouring β "
+            "per replicate, one network per β median 0.0150 (max 0.0200), the bank's one network median 0.0010") in out
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert "digits full mlp seed 2 is in more than one study (_test_sep_again, _test_sep_s2)" in refused.stderr
