@@ -1,7 +1,7 @@
 """Tables and numbers for docs/CNN.md, generated from the published `cnn` study (issue #25), so
 that the page and the files cannot disagree.
 
-    python docs/cnn_findings.py cnn [cnn_b32 cnn_b16] --mlp batch_sweep shift > /tmp/cnn.md
+    python docs/cnn_findings.py cnn [cnn_b32 cnn_b16_s1 cnn_b16_s2 cnn_b16_s3] --mlp batch_sweep shift > /tmp/cnn.md
 
 Several studies (the thesis's batch and the small batches, trained in sessions of their own) are
 read as one: each one's own tables first, then the joint ones.
@@ -170,12 +170,6 @@ def values_per_channel(spread: pd.DataFrame) -> str:
     return table.to_markdown(index=False, disable_numparse=True)
 
 
-def _joint(roots: list[Path], name: str) -> pd.DataFrame | None:
-    """One file of every study, concatenated; None where no study has it."""
-    frames = [pd.read_csv(root / name) for root in roots if (root / name).exists()]
-    return pd.concat(frames, ignore_index=True) if frames else None
-
-
 def _mlp_studies(published: Path, studies: list[str]) -> pd.DataFrame | None:
     """The MLP studies' runs as one frame; with several, each network is named ``arch (study)``,
     as their networks differ (epochs, seeds) and are never paired with each other."""
@@ -194,19 +188,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--published", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
     roots = [args.published / study for study in args.studies]
-    for study in args.studies:
-        estimator_tables.main([study, "--published", str(args.published)])
-    metrics = _joint(roots, "metrics.csv")
+    estimator_tables.main([*args.studies, "--published", str(args.published)])
+    metrics = estimator_tables.joint(roots, "metrics.csv")
     paper = pd.read_csv(HERE.parent / "workflow" / "resources" / "paper_tables.csv")
     print(f"### Tables 5.3/5.4's layout at B = {THESIS_BATCH}, beside the thesis's CIFAR numbers "
           "(a stand-in: other data, other width; shown, not tested)\n")
     print(thesis_layout(metrics, paper) + "\n")
-    esm = _joint(roots, "summaries/esm_last_epoch.csv")
+    esm = estimator_tables.joint(roots, "summaries/esm_last_epoch.csv")
     if esm is not None:
         print("### Does the batch-free twin lower ESM? ESM_μ at the last epoch, mean over each network's "
               f"BN layers (mean ± std, n seeds; Welch {CONFIDENCE:.0%} interval of the difference)\n")
         print(esm_by_network(esm) + "\n")
-    spread = _joint(roots, "summaries/precise_spread.csv")
+    spread = estimator_tables.joint(roots, "summaries/precise_spread.csv")
     if spread is not None:
         print("### Values per BN channel in a batch and Bessel's factor; the spread of the batch means "
               "(PreciseBN's batches, the final weights)\n")

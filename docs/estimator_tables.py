@@ -154,10 +154,28 @@ def _difference(mean: float, low: float, high: float) -> str:
     return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]{mark}"
 
 
-def _summary(study: Path, name: str) -> pd.DataFrame | None:
-    """A published summary, or None: studies published before it existed lack it."""
-    path = study / "summaries" / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() else None
+def _summary(studies: list[Path], name: str) -> pd.DataFrame | None:
+    """A published summary of every study, concatenated, or None: studies published before it
+    existed lack it."""
+    return joint(studies, f"summaries/{name}.csv")
+
+
+def joint(studies: list[Path], name: str) -> pd.DataFrame | None:
+    """One published file of several studies, concatenated (None where none has it): a study too
+    long for one session is published in parts, a batch size or a seed each. A run that two
+    parts both hold would count twice, so it is refused, naming the file and the run."""
+    frames = {study.name: pd.read_csv(study / name) for study in studies if (study / name).exists()}
+    if not frames:
+        return None
+    together = pd.concat([frame.assign(_study=study) for study, frame in frames.items()], ignore_index=True)
+    run = [key for key in ("dataset", "regime", "arch", "seed") if key in together]
+    held = together.groupby(run)._study.nunique()
+    if (held > 1).any():
+        twice = held[held > 1].index[0]
+        raise SystemExit(f"{name}: the run {' '.join(map(str, twice))} is in more than one study "
+                         f"({', '.join(sorted(together[together.set_index(run).index.isin([twice])]._study.unique()))}); "
+                         "give each run once")
+    return together.drop(columns="_study")
 
 
 def _section(title: str, table: str) -> None:
@@ -360,10 +378,12 @@ def batch_mean_spread(spread: pd.DataFrame | None) -> list[str]:
     return lines
 
 
-def quoted_numbers(study: Path, metrics: pd.DataFrame, esm_last: pd.DataFrame | None,
+def quoted_numbers(studies: list[Path], metrics: pd.DataFrame, esm_last: pd.DataFrame | None,
                    spread: pd.DataFrame | None = None) -> str:
-    """The section "Numbers quoted in the findings" of one data set and architecture."""
-    lines = cost(study.name) + multiplicity(metrics) + marks(metrics) + half_widths(metrics)
+    """The section "Numbers quoted in the findings" of one data set and architecture, from one
+    study or several read as one (the cost lines then name their study)."""
+    lines = [f"`{study.name}`: {line}" if len(studies) > 1 else line for study in studies for line in cost(study.name)]
+    lines += multiplicity(metrics) + marks(metrics) + half_widths(metrics)
     lines += variance_ema_ranges(metrics) + bessel_factors(metrics) + esm_against_accuracy(metrics, esm_last)
     lines += seeds_above(metrics) + batch_mean_spread(spread)
     return "\n".join(f"* {line}" for line in lines)
@@ -371,14 +391,17 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, esm_last: pd.DataFrame | 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study", help="a folder under docs/results/ with a batch-size study")
+    parser.add_argument("studies", nargs="+", help="folders under docs/results/ with a batch-size study; "
+                        "several (the parts of one study, a batch size or a seed each) are read as one")
     parser.add_argument("--published", type=Path, default=HERE / "results",
                         help="where the published studies are (default: docs/results)")
     args = parser.parse_args(argv)
-    study = args.published / args.study
-    metrics = pd.read_csv(study / "metrics.csv")
-    training, beta_star, esm, spread = (_summary(study, n) for n in ("training_last_epoch", "beta_star",
-                                                                      "esm_last_epoch", "precise_spread"))
+    studies = [args.published / study for study in args.studies]
+    metrics = joint(studies, "metrics.csv")
+    if metrics is None:
+        raise SystemExit(f"no metrics.csv in {', '.join(map(str, studies))}")
+    training, beta_star, esm, spread = (_summary(studies, n) for n in ("training_last_epoch", "beta_star",
+                                                                        "esm_last_epoch", "precise_spread"))
     for (dataset, arch), runs in metrics.groupby(["dataset", metrics.arch.map(family)], sort=False):
         def of(frame: pd.DataFrame, archs=(arch,)) -> pd.DataFrame:
             return frame[(frame.dataset == dataset) & frame.arch.isin(archs)]
@@ -401,7 +424,7 @@ def main(argv: list[str] | None = None) -> None:
             _section(f"{dataset}, {arch}: ESM_μ at the last epoch, mean over BN layers (mean ± std, n seeds)",
                      esm_table(of(esm)))
         _section(f"{dataset}, {arch}: numbers quoted in the findings",
-                 quoted_numbers(study, runs[runs.arch == arch], None if esm is None else of(esm),
+                 quoted_numbers(studies, runs[runs.arch == arch], None if esm is None else of(esm),
                                 None if spread is None else of(spread)))
 
 

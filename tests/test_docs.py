@@ -255,6 +255,33 @@ def test_estimator_tables_keep_each_architecture_apart(tmp_path, monkeypatch, ca
     assert _row(paired_mlp, "bn-bfn")[1] == "-0.2000 [-0.2000, -0.2000]▼"
 
 
+def test_estimator_tables_read_a_study_published_in_parts_as_one(tmp_path, monkeypatch, capsys):
+    """Two published parts (seed 1 in one study, seed 2 in another, as a study too long for one
+    session is published) give the tables of both seeds together, by hand; a part that holds a
+    run another already holds is refused, naming the file and the run."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    def part(name: str, seed: int) -> None:
+        rows = [{"dataset": "d", "regime": "mini-b8", "arch": "mlp", "seed": seed, "estimator": estimator,
+                 "accuracy": 0.9 + seed / 100 + shift, "sensitivity": 0.5, "specificity": 0.5, "f1": 0.5}
+                for estimator, shift in (("static-0.1", 0.0), ("dmbn", 0.01 * seed))]
+        (tmp_path / "results" / name).mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(tmp_path / "results" / name / "metrics.csv", index=False)
+
+    part("s1", 1), part("s2", 2), part("s2_again", 2)
+    monkeypatch.setattr(estimator_tables, "HERE", tmp_path)
+    estimator_tables.main(["s1", "s2"])
+    out = capsys.readouterr().out
+    # dmbn: 0.92 (seed 1), 0.94 (seed 2); static-0.1: 0.91, 0.92; dmbn − static-0.1: 0.01, 0.02
+    assert _row(out, "dmbn")[1] == f"0.930 ± {0.02 / np.sqrt(2):.3f} (2)"
+    half = stats.t.ppf(0.975, 1) * stats.sem([0.01, 0.02])
+    assert _row(out.split("minus the default EMA")[1], "dmbn")[1].startswith(f"+{0.015:.4f} [{0.015 - half:+.4f}, ")
+    with pytest.raises(SystemExit, match=r"metrics.csv: the run d mini-b8 mlp 2 is in more than one study "
+                                         r"\(s2, s2_again\)"):
+        estimator_tables.main(["s1", "s2", "s2_again"])
+
+
 @pytest.mark.skipif(not (RESULTS / "batch_sweep").exists(), reason="batch_sweep not published yet")
 def test_estimators_page_shows_the_published_sweep_tables():
     out = subprocess.run([sys.executable, str(ROOT / "docs" / "estimator_tables.py"), "batch_sweep"],
