@@ -169,12 +169,11 @@ def joint(studies: list[Path], name: str) -> pd.DataFrame | None:
         return None
     together = pd.concat([frame.assign(_study=study) for study, frame in frames.items()], ignore_index=True)
     run = [key for key in ("dataset", "regime", "arch", "seed") if key in together]
-    held = together.groupby(run)._study.nunique()
-    if (held > 1).any():
-        twice = held[held > 1].index[0]
-        raise SystemExit(f"{name}: the run {' '.join(map(str, twice))} is in more than one study "
-                         f"({', '.join(sorted(together[together.set_index(run).index.isin([twice])]._study.unique()))}); "
-                         "give each run once")
+    holders = together.groupby(run)._study.unique()
+    twice = holders[holders.map(len) > 1]
+    if len(twice):
+        raise SystemExit(f"{name}: the run {' '.join(map(str, twice.index[0]))} is in more than one study "
+                         f"({', '.join(sorted(twice.iloc[0]))}); give each run once")
     return together.drop(columns="_study")
 
 
