@@ -542,3 +542,22 @@ def test_the_pages_one_rule_for_marks():
     assert mark_verdict(1, [-1, 0], adjusted_sign=1) == "survives adjustment"  # the other way does not repeat
     assert mark_verdict(-1, [], adjusted_sign=0) == "isolated"
     assert mark_verdict(-1, [0], adjusted_sign=1) == "isolated"  # adjusted the other way: not surviving
+
+
+def test_a_study_without_any_compared_pair_writes_an_empty_paired_table_that_says_why(tmp_path):
+    """An lr sweep's rows (default EMA, PreciseBN, recalibrated: no DMBN, no BN-BFN) hold none of
+    the compared pairs: the paired files are written, with the columns and no rows, and the page
+    says which estimators the study has (it failed the `paired` rule with an AttributeError)."""
+    from dmbn.tables import PAIRS
+
+    metrics = metrics_frame({("mini-b8", "mlp", e): [0.8, 0.7] for e in ("static-0.1", "precise", "recalibrated")})
+    assert not any({a, b} <= set(metrics.estimator) for a, b in PAIRS)  # the premise: nothing to pair
+    files = TableFiles(*(tmp_path / f"paired.{ext}" for ext in ("csv", "tex", "html")),
+                       ROOT / "workflow/report/paired.rst")
+    write_paired(metrics, "sweep", 3, 0.95, files)
+    written = pd.read_csv(files.csv)
+    assert written.empty and list(written.columns) == ["dataset", "regime", "comparison", "metric", "seeds",
+                                                      "mean_difference", "ci_low", "ci_high", "confidence"]
+    page = files.page.read_text()
+    assert "No comparison" in page and "its estimators: precise, recalibrated, static-0.1" in page
+    assert files.tex.read_text().strip()

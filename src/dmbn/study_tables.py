@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from .report import rst_to_html, write_page
-from .tables import (html, paired_comparisons, paired_display, styled, summary, thesis_comparison,
+from .tables import (PAIRS, html, paired_comparisons, paired_display, styled, summary, thesis_comparison,
                      thesis_gaps, thesis_styler, thesis_table, to_latex)
 
 
@@ -54,7 +54,11 @@ def write_paired(metrics: pd.DataFrame, study: str, decimals: int, confidence: f
     """The paired comparisons, shown as "+0.0039 [+0.0016, +0.0063]" with n; differences are an
     order of magnitude below the values, so they get one more decimal than the tables."""
     differences = paired_comparisons(metrics, confidence)
-    _write(differences, paired_display(differences, decimals + 1), files, decimals, f"{study}: paired comparisons")
+    notes = [] if len(differences) else [
+        "No comparison: no pair of " + ", ".join(f"{a} − {b}" for a, b in PAIRS)
+        + f" has both rows in this study (its estimators: {', '.join(sorted(metrics.estimator.unique()))})."]
+    _write(differences, paired_display(differences, decimals + 1), files, decimals, f"{study}: paired comparisons",
+           notes)
 
 
 def _write(raw: pd.DataFrame, shown: pd.DataFrame, files: TableFiles, decimals: int, title: str,

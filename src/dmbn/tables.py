@@ -222,10 +222,16 @@ def thesis_gaps(metrics: pd.DataFrame, paper: pd.DataFrame, paper_names: dict[st
     return notes
 
 
+PAIRED_COLUMNS = ("dataset", "regime", "comparison", "metric", "seeds", "mean_difference", "ci_low", "ci_high",
+                  "confidence")
+
+
 def paired_comparisons(metrics: pd.DataFrame, confidence: float,
                        pairs: tuple[tuple[str, str], ...] = PAIRS) -> pd.DataFrame:
     """For each pair (a, b) of ``pairs``: a − b per seed (same seed, and for estimators of one
-    network the same weights), its mean and a t-based confidence interval over seeds."""
+    network the same weights), its mean and a t-based confidence interval over seeds. A study
+    whose estimators hold no pair (an lr sweep of the default EMA and PreciseBN) gets the columns
+    and no rows."""
     wide = with_variants(metrics).pivot_table(index=["dataset", "regime", "seed"], columns="variant",
                                               values=list(METRICS))
     rows = []
@@ -239,7 +245,7 @@ def paired_comparisons(metrics: pd.DataFrame, confidence: float,
                 rows.append({"dataset": dataset, "regime": regime, "comparison": f"{a} - {b}",
                              "metric": metric, "seeds": len(d), "mean_difference": d.mean(),
                              "ci_low": low, "ci_high": high, "confidence": confidence})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
 
 
 def signed(value: float, decimals: int) -> str:
