@@ -197,6 +197,23 @@ def test_a_study_metrics_file_with_a_letter_is_named(tmp_path):
         assert part in str(error.value)
 
 
+def test_a_study_without_dmbn_has_a_header_only_beta_star_file_and_it_reads(tmp_path):
+    """A study without DMBN (an lr sweep) has no β*: ``beta_star.csv`` is the run keys and no
+    rows, with no epoch columns to name (batch_figures refused it: the study stopped). A file
+    with rows still needs its epoch columns."""
+    from dmbn.summaries import beta_star_summary
+
+    no_betas = pd.DataFrame(columns=["dataset", "regime", "arch", "seed", "member", "epoch", "layer",
+                                     "estimator", "beta"])
+    beta_star_summary(no_betas).to_csv(tmp_path / "beta_star.csv", index=False)  # what summarise writes
+    read = read_study_file(tmp_path / "beta_star.csv")
+    assert read.empty and {"dataset", "seed", "estimator", "layer"} <= set(read.columns)
+    pd.DataFrame([{"dataset": "digits", "regime": "mini", "arch": "mlp", "seed": 1, "member": "bank",
+                   "estimator": "dmbn", "layer": 1}]).to_csv(tmp_path / "beta_star.csv", index=False)
+    with pytest.raises(ReadbackError, match="beta_star.csv breaks its schema"):
+        read_study_file(tmp_path / "beta_star.csv")
+
+
 def test_a_ragged_csv_is_named(bank_run, tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text((bank_run / "metrics.csv").read_text() + "dmbn,0.5,0.5\n,0.5,0.5,0.5,0.5,0.5,0.5\n")

@@ -153,8 +153,8 @@ def _read_checked(path: str | Path, kinds: Mapping, what: str) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise ReadbackError(f"{path} is not a readable CSV file ({_first_line(error)}). "
                             f"{rebuild(path, rule)}") from None
-    if frame.empty:  # no values to infer a dtype from: a header-only file takes the schema's dtypes
-        schema = _coerced(schema)
+    if frame.empty:
+        schema = _for_header_only(schema)
     try:
         return schema.validate(frame, lazy=True)
     except SchemaErrors as errors:
@@ -163,10 +163,17 @@ def _read_checked(path: str | Path, kinds: Mapping, what: str) -> pd.DataFrame:
                             + f"\n{rebuild(path, rule)}") from None
 
 
-def _coerced(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
-    coerced = copy.deepcopy(schema)
-    coerced.coerce = True
-    return coerced
+def _for_header_only(schema: pa.DataFrameSchema) -> pa.DataFrameSchema:
+    """``schema`` for a file with a header and no rows: it takes the schema's dtypes (there are no
+    values to infer one from), and its columns named by pattern (``e1``… per epoch, ``l1``… per
+    layer) may be absent, as there is nothing to name them after: a study without DMBN has no
+    β* and writes ``beta_star.csv`` with the run keys only."""
+    header_only = copy.deepcopy(schema)
+    header_only.coerce = True
+    for column in header_only.columns.values():
+        if column.regex:
+            column.required = False
+    return header_only
 
 
 def _describe(failures: pd.DataFrame, frame: pd.DataFrame, keys: Iterable[str]) -> str:
