@@ -7,10 +7,11 @@ config.yaml sets it), so that the choice and the page cannot disagree.
 Per batch size and lr: the last epoch's train loss and train accuracy (train mode, over the
 epoch), the accuracy on the ESM set with recalibrated statistics (the network's quality with
 exact population statistics: the criterion), with PreciseBN's and the default EMA's beside it,
-the epoch where the criterion peaked and its change over the last ``LATE`` epochs (still rising:
-more epochs would help). The chosen lr per batch size is the one with the highest criterion at
-the last epoch. The test set plays no part. The reference is the reference study's last-epoch
-train loss at B = 100.
+and the change of the train loss over the last ``LATE`` epochs (still falling: more epochs would
+help). The criterion is known at the last epoch only: PreciseBN and the recalibrated statistics
+are computed once training ends, so the ESM set never scores them per epoch. The chosen lr per
+batch size is the one with the highest criterion at the last epoch. The test set plays no part.
+The reference is the reference study's last-epoch train loss at B = 100.
 """
 
 from __future__ import annotations
@@ -47,21 +48,35 @@ def sweep_curves(published: Path, config: dict, studies: list[str]) -> pd.DataFr
     return pd.concat(frames, ignore_index=True)
 
 
+LATE_COLUMN = f"train loss change over the last {LATE} epochs"
+
+
 def sweep_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """One row per batch size, lr and seed: the last epoch's numbers, the criterion's peak and
-    its change over the last ``LATE`` epochs."""
+    """One row per batch size, lr and seed: the last epoch's numbers and the change of the train
+    loss over the last ``LATE`` epochs (NaN for a shorter run)."""
     rows = []
     for (regime, lr, seed), run in curves.groupby(["regime", "lr", "seed"]):
         run = run.sort_values("epoch")
         last = run.iloc[-1]
-        late = run[CRITERION].iloc[-1] - run[CRITERION].iloc[-1 - LATE] if len(run) > LATE else float("nan")
+        late = last.train_loss - run.train_loss.iloc[-1 - LATE] if len(run) > LATE else float("nan")
         rows.append({"B": family_batch_size(regime), "lr": lr, "seed": seed, "epochs": int(last.epoch),
                      "train loss": last.train_loss, "train accuracy": last.train_accuracy,
                      "ESM-set accuracy, recalibrated": last[CRITERION],
                      **{f"ESM-set accuracy, {label}": last[column] for column, label in SHOWN.items() if column in run},
-                     "peak epoch": int(run.epoch.iloc[run[CRITERION].to_numpy().argmax()]),
-                     "peak": run[CRITERION].max(), f"change over the last {LATE} epochs": late})
+                     LATE_COLUMN: late})
     return pd.DataFrame(rows).sort_values(["B", "lr", "seed"]).reset_index(drop=True)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """``table`` with B, seed and epochs as integers and the lr as config.yaml writes it, the
+    rest at four decimals (tabulate reads a frame of ints and floats as floats throughout)."""
+    def cell(column: str, value: float) -> str:
+        if pd.isna(value):
+            return "–"
+        return str(int(value)) if column in ("B", "seed", "epochs") else f"{value:g}" if column == "lr" else f"{value:.4f}"
+
+    shown = pd.DataFrame({column: [cell(column, v) for v in table[column]] for column in table.columns})
+    return shown.to_markdown(index=False, disable_numparse=True, colalign=["right"] * len(shown.columns))
 
 
 def choices(table: pd.DataFrame) -> pd.DataFrame:
@@ -83,9 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"no published {PREFIX}* study under {args.published}")
     table = sweep_table(sweep_curves(args.published, config, studies))
     print(f"# The lr sweep: {', '.join(studies)} (criterion: {CRITERION}, the last epoch)\n")
-    print(table.to_markdown(index=False, floatfmt=".4f") + "\n")
+    print(markdown(table) + "\n")
     print("## The lr chosen per batch size\n")
-    print(choices(table).to_markdown(index=False, floatfmt=".4f") + "\n")
+    print(markdown(choices(table)) + "\n")
     reference = args.published / args.reference / "summaries" / "training_last_epoch.csv"
     if reference.is_file():
         ref = pd.read_csv(reference)

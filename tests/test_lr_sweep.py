@@ -35,24 +35,36 @@ def test_the_sweeps_studies_differ_only_in_their_lrs_each_a_multiple_of_the_line
     assert common["seeds"] == [1] and common["train"]["epochs"] == 20 and common["batch_sizes"] == [8, 16, 32]
 
 
-def curve(batch: int, lr: float, criterion: list[float], loss: list[float]) -> pd.DataFrame:
+def curve(batch: int, lr: float, criterion: float, loss: list[float]) -> pd.DataFrame:
+    """One run's training_curves.csv rows as the workflow writes them: the default EMA scored on
+    the ESM set every epoch, PreciseBN and the recalibrated statistics at the last epoch only
+    (they are computed once training ends)."""
+    last = [float("nan")] * (len(loss) - 1)
     return pd.DataFrame({"dataset": "d", "regime": f"mini-b{batch}", "arch": "mlp", "seed": 1, "member": "bank",
-                         "epoch": range(1, len(criterion) + 1), "train_loss": loss,
+                         "epoch": range(1, len(loss) + 1), "train_loss": loss,
                          "train_accuracy": [1 - x for x in loss], "esm_accuracy_static-0.1": 0.5,
-                         "esm_accuracy_precise": 0.6, "esm_accuracy_recalibrated": criterion, "lr": lr})
+                         "esm_accuracy_precise": [*last, 0.6], "esm_accuracy_recalibrated": [*last, criterion],
+                         "lr": lr})
 
 
 def test_the_chosen_lr_has_the_best_last_epoch_criterion_and_the_table_reads_each_curve():
-    rising = [0.50, 0.60, 0.65, 0.70, 0.72, 0.74, 0.80]   # still rising: +0.20 over the last 5 epochs
-    peaked = [0.70, 0.85, 0.84, 0.83, 0.82, 0.81, 0.79]   # peaked at epoch 2, ends lower than rising
-    flat = [0.60] * 7
-    curves = pd.concat([curve(8, 0.002, rising, [1.0] * 6 + [0.4]), curve(8, 0.008, peaked, [0.9] * 7),
-                        curve(16, 0.004, flat, [0.5] * 7), curve(16, 0.016, peaked, [0.3] * 7)])
+    falling = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]   # still falling: -0.4 over the last 5 epochs
+    flat = [0.9] * 7
+    curves = pd.concat([curve(8, 0.002, 0.80, falling), curve(8, 0.008, 0.79, flat),
+                        curve(16, 0.004, 0.60, flat), curve(16, 0.016, 0.79, [0.3] * 7)])
     table = lr_sweep.sweep_table(curves).set_index(["B", "lr"])
-    assert table.loc[(8, 0.002), "change over the last 5 epochs"] == pytest.approx(0.80 - 0.60)
-    assert table.loc[(8, 0.008), "peak epoch"] == 2 and table.loc[(8, 0.008), "peak"] == 0.85
+    assert table.loc[(8, 0.002), lr_sweep.LATE_COLUMN] == pytest.approx(0.4 - 0.9)  # epoch 7 − epoch 2
+    assert table.loc[(8, 0.008), lr_sweep.LATE_COLUMN] == 0
     assert table.loc[(8, 0.002), "train loss"] == 0.4 and table.loc[(8, 0.002), "ESM-set accuracy, recalibrated"] == 0.80
+    assert table.loc[(8, 0.002), "ESM-set accuracy, PreciseBN"] == 0.6  # the last epoch's, not a NaN
     chosen = lr_sweep.choices(table.reset_index()).set_index("B")
-    # the last epoch decides, not the peak: 0.80 > 0.79 at B = 8; 0.79 > 0.60 at B = 16
-    assert chosen.lr.to_dict() == {8: 0.002, 16: 0.016}
+    assert chosen.lr.to_dict() == {8: 0.002, 16: 0.016}  # 0.80 > 0.79 at B = 8; 0.79 > 0.60 at B = 16
     assert chosen.loc[8, "train loss"] == 0.4
+
+
+def test_the_sweep_table_prints_integers_as_integers_and_the_lr_as_configured():
+    table = lr_sweep.sweep_table(pd.concat([curve(8, 0.002, 0.80, [1.0, 0.4]), curve(16, 0.016, 0.79, [0.3] * 7)]))
+    rows = [line.split("|")[1:-1] for line in lr_sweep.markdown(table).splitlines()[2:]]
+    assert [cell.strip() for cell in rows[0][:6]] == ["8", "0.002", "1", "2", "0.4000", "0.6000"]
+    assert rows[0][-1].strip() == "–"  # a run shorter than LATE + 1 epochs has no late change
+    assert [cell.strip() for cell in rows[1][:4]] == ["16", "0.016", "1", "7"]
