@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from dmbn.names import (BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES, estimator_kind,  # noqa: E402
                         family_batch_size, is_estimator_name, regime_rank)
 from dmbn.tables import interval_sign, mark_verdict, paired_comparisons, present_order, with_variants  # noqa: E402
+from dmbn.readback import read_parts  # noqa: E402
 
 CONFIDENCE = 0.95
 # The reviewer's questions (issue #14), each a paired difference a − b: does choosing β* need
@@ -161,20 +162,11 @@ def _summary(studies: list[Path], name: str) -> pd.DataFrame | None:
 
 
 def joint(studies: list[Path], name: str) -> pd.DataFrame | None:
-    """One published file of several studies, concatenated (None where none has it): a study too
-    long for one session is published in parts, a batch size or a seed each. A run that two
-    parts both hold would count twice, so it is refused, naming the file and the run."""
-    frames = {study.name: pd.read_csv(study / name) for study in studies if (study / name).exists()}
-    if not frames:
-        return None
-    together = pd.concat([frame.assign(_study=study) for study, frame in frames.items()], ignore_index=True)
-    run = [key for key in ("dataset", "regime", "arch", "seed") if key in together]
-    holders = together.groupby(run)._study.unique()
-    twice = holders[holders.map(len) > 1]
-    if len(twice):
-        raise SystemExit(f"{name}: the run {' '.join(map(str, twice.index[0]))} is in more than one study "
-                         f"({', '.join(sorted(twice.iloc[0]))}); give each run once")
-    return together.drop(columns="_study")
+    """One published file of several studies (the parts of one study, a batch size or a seed each)
+    read as one by ``dmbn.readback.read_parts``, which refuses a run that two parts both hold; None
+    where none has it."""
+    frame = read_parts(studies, name)
+    return None if frame is None else frame.drop(columns="study")
 
 
 def _section(title: str, table: str) -> None:

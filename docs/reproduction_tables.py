@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from dmbn.config import paper_names as dmbn_paper_names  # noqa: E402
 from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
-from dmbn.readback import read_study_file  # noqa: E402
+from dmbn.readback import read_parts  # noqa: E402
 from dmbn.runs import with_choosing_kind  # noqa: E402
 from dmbn.tables import (BN_BFN, PAIRS, interval_sign, mark_verdict, paired_comparisons,  # noqa: E402
                          prediction_interval, t_interval, variant_order, with_variants)
@@ -485,19 +485,10 @@ def _largest_falls(table: pd.DataFrame) -> pd.Series:
 
 
 def read_separate(studies: list[str]) -> pd.DataFrame:
-    """The thesis's protocol from one or more published studies (``comparisons/separate.csv``,
-    each checked against its schema), with a ``study`` column: a protocol run too long for one
-    session is published in parts, a seed or a data set each, and read here as one. A replicate
-    that two parts both hold would count twice, so it is refused, naming both."""
-    side = pd.concat([read_study_file(HERE / "results" / study / "comparisons" / "separate.csv").assign(study=study)
-                      for study in studies], ignore_index=True)
-    replicate = ["dataset", "regime", "arch", "seed", "beta"]
-    twice = side[side.duplicated(replicate, keep=False)]
-    if not twice.empty:
-        first = twice.iloc[0]
-        raise SystemExit(f"--separate: {first.dataset} {first.regime} {first.arch} seed {first.seed} is in more than "
-                         f"one study ({', '.join(sorted(twice.study.unique()))}); give each replicate once")
-    return side
+    """The thesis's protocol from one or more published studies (``comparisons/separate.csv``),
+    read as one by ``dmbn.readback.read_parts`` (a ``study`` column; every part must have the file;
+    a replicate that two parts both hold is refused)."""
+    return read_parts([HERE / "results" / study for study in studies], "comparisons/separate.csv", every=True)
 
 
 def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame) -> list[str]:

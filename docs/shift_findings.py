@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from dmbn.names import ANY_STREAM, DEFAULT_ESTIMATOR, SHIFT_SOURCE, regime_label, regime_rank  # noqa: E402
+from dmbn.readback import read_parts  # noqa: E402
 from dmbn.shift_tables import REFERENCE_STREAM, relative_error, shown, stream_table  # noqa: E402
 from dmbn.tables import interval_sign, mark_verdict, t_interval  # noqa: E402
 
@@ -230,8 +231,9 @@ def closest_table(scores: pd.DataFrame, esm: pd.DataFrame) -> str:
 def training_table(training: pd.DataFrame, reference: pd.DataFrame | None, reference_name: str) -> str:
     """Last-epoch train loss and accuracy (train mode) per regime: mean ± std (n seeds), beside
     the reference study's at the same data set, regime and network, where it has them."""
-    def cell(values: pd.Series) -> str:
-        return f"{values.mean():.4f} ± {values.std():.4f} (n = {len(values)})"
+    def cell(values: pd.Series) -> str:  # one seed has no spread: its value alone, as in the tables
+        spread = f" ± {values.std():.4f}" if len(values) > 1 else ""
+        return f"{values.mean():.4f}{spread} (n = {len(values)})"
 
     rows = []
     bank = training[training.member == "bank"]
@@ -251,20 +253,21 @@ def training_table(training: pd.DataFrame, reference: pd.DataFrame | None, refer
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study", help="a published shift study under docs/results/")
+    parser.add_argument("studies", nargs="+", help="a published shift study under docs/results/; several "
+                        "(the parts of one study, a seed each) are read as one")
     parser.add_argument("--reference", default="batch_sweep",
                         help="a published study whose runs at the same batch sizes show how far training should get")
     parser.add_argument("--published", type=Path, default=HERE / "results",
                         help="where the published studies are (default: docs/results)")
     args = parser.parse_args(argv)
-    root = args.published / args.study
-    scores = pd.read_csv(root / "shift" / "scores.csv")
-    esm = pd.read_csv(root / "shift" / "esm_mu_by_layer.csv")
-    training = pd.read_csv(root / "summaries" / "training_last_epoch.csv")
+    roots = [args.published / study for study in args.studies]
+    scores, esm, training, metrics = (read_parts(roots, name, every=True).drop(columns="study") for name in
+                                      ("shift/scores.csv", "shift/esm_mu_by_layer.csv",
+                                       "summaries/training_last_epoch.csv", "metrics.csv"))
     reference_file = args.published / args.reference / "summaries" / "training_last_epoch.csv"
     reference = pd.read_csv(reference_file) if reference_file.is_file() else None
     sets = scores.groupby(["corruption", "severity"]).ngroups
-    print(f"### {args.study}: {scores.groupby(['dataset', 'regime', 'arch', 'seed']).ngroups} runs, "
+    print(f"### {' + '.join(args.studies)}: {scores.groupby(['dataset', 'regime', 'arch', 'seed']).ngroups} runs, "
           f"{scores.corruption.nunique()} corruptions × {scores.severity.nunique()} severities = {sets} shifted sets; "
           f"intervals: Student-t {CONFIDENCE:.0%} over seeds, unadjusted for the number of comparisons\n")
     print("#### Training (last epoch)\n")
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"#### Error relative to {DEFAULT_ESTIMATOR} (mCE-style; test-time rows on the {REFERENCE_STREAM} stream)\n")
     print(relative_table(scores) + "\n")
     print("#### Paired questions (accuracy a − b)\n")
-    print(questions_table(scores, pd.read_csv(root / "metrics.csv")) + "\n")
+    print(questions_table(scores, metrics) + "\n")
     print("#### Test-time rows on each stream\n")
     print(streams_table(scores) + "\n")
     print("#### Is the estimator closest to the shifted statistics the most accurate?\n")

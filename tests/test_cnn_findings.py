@@ -101,8 +101,10 @@ def test_the_page_generator_runs_on_a_published_folder(tmp_path):
     (study / "summaries").mkdir(parents=True)
     metrics_frame().to_csv(study / "metrics.csv", index=False)
     esm_frame().to_csv(study / "summaries" / "esm_last_epoch.csv", index=False)
-    pd.DataFrame({"dataset": "fashion-mnist", "arch": BN, "regime": "mini-b16", "member": "bank", "seed": 1,
-                  "layer": [1, 2], "batch_size": [12544, 784], "ratio": [110.0, 9.0]}).to_csv(
+    spread = pd.DataFrame({"dataset": "fashion-mnist", "arch": BN, "regime": "mini-b16", "member": "bank", "seed": 1,
+                           "layer": [1, 2], "batch_size": [12544, 784], "batches": 20, "pooled_var": 1.0,
+                           "ratio": [110.0, 9.0]})  # every column of the published file, which is schema-checked
+    spread.assign(var_of_batch_means=spread.ratio * spread.pooled_var / spread.batch_size).to_csv(
         study / "summaries" / "precise_spread.csv", index=False)
     (tmp_path / "mlp_sweep").mkdir()
     metrics_frame(archs=("mlp",)).to_csv(tmp_path / "mlp_sweep" / "metrics.csv", index=False)

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from dmbn.readback import ReadbackError
+
 from conftest import ROOT
 
 RESULTS = ROOT / "docs" / "results"
@@ -277,8 +279,8 @@ def test_estimator_tables_read_a_study_published_in_parts_as_one(tmp_path, monke
     assert _row(out, "dmbn")[1] == f"0.930 ± {0.02 / np.sqrt(2):.3f} (2)"
     half = stats.t.ppf(0.975, 1) * stats.sem([0.01, 0.02])
     assert _row(out.split("minus the default EMA")[1], "dmbn")[1].startswith(f"+{0.015:.4f} [{0.015 - half:+.4f}, ")
-    with pytest.raises(SystemExit, match=r"metrics.csv: the run d mini-b8 mlp 2 is in more than one study "
-                                         r"\(s2, s2_again\)"):
+    with pytest.raises(ReadbackError, match=r"metrics.csv: the run d mini-b8 mlp seed 2 is in more than one part "
+                                            r"\(s2, s2_again\)"):
         estimator_tables.main(["s1", "s2", "s2_again"])
 
 
@@ -488,4 +490,4 @@ def test_a_protocol_run_published_in_parts_reads_as_one_and_a_replicate_held_twi
     assert ("`_test_sep_s1` + `_test_sep_s2`, digits, full batch, 2 replicates: largest fall between neighbouring β "
             "per replicate, one network per β median 0.0150 (max 0.0200), the bank's one network median 0.0010") in out
     assert refused.returncode != 0 and refused.stdout == ""
-    assert "digits full mlp seed 2 is in more than one study (_test_sep_again, _test_sep_s2)" in refused.stderr
+    assert "digits full mlp seed 2 is in more than one part (_test_sep_again, _test_sep_s2)" in refused.stderr

@@ -84,7 +84,9 @@ def test_a_study_configs_expectation_names_its_rows():
 
 
 PUBLISHED = sorted(p.relative_to(ROOT) for pattern in ("docs/results/*/metrics.csv",
-                                                       "docs/results/*/summaries/*.csv")
+                                                       "docs/results/*/summaries/*.csv",
+                                                       "docs/results/*/shift/scores.csv",
+                                                       "docs/results/*/shift/esm_mu_by_layer.csv")
                    for p in ROOT.glob(pattern))
 
 
@@ -221,6 +223,40 @@ def test_a_study_without_dmbn_has_a_header_only_beta_star_file_and_it_reads(tmp_
                    "estimator": "dmbn", "layer": 1}]).to_csv(tmp_path / "beta_star.csv", index=False)
     with pytest.raises(ReadbackError, match="beta_star.csv breaks its schema"):
         read_study_file(tmp_path / "beta_star.csv")
+
+
+def test_a_study_published_in_parts_reads_as_one_and_a_run_held_twice_is_refused(tmp_path):
+    """Three parts of the published quickstart, one seed each (split here with pandas): read as
+    one they are the whole file again, with the part of each row; a part holding a seed that
+    another holds, a part that breaks the schema and (with ``every``) a part without the file are
+    each refused, naming what is wrong."""
+    from dmbn.readback import read_parts
+
+    whole = pd.read_csv(ROOT / "docs/results/quickstart/metrics.csv")
+    seeds = sorted(whole.seed.unique())
+    assert len(seeds) >= 2
+    for seed in seeds:
+        (tmp_path / f"s{seed}").mkdir()
+        whole[whole.seed == seed].to_csv(tmp_path / f"s{seed}" / "metrics.csv", index=False)
+    parts = [tmp_path / f"s{seed}" for seed in seeds]
+    read = read_parts(parts, "metrics.csv")
+    pd.testing.assert_frame_equal(read.drop(columns="study").sort_values(["seed", "estimator"]).reset_index(drop=True),
+                                  whole.sort_values(["seed", "estimator"]).reset_index(drop=True))
+    assert (read.study == "s" + read.seed.astype(str)).all()
+    assert read_parts(parts, "summaries/beta_star.csv") is None  # no part has it
+
+    (tmp_path / "again").mkdir()
+    whole[whole.seed == seeds[0]].to_csv(tmp_path / "again" / "metrics.csv", index=False)
+    with pytest.raises(ReadbackError, match=rf"metrics.csv: the run digits full mlp seed {seeds[0]} is in more "
+                                            rf"than one part \(again, s{seeds[0]}\)"):
+        read_parts([*parts, tmp_path / "again"], "metrics.csv")
+    (tmp_path / "empty").mkdir()
+    assert len(read_parts([*parts, tmp_path / "empty"], "metrics.csv")) == len(whole)
+    with pytest.raises(ReadbackError, match=r"empty/metrics.csv: no such file; every part"):
+        read_parts([*parts, tmp_path / "empty"], "metrics.csv", every=True)
+    edit_cell(parts[-1] / "metrics.csv", 0, "accuracy", "1.5")
+    with pytest.raises(ReadbackError, match=rf"s{seeds[-1]}/metrics.csv breaks its schema"):
+        read_parts(parts, "metrics.csv")
 
 
 def test_a_ragged_csv_is_named(bank_run, tmp_path):

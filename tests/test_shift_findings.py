@@ -5,12 +5,15 @@ and whether the row closest to the shifted statistics wins."""
 from __future__ import annotations
 
 import itertools
+import shutil
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+
+from dmbn.readback import ReadbackError
 
 from conftest import ROOT
 
@@ -228,3 +231,30 @@ def test_splice_fills_each_of_several_blocks_with_its_own_command(tmp_path):
     splice.splice(page)
     assert page.read_text() == ("# p\n\n" + block.format("mlp 0.5").replace("old", "mlp 0.5") + "\nbetween\n\n"
                                 + block.format("cnn 0.25").replace("old", "cnn 0.25"))
+
+
+@pytest.mark.skipif(not (PUBLISHED / "shift" / "scores.csv").exists(), reason="no published shift study")
+def test_a_shift_study_published_in_parts_gives_the_wholes_tables(tmp_path, capsys):
+    """The published shift study cut into one part per seed (with pandas, every file the generator
+    reads) prints the whole study's tables, under a header naming the parts; a part that holds a
+    seed another holds is refused."""
+    files = ("shift/scores.csv", "shift/esm_mu_by_layer.csv", "summaries/training_last_epoch.csv", "metrics.csv")
+    whole = {name: pd.read_csv(PUBLISHED / name) for name in files}
+    seeds = sorted(whole["metrics.csv"].seed.unique())
+    for seed in seeds:
+        for name, frame in whole.items():
+            (tmp_path / f"part{seed}" / name).parent.mkdir(parents=True, exist_ok=True)
+            frame[frame.seed == seed].to_csv(tmp_path / f"part{seed}" / name, index=False)
+    (tmp_path / "batch_sweep").symlink_to(PUBLISHED.parent / "batch_sweep")
+    shift_findings.main(["shift", "--published", str(PUBLISHED.parent)])
+    expected = capsys.readouterr().out
+    parts = [f"part{seed}" for seed in seeds]
+    shift_findings.main([*parts, "--published", str(tmp_path)])
+    printed = capsys.readouterr().out
+    header, rest = printed.split("\n", 1)
+    assert header.startswith("### " + " + ".join(parts) + ": ")
+    assert header.split(": ", 1)[1] == expected.split("\n", 1)[0].split(": ", 1)[1]
+    assert rest == expected.split("\n", 1)[1]
+    shutil.copytree(tmp_path / parts[0], tmp_path / "again")
+    with pytest.raises(ReadbackError, match=f"is in more than one part \\(again, {parts[0]}\\)"):
+        shift_findings.main([*parts, "again", "--published", str(tmp_path)])

@@ -124,7 +124,20 @@ STUDY_FILES: dict[str, tuple[pa.DataFrameSchema, tuple[str, ...], str]] = {
     "separate.csv": (pa.DataFrameSchema({**_RUN_LABELS, "beta": _float(BETA), "separate": _float(UNIT),
                                          "bank": _float(UNIT)}, unique=[*_RUN_LABELS, "beta"]),
                      (*_RUN_LABELS, "beta"), "separate_protocol"),
+    # the shift study's: every row's accuracy on every shifted set, and ESM_μ per BN layer there
+    "scores.csv": (pa.DataFrameSchema({**_RUN_LABELS, "corruption": _str(), "severity": _int(POSITIVE),
+                                       "stream": _str(), "family": _str(), "row": _str(),
+                                       "accuracy": _float(UNIT)},
+                                      unique=[*_RUN_LABELS, "corruption", "severity", "stream", "row"]),
+                   (*_RUN_LABELS, "corruption", "severity", "stream", "row"), "shift_aggregate"),
+    "esm_mu_by_layer.csv": (pa.DataFrameSchema({**_RUN_LABELS, "corruption": _str(), "severity": _int(POSITIVE),
+                                                "estimator": _str(ESTIMATOR),
+                                                r"^l\d+$": _float(NON_NEGATIVE, nullable=True, regex=True)}),
+                            (*_RUN_LABELS, "corruption", "severity", "estimator"), "shift_aggregate"),
 }
+
+# what names one run in every study file: a run that two parts of a study both hold would count twice
+RUN_KEYS = tuple(_RUN_LABELS)
 
 
 # -- reading CSV files ------------------------------------------------------------------------------
@@ -141,6 +154,31 @@ def read_run_file(path: str | Path, expect: Mapping[str, Any] | None = None) -> 
 def read_study_file(path: str | Path) -> pd.DataFrame:
     """One study-level CSV (``metrics.csv`` or a summary), checked against its schema."""
     return _read_checked(path, STUDY_FILES, "study")
+
+
+def read_parts(parts: Iterable[str | Path], name: str, every: bool = False) -> pd.DataFrame | None:
+    """One study file (``name``, relative to a study's folder) of a study published in parts, a
+    batch size or a seed each because the whole would not fit one session, read as one table: each
+    part checked against the file's schema (``read_study_file``), a ``study`` column naming the part
+    each row comes from. A part without the file is skipped, or refused with ``every``; None where
+    no part has it. A run that two parts both hold would count twice, so it is refused, naming the
+    file, the run and the parts."""
+    present = {}
+    for part in map(Path, parts):
+        if (part / name).exists():
+            present[part.name] = read_study_file(part / name)
+        elif every:
+            raise ReadbackError(f"{part / name}: no such file; every part of the study must have {name}")
+    if not present:
+        return None
+    together = pd.concat([frame.assign(study=study) for study, frame in present.items()], ignore_index=True)
+    holders = together.groupby([key for key in RUN_KEYS if key in together]).study.unique()
+    twice = holders[holders.map(len) > 1]
+    if len(twice):
+        dataset, regime, arch, seed = twice.index[0]
+        raise ReadbackError(f"{name}: the run {dataset} {regime} {arch} seed {seed} is in more than one part "
+                            f"({', '.join(sorted(twice.iloc[0]))}); give each run once")
+    return together
 
 
 def _read_checked(path: str | Path, kinds: Mapping, what: str) -> pd.DataFrame:
