@@ -17,7 +17,7 @@ from snakemake.utils import min_version
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from dmbn.allocator import export_allocator_settings
-from dmbn.config import export_source, validate
+from dmbn.config import expand_parts, export_source, validate
 from dmbn.plugins import export_estimator_modules
 
 export_source(Path(workflow.basedir) / "src")
@@ -39,6 +39,8 @@ export_estimator_modules(config.get("estimator_modules", []))
 # Before any job: the schema (the first line of an error names key and value), then
 # dmbn.config.check (workflow/rules/common.smk).
 validate(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+# A study with `parts: seed` becomes one study per seed (<name>_s<seed>), each a target of its own.
+STUDY_PARTS = expand_parts(config)
 
 
 include: "workflow/rules/common.smk"
@@ -71,4 +73,16 @@ for _study in config["studies"]:
             _study
         input:
             study_targets(_study),
+        localrule: True
+
+
+# A study published in parts: its name builds every part (`snakemake cnn_b16`), each in its own folder.
+for _study, _parts in STUDY_PARTS.items():
+
+    rule:
+        """Every part of the study this target is named after, a seed each."""
+        name:
+            _study
+        input:
+            [target for part in _parts for target in study_targets(part)],
         localrule: True

@@ -58,3 +58,53 @@ def test_a_study_plots_its_own_layers_checked_against_its_network():
     del shallow["studies"]["quickstart"]["report"]  # the global layers (18) do not fit depth 6
     with pytest.raises(ConfigError, match=r"^report\.beta_layer: layer 18 does not exist in studies\.quickstart"):
         check(shallow)
+
+
+def test_a_study_in_parts_is_one_study_per_seed_in_its_place():
+    """``parts: seed`` gives ``<name>_s<seed>`` for each seed, each the study with that seed
+    alone and nothing else changed (a hand-written copy per seed, as config.yaml held before),
+    in the study's place; a part's name that another study has is refused, naming both."""
+    from dmbn.config import expand_parts
+
+    config = base_config()
+    template = config["studies"]["quickstart"]
+    config["studies"] = {"first": copy.deepcopy(template), "split": {**copy.deepcopy(template), "parts": "seed",
+                                                                     "seeds": [4, 7]},
+                         "last": copy.deepcopy(template)}
+    config["default_study"] = "first"
+    by_hand = {f"split_s{seed}": {**copy.deepcopy(template), "seeds": [seed]} for seed in (4, 7)}
+    assert expand_parts(config) == {"split": ["split_s4", "split_s7"]}
+    assert list(config["studies"]) == ["first", "split_s4", "split_s7", "last"]
+    assert {name: config["studies"][name] for name in by_hand} == by_hand
+    config["studies"]["split_s4"]["train"]["epochs"] = 99  # each part owns its settings
+    assert config["studies"]["split_s7"]["train"].get("epochs") != 99
+    check(config)
+
+    clash = base_config()
+    clash["studies"]["quickstart"]["parts"] = "seed"
+    clash["studies"]["quickstart_s2"] = copy.deepcopy(clash["studies"]["quickstart"])
+    with pytest.raises(ConfigError, match="studies.quickstart.parts: its part for seed 2, quickstart_s2, is also a study"):
+        expand_parts(clash)
+    default = base_config()
+    default["studies"]["quickstart"]["parts"] = "seed"
+    with pytest.raises(ConfigError, match=r"default_study: 'quickstart' is published in parts \(quickstart_s1, "):
+        expand_parts(default)
+
+
+def test_a_study_in_parts_plans_each_part_in_its_own_folder_under_its_name(tmp_path):
+    """A real dry run: the study's name builds every part, and one part's name that part alone."""
+    from conftest import planned_rules, snakemake, write_config
+
+    config = base_config()
+    config["studies"]["halves"] = {**copy.deepcopy(config["studies"]["quickstart"]), "parts": "seed",
+                                  "seeds": [1, 2], "regimes": ["mini"], "archs": ["mlp"]}
+    path = write_config(tmp_path, config)
+    whole = snakemake(tmp_path, path, "-n", "--cores", "1", "halves")
+    assert planned_rules(whole)["train"] == 2
+    text = whole.stdout + whole.stderr
+    for seed in (1, 2):
+        assert f"results/halves_s{seed}/runs/digits/mini/mlp/seed{seed}/bank" in text
+    assert "results/halves/" not in text
+    one = snakemake(tmp_path, path, "-n", "--cores", "1", "halves_s2")
+    assert planned_rules(one)["train"] == 1
+    assert "results/halves_s1/" not in one.stdout + one.stderr

@@ -9,6 +9,7 @@ Integers must be written as integers: ``50.0`` is rejected where the schema says
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -144,6 +145,32 @@ def validate(config: dict, schema: str | Path) -> None:
         if any(e.validator == "type" and isinstance(e.instance, str) for e in errors):
             lines.append(NESTED_CONFIG_ADVICE)
         raise ConfigError("\n".join(lines))
+
+
+def expand_parts(config: dict) -> dict[str, list[str]]:
+    """Replace each study with ``parts: seed`` by one study per seed, ``<name>_s<seed>``, in its
+    place: the study with that seed alone. A study too long for one session is run and published
+    a part at a time, each with its own results folder, run cards and report; the pages read the
+    parts as one (``dmbn.readback.read_parts``). A run's identity is unchanged, since its folder
+    holds the part's name. Returns each expanded study's parts (the workflow makes the study's
+    name a target of them all). A part's name that is already a study's is refused, naming both."""
+    studies, parts = {}, {}
+    for name, spec in config["studies"].items():
+        if spec.get("parts") != "seed":
+            studies[name] = spec
+            continue
+        parts[name] = [f"{name}_s{seed}" for seed in spec["seeds"]]
+        for seed, part in zip(spec["seeds"], parts[name]):
+            if part in config["studies"]:
+                raise ConfigError(f"studies.{name}.parts: its part for seed {seed}, {part}, is also a study "
+                                  f"of its own; rename one of them")
+            studies[part] = {**copy.deepcopy({k: v for k, v in spec.items() if k != "parts"}), "seeds": [seed]}
+    config["studies"] = studies
+    if config.get("default_study") in parts:
+        name = config["default_study"]
+        raise ConfigError(f"default_study: {name!r} is published in parts ({', '.join(parts[name])}); name one "
+                          f"of its parts, or another study")
+    return parts
 
 
 def with_registries(schema: dict) -> dict:
