@@ -11,7 +11,9 @@ and the change of the train loss over the last ``LATE`` epochs (still falling: m
 help). The criterion is known at the last epoch only: PreciseBN and the recalibrated statistics
 are computed once training ends, so the ESM set never scores them per epoch. The chosen lr per
 batch size is the one with the highest criterion at the last epoch. The test set plays no part.
-The reference is the reference study's last-epoch train loss at B = 100.
+The references are the reference study's last-epoch train loss at B = 100 and, since train
+mode's loss at a small batch carries the noise of its batch statistics, the criterion itself at
+B = 100 in a study that trains as the reference does and publishes curves.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--published", type=Path, default=HERE / "results")
     parser.add_argument("--config", type=Path, default=HERE.parent / "config.yaml")
     parser.add_argument("--reference", default="batch_sweep", help="its B = 100 runs' train loss is the target")
+    parser.add_argument("--criterion-reference", default="shift",
+                        help="a study with per-epoch curves whose B = 100 runs train as the reference's do: "
+                             "their last-epoch criterion is the target (batch_sweep publishes no curves)")
     args = parser.parse_args(argv)
     config = load_strict(args.config)
     studies = [s for s in sweep_studies(config) if (args.published / s).is_dir()]
@@ -107,6 +112,13 @@ def main(argv: list[str] | None = None) -> None:
         at_100 = ref[ref.regime == "mini-b100"].train_loss
         print(f"{args.reference} at B = 100, last-epoch train loss: {at_100.mean():.4f} ± {at_100.std():.4f} "
               f"(n = {len(at_100)})")
+    curves = args.published / args.criterion_reference / "summaries" / "training_curves.csv"
+    if curves.is_file():
+        ref = pd.read_csv(curves)
+        ref = ref[(ref.regime == "mini-b100") & (ref.member == "bank")]
+        at_100 = ref[ref.epoch == ref.epoch.max()][CRITERION]
+        print(f"\n{args.criterion_reference} at B = 100 (epoch {ref.epoch.max()}), the criterion "
+              f"({CRITERION}): {at_100.mean():.4f} ± {at_100.std():.4f} (n = {len(at_100)})")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "docs"))
 import lr_sweep  # noqa: E402
 
-MULTIPLES = {"lr_sweep_eighth": 1 / 8, "lr_sweep_quarter": 1 / 4, "lr_sweep_half": 1 / 2,
-             "lr_sweep_linear": 1, "lr_sweep_double": 2}
+MULTIPLES = {"lr_sweep_sixteenth": 1 / 16, "lr_sweep_eighth": 1 / 8, "lr_sweep_quarter": 1 / 4,
+             "lr_sweep_half": 1 / 2, "lr_sweep_linear": 1, "lr_sweep_double": 2}
+# the sweep extended below 1/8 only where 1/8 scored best (the sweep's edge): not at B = 8
+BATCHES = {"lr_sweep_sixteenth": [16, 32]}
 
 
 def test_the_sweeps_studies_differ_only_in_their_lrs_each_a_multiple_of_the_linear_scaling():
@@ -27,12 +29,14 @@ def test_the_sweeps_studies_differ_only_in_their_lrs_each_a_multiple_of_the_line
     common = None
     for study, multiple in MULTIPLES.items():
         spec = copy.deepcopy(config["studies"][study])
-        for batch in (8, 16, 32):
+        batches = BATCHES.get(study, [8, 16, 32])
+        assert spec.pop("batch_sizes") == batches, study
+        for batch in batches:
             assert study_train(config, study, f"mini-b{batch}")["lr"] == pytest.approx(0.1 * batch / 100 * multiple)
-        spec.pop("regime_overrides")
+        assert set(spec.pop("regime_overrides")) == {f"mini-b{batch}" for batch in batches}
         common = common or spec
         assert spec == common, study
-    assert common["seeds"] == [1] and common["train"]["epochs"] == 20 and common["batch_sizes"] == [8, 16, 32]
+    assert common["seeds"] == [1] and common["train"]["epochs"] == 20
 
 
 def curve(batch: int, lr: float, criterion: float, loss: list[float]) -> pd.DataFrame:
@@ -68,3 +72,19 @@ def test_the_sweep_table_prints_integers_as_integers_and_the_lr_as_configured():
     assert [cell.strip() for cell in rows[0][:6]] == ["8", "0.002", "1", "2", "0.4000", "0.6000"]
     assert rows[0][-1].strip() == "–"  # a run shorter than LATE + 1 epochs has no late change
     assert [cell.strip() for cell in rows[1][:4]] == ["16", "0.016", "1", "7"]
+
+
+def test_the_criterion_at_b100_is_printed_from_the_reference_studys_last_epoch(tmp_path, capsys):
+    """Beside the sweep, the criterion at B = 100 over the bank runs of the criterion reference's
+    last epoch (mean and std by hand); another batch size and earlier epochs play no part."""
+    sweep = tmp_path / "lr_sweep_half" / "summaries"
+    sweep.mkdir(parents=True)
+    curve(8, 0.004, 0.85, [0.5] * 6).drop(columns="lr").to_csv(sweep / "training_curves.csv", index=False)
+    ref = tmp_path / "ref" / "summaries"
+    ref.mkdir(parents=True)
+    runs = [curve(100, 0.1, criterion, [0.3] * 6).assign(seed=seed) for seed, criterion in ((1, 0.87), (2, 0.89))]
+    runs.append(curve(16, 0.016, 0.10, [0.3] * 6))  # not B = 100: left out
+    pd.concat(runs).drop(columns="lr").to_csv(ref / "training_curves.csv", index=False)
+    lr_sweep.main(["--published", str(tmp_path), "--criterion-reference", "ref"])
+    out = capsys.readouterr().out
+    assert "ref at B = 100 (epoch 6), the criterion (esm_accuracy_recalibrated): 0.8800 ± 0.0141 (n = 2)" in out
