@@ -87,3 +87,22 @@ def test_the_criterion_at_b100_is_printed_from_the_reference_studys_last_epoch(t
     lr_sweep.main(["--published", str(tmp_path), "--criterion-reference", "ref"])
     out = capsys.readouterr().out
     assert "ref at B = 100 (epoch 6), the criterion (esm_accuracy_recalibrated): 0.8800 ± 0.0141 (n = 2)" in out
+
+
+@pytest.mark.skipif(not (ROOT / "docs/results/lr_sweep_sixteenth").exists(), reason="the lr sweep is not published")
+def test_the_small_batch_study_trains_at_the_lrs_the_published_sweep_chose():
+    """small_batch (issue #27, item 2), each of its parts: at every batch size the lr that
+    docs/lr_sweep.py chooses from the published sweep, the rows that separate the explanations,
+    and at least 5 seeds over its parts."""
+    from dmbn.config import expand_parts, study_regimes
+
+    config = load_strict(ROOT / "config.yaml")
+    studies = [s for s in lr_sweep.sweep_studies(config) if (ROOT / "docs/results" / s).is_dir()]
+    chosen = lr_sweep.choices(lr_sweep.sweep_table(lr_sweep.sweep_curves(ROOT / "docs/results", config, studies)))
+    parts = expand_parts(config)["small_batch"]
+    assert len(parts) >= 5
+    for part in parts:
+        lrs = {int(r.removeprefix("mini-b")): study_train(config, part, r)["lr"] for r in study_regimes(config, part)}
+        assert lrs == pytest.approx(dict(zip(chosen.B, chosen.lr))), part
+        assert {"static-biased", "precise-mean-unbiased", "precise-mean-biased"} <= set(
+            study_train(config, part, "mini-b8")["estimators"])
