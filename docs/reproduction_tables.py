@@ -480,8 +480,9 @@ def separate_networks(metrics: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
 
 
 def _largest_falls(table: pd.DataFrame) -> pd.Series:
-    """``table[seed, β]`` (β ascending): each seed's largest fall between neighbouring β."""
-    return (-table.diff(axis=1)).max(axis=1)
+    """``table[seed, β]`` (β ascending): each seed's largest fall between neighbouring β; 0 for a
+    seed whose rows never fall (not the smallest rise, which would print as a negative fall)."""
+    return (-table.diff(axis=1)).max(axis=1).clip(lower=0) + 0.0  # + 0.0: no "-0.0000" for a tie
 
 
 def read_separate(studies: list[str]) -> pd.DataFrame:
@@ -506,7 +507,7 @@ def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
         n = len(separate)
         ours, theirs = _largest_falls(separate), _largest_falls(bank)
         low, high = t_interval((ours - theirs).to_numpy(), CONFIDENCE)
-        lines.append(f"{where}, {n} replicates: largest fall between neighbouring β per replicate, one network "
+        lines.append(f"{where}, {n} replicate{'s' * (n != 1)}: largest fall between neighbouring β per replicate, one network "
                      f"per β median {ours.median():.4f} (max {ours.max():.4f}), the bank's one network median "
                      f"{theirs.median():.4f} (max {theirs.max():.4f}); separate − bank "
                      f"{(ours - theirs).mean():+.4f} [{low:+.4f}, {high:+.4f}]")

@@ -491,3 +491,15 @@ def test_a_protocol_run_published_in_parts_reads_as_one_and_a_replicate_held_twi
             "per replicate, one network per β median 0.0150 (max 0.0200), the bank's one network median 0.0010") in out
     assert refused.returncode != 0 and refused.stdout == ""
     assert "digits full mlp seed 2 is in more than one part (_test_sep_again, _test_sep_s2)" in refused.stderr
+
+
+def test_a_replicate_whose_rows_never_fall_has_a_largest_fall_of_zero():
+    """By hand: rows 0.5, 0.4, 0.45 fall by 0.1 at most; rows that only rise or tie fall by 0, not
+    by minus their smallest rise (which printed as "-0.0000" for a tie)."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import reproduction_tables
+
+    table = pd.DataFrame([[0.5, 0.4, 0.45], [0.1, 0.2, 0.3], [0.9990, 0.9990, 0.9990]], columns=[0.1, 0.2, 0.3])
+    falls = reproduction_tables._largest_falls(table)
+    assert list(falls) == pytest.approx([0.1, 0.0, 0.0])
+    assert f"{falls.iloc[2]:.4f}" == "0.0000"
