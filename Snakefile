@@ -10,6 +10,7 @@
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 # The core library is src/dmbn: this checkout's, also without `pip install -e .`, and for the
@@ -64,7 +65,13 @@ rule all:
     localrule: True
 
 
-# One target per study, named after it: `snakemake mlp`, `snakemake resnet`, ...
+# One target per study, named after it: `snakemake mlp`, `snakemake resnet`, ... A study named
+# like one of the workflow's rules (`split`, `train`) would clash with it: refused, naming the key.
+for _study in [*config["studies"], *STUDY_PARTS]:
+    if _study in {rule.name for rule in workflow.rules}:
+        raise WorkflowError(f"studies.{_study}: a study cannot be named like one of the workflow's rules "
+                            f"({_study}); rename the study")
+
 for _study in config["studies"]:
 
     rule:

@@ -108,3 +108,14 @@ def test_a_study_in_parts_plans_each_part_in_its_own_folder_under_its_name(tmp_p
     one = snakemake(tmp_path, path, "-n", "--cores", "1", "halves_s2")
     assert planned_rules(one)["train"] == 1
     assert "results/halves_s1/" not in one.stdout + one.stderr
+
+
+def test_a_study_named_like_a_rule_is_refused_naming_the_key(tmp_path):
+    """`split` is the workflow's data-split rule: a study of that name would take its target name."""
+    from conftest import snakemake, write_config
+
+    config = base_config()
+    config["studies"]["split"] = copy.deepcopy(config["studies"]["quickstart"])
+    refused = snakemake(tmp_path, write_config(tmp_path, config), "-n", "--cores", "1", check=False)
+    assert refused.returncode != 0
+    assert "studies.split: a study cannot be named like one of the workflow's rules (split)" in refused.stdout + refused.stderr
