@@ -17,6 +17,7 @@ Intervals come from ``dmbn.tables``; the rest are counts and quantiles of commit
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -485,6 +486,21 @@ def _largest_falls(table: pd.DataFrame) -> pd.Series:
     return (-table.diff(axis=1)).max(axis=1).clip(lower=0) + 0.0  # + 0.0: no "-0.0000" for a tie
 
 
+def named_parts(studies) -> str:
+    """Published studies as a reader names them, a study's consecutive parts as one range:
+    ``separate_full_s1``, ``_s2``, ``_s3`` -> "`separate_full_s1`–`_s3`"."""
+    runs: list[list[tuple[str, int | None, str]]] = []
+    for study in studies:
+        match = re.fullmatch(r"(.+)_s(\d+)", study)
+        base, seed = (match[1], int(match[2])) if match else (study, None)
+        last = runs[-1][-1] if runs else None
+        if last and seed is not None and last[0] == base and last[1] is not None and seed == last[1] + 1:
+            runs[-1].append((base, seed, study))
+        else:
+            runs.append([(base, seed, study)])
+    return ", ".join(f"`{run[0][2]}`" if len(run) == 1 else f"`{run[0][2]}`–`_s{run[-1][1]}`" for run in runs)
+
+
 def read_separate(studies: list[str]) -> pd.DataFrame:
     """The thesis's protocol from one or more published studies (``comparisons/separate.csv``),
     read as one by ``dmbn.readback.read_parts`` (a ``study`` column; every part must have the file;
@@ -500,7 +516,7 @@ def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
     protocol's median; separate − bank averaged over β."""
     lines = []
     for (dataset, regime), rows in side.groupby(["dataset", "regime"], sort=False):
-        studies = " + ".join(f"`{study}`" for study in rows.study.unique())
+        studies = named_parts(rows.study.unique())
         where = f"{studies}, {_name(dataset)}, {regime_label(regime).split(' (')[0].lower()}"
         separate = rows.pivot_table(index="seed", columns="beta", values="separate").sort_index(axis=1)
         bank = rows.pivot_table(index="seed", columns="beta", values="bank").reindex_like(separate)
@@ -675,7 +691,7 @@ def main(argv: list[str] | None = None) -> None:
             print(compute(pd.read_csv(HERE / "results" / name / "run_cards.csv")))
     rounding = pd.read_csv(HERE / "results" / args.rounding / "comparisons" / "rounding.csv") if args.rounding else None
     if separate is not None:
-        named = ", ".join(f"`{study}`" for study in args.separate)
+        named = named_parts(args.separate)
         print(f"\n### The thesis's protocol, run: one network per β, {'study' if len(args.separate) == 1 else 'studies'} {named}\n")
         print("\n".join(f"* {line}" for line in separate_protocol(separate, pd.read_csv(PAPER))))
     print("\n### Numbers quoted in the findings\n")

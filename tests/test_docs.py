@@ -486,8 +486,8 @@ def test_a_protocol_run_published_in_parts_reads_as_one_and_a_replicate_held_twi
         for study in parts:
             shutil.rmtree(RESULTS / study)
     # the same numbers by hand as the one-study test: falls 0.01 and 0.02, the bank's 0.001 each
-    assert "### The thesis's protocol, run: one network per β, studies `_test_sep_s1`, `_test_sep_s2`" in out
-    assert ("`_test_sep_s1` + `_test_sep_s2`, digits, full batch, 2 replicates: largest fall between neighbouring β "
+    assert "### The thesis's protocol, run: one network per β, studies `_test_sep_s1`–`_s2`" in out
+    assert ("`_test_sep_s1`–`_s2`, digits, full batch, 2 replicates: largest fall between neighbouring β "
             "per replicate, one network per β median 0.0150 (max 0.0200), the bank's one network median 0.0010") in out
     assert refused.returncode != 0 and refused.stdout == ""
     assert "digits full mlp seed 2 is in more than one part (_test_sep_again, _test_sep_s2)" in refused.stderr
@@ -503,3 +503,13 @@ def test_a_replicate_whose_rows_never_fall_has_a_largest_fall_of_zero():
     falls = reproduction_tables._largest_falls(table)
     assert list(falls) == pytest.approx([0.1, 0.0, 0.0])
     assert f"{falls.iloc[2]:.4f}" == "0.0000"
+
+
+def test_consecutive_parts_of_a_study_are_named_as_one_range():
+    sys.path.insert(0, str(ROOT / "docs"))
+    import reproduction_tables
+
+    named = reproduction_tables.named_parts
+    assert named(["separate_full_s1", "separate_full_s2", "separate_full_s3"]) == "`separate_full_s1`–`_s3`"
+    # a gap, another study and a name without a part each start a new range
+    assert named(["a_s1", "a_s3", "a_s4", "b_s5", "mlp"]) == "`a_s1`, `a_s3`–`_s4`, `b_s5`, `mlp`"
