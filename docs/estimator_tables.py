@@ -343,6 +343,9 @@ def cost(name: str) -> list[str]:
     seeds = ours.groupby("regime").seed.nunique()
     total = (medians * seeds.reindex(medians.index)).sum()
     order = sorted(medians.index, key=regime_rank, reverse=True)
+    if medians.empty:  # no unshared run to time: say so rather than print an empty median
+        lines.append("median run that shared the machine with no other study: none, every run shared it")
+        return lines
     lines.append("median run that shared the machine with no other study: "
                  + ", ".join(f"{batch_column(r)}: {medians[r]:.0f} s" for r in order)
                  + f"; × seeds: {total:.0f} core-seconds, {total / 2 / 3600:.1f} h on 2 cores")

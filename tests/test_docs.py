@@ -513,3 +513,24 @@ def test_consecutive_parts_of_a_study_are_named_as_one_range():
     assert named(["separate_full_s1", "separate_full_s2", "separate_full_s3"]) == "`separate_full_s1`–`_s3`"
     # a gap, another study and a name without a part each start a new range
     assert named(["a_s1", "a_s3", "a_s4", "b_s5", "mlp"]) == "`a_s1`, `a_s3`–`_s4`, `b_s5`, `mlp`"
+
+
+def test_a_study_whose_every_run_shared_the_machine_says_so_instead_of_an_empty_median(monkeypatch):
+    """Two runs of `ours`, each overlapping a run of `other` (times by hand): no unshared run, so no
+    median to give; one run alone gives its own time."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    def cards(*spans):
+        return pd.DataFrame([{"regime": "mini-b16", "seed": seed, "wall_seconds": (end - start) * 60.0,
+                              "started": pd.Timestamp(2026, 12, 7, 10, start), "finished": pd.Timestamp(2026, 12, 7, 10, end)}
+                             for seed, (start, end) in enumerate(spans, 1)])
+
+    monkeypatch.setattr(estimator_tables, "_published_cards",
+                        lambda: {"ours": cards((0, 20), (5, 25)), "other": cards((10, 30))})
+    lines = estimator_tables.cost("ours")
+    assert lines[-1] == "median run that shared the machine with no other study: none, every run shared it"
+    monkeypatch.setattr(estimator_tables, "_published_cards",
+                        lambda: {"ours": cards((0, 20), (35, 45)), "other": cards((10, 30))})
+    assert estimator_tables.cost("ours")[-1].startswith("median run that shared the machine with no other study: "
+                                                        "B = 16: 600 s")
