@@ -54,7 +54,8 @@ PAGES = {
                       "**Statistics.**", "**Figures**"),
     "SHIFT.md": ([["shift_findings.py", "shift"], ["shift_findings.py", "cnn"]], "## Findings",
                  "## What this page does not cover"),
-    "CNN.md": ([["cnn_findings.py", "cnn", "cnn_b32", "--mlp", "batch_sweep", "shift"]], "## Findings", "## The numbers"),
+    "CNN.md": ([["cnn_findings.py", "cnn", "cnn_b32", "cnn_b16_s1", "cnn_b16_s2", "cnn_b16_s3", "--mlp", "batch_sweep",
+                 "shift"]], "## Findings", "## The numbers"),
 }
 # Quoted measurements whose source is a file the project does not publish; the page says so.
 EXEMPT = {
