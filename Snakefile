@@ -67,8 +67,9 @@ rule all:
 
 # One target per study, named after it: `snakemake mlp`, `snakemake resnet`, ... A study named
 # like one of the workflow's rules (`split`, `train`) would clash with it: refused, naming the key.
+_rule_names = {rule.name for rule in workflow.rules}
 for _study in [*config["studies"], *STUDY_PARTS]:
-    if _study in {rule.name for rule in workflow.rules}:
+    if _study in _rule_names:
         raise WorkflowError(f"studies.{_study}: a study cannot be named like one of the workflow's rules "
                             f"({_study}); rename the study")
 

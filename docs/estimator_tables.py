@@ -340,12 +340,12 @@ def cost(name: str) -> list[str]:
             slow, fast = runs[~alone[runs.index]].wall_seconds.max(), runs[alone[runs.index]].wall_seconds.min()
             lines.append(f"{batch_column(regime)}: slowest shared run ÷ fastest unshared run: {slow / fast:.1f}×")
     medians = ours[alone].groupby("regime").wall_seconds.median()
-    seeds = ours.groupby("regime").seed.nunique()
-    total = (medians * seeds.reindex(medians.index)).sum()
-    order = sorted(medians.index, key=regime_rank, reverse=True)
     if medians.empty:  # no unshared run to time: say so rather than print an empty median
         lines.append("median run that shared the machine with no other study: none, every run shared it")
         return lines
+    seeds = ours.groupby("regime").seed.nunique()
+    total = (medians * seeds.reindex(medians.index)).sum()
+    order = sorted(medians.index, key=regime_rank, reverse=True)
     lines.append("median run that shared the machine with no other study: "
                  + ", ".join(f"{batch_column(r)}: {medians[r]:.0f} s" for r in order)
                  + f"; × seeds: {total:.0f} core-seconds, {total / 2 / 3600:.1f} h on 2 cores")

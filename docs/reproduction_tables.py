@@ -17,7 +17,6 @@ Intervals come from ``dmbn.tables``; the rest are counts and quantiles of commit
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dmbn.config import paper_names as dmbn_paper_names  # noqa: E402
+from dmbn.config import PART_NAME, paper_names as dmbn_paper_names  # noqa: E402
 from dmbn.names import DEFAULT_ESTIMATOR, REGIMES, estimator_kind, is_estimator_name, regime_label  # noqa: E402
 from dmbn.readback import read_parts  # noqa: E402
 from dmbn.runs import with_choosing_kind  # noqa: E402
@@ -489,16 +488,15 @@ def _largest_falls(table: pd.DataFrame) -> pd.Series:
 def named_parts(studies) -> str:
     """Published studies as a reader names them, a study's consecutive parts as one range:
     ``separate_full_s1``, ``_s2``, ``_s3`` -> "`separate_full_s1`–`_s3`"."""
-    runs: list[list[tuple[str, int | None, str]]] = []
+    runs: list[list[str]] = []  # runs of consecutive parts, each a list of study names
     for study in studies:
-        match = re.fullmatch(r"(.+)_s(\d+)", study)
-        base, seed = (match[1], int(match[2])) if match else (study, None)
-        last = runs[-1][-1] if runs else None
-        if last and seed is not None and last[0] == base and last[1] is not None and seed == last[1] + 1:
-            runs[-1].append((base, seed, study))
+        part, last = PART_NAME.fullmatch(study), PART_NAME.fullmatch(runs[-1][-1]) if runs else None
+        if part and last and part["study"] == last["study"] and int(part["seed"]) == int(last["seed"]) + 1:
+            runs[-1].append(study)
         else:
-            runs.append([(base, seed, study)])
-    return ", ".join(f"`{run[0][2]}`" if len(run) == 1 else f"`{run[0][2]}`–`_s{run[-1][1]}`" for run in runs)
+            runs.append([study])
+    return ", ".join(f"`{run[0]}`" if len(run) == 1 else f"`{run[0]}`–`_s{PART_NAME.fullmatch(run[-1])['seed']}`"
+                     for run in runs)
 
 
 def read_separate(studies: list[str]) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,14 @@ def validate(config: dict, schema: str | Path) -> None:
         raise ConfigError("\n".join(lines))
 
 
+PART_NAME = re.compile(r"(?P<study>.+)_s(?P<seed>\d+)")  # a part of a study in parts: <study>_s<seed>
+
+
+def part_name(study: str, seed: int) -> str:
+    """The name of ``study``'s part holding ``seed`` alone (``PART_NAME`` reads it back)."""
+    return f"{study}_s{seed}"
+
+
 def expand_parts(config: dict) -> dict[str, list[str]]:
     """Replace each study with ``parts: seed`` by one study per seed, ``<name>_s<seed>``, in its
     place: the study with that seed alone. A study too long for one session is run and published
@@ -159,7 +168,7 @@ def expand_parts(config: dict) -> dict[str, list[str]]:
         if spec.get("parts") != "seed":
             studies[name] = spec
             continue
-        parts[name] = [f"{name}_s{seed}" for seed in spec["seeds"]]
+        parts[name] = [part_name(name, seed) for seed in spec["seeds"]]
         for seed, part in zip(spec["seeds"], parts[name]):
             if part in config["studies"]:
                 raise ConfigError(f"studies.{name}.parts: its part for seed {seed}, {part}, is also a study "

@@ -172,7 +172,7 @@ def read_parts(parts: Iterable[str | Path], name: str, every: bool = False) -> p
     if not present:
         return None
     together = pd.concat([frame.assign(study=study) for study, frame in present.items()], ignore_index=True)
-    holders = together.groupby([key for key in RUN_KEYS if key in together]).study.unique()
+    holders = together.groupby(list(RUN_KEYS)).study.unique()  # every study file's schema requires them
     twice = holders[holders.map(len) > 1]
     if len(twice):
         dataset, regime, arch, seed = twice.index[0]
