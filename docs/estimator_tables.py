@@ -70,8 +70,8 @@ def training_table(training: pd.DataFrame) -> str:
     counts once."""
     per_seed = training.groupby(["arch", "regime", "seed"]).train_accuracy.mean().reset_index()
     cells = per_seed.groupby(["arch", "regime"]).train_accuracy.agg(["mean", "std", "min", "max", "count"]).reset_index()
-    cells["cell"] = [f"{c['mean']:.3f} ± {c['std']:.3f}, {c['min']:.3f}–{c['max']:.3f} ({c['count']:.0f})"
-                     for _, c in cells.iterrows()]
+    cells["cell"] = [f"{_mean_with_std(c['mean'], c['std'], c['count'])}, {c['min']:.3f}–{c['max']:.3f} ({c['count']:.0f})"
+                     if c["count"] > 1 else _mean_with_std(c["mean"], c["std"], 1) + " (1)" for _, c in cells.iterrows()]
     return _wide(cells, "arch", "train accuracy (last epoch)")
 
 
@@ -137,8 +137,14 @@ def esm_table(esm_last: pd.DataFrame) -> str:
 def _mean_std(frame: pd.DataFrame, row: str, value: str) -> pd.DataFrame:
     """(row, regime, cell): ``value``'s mean ± std over the frame's seeds, and their number."""
     cells = frame.groupby([row, "regime"])[value].agg(["mean", "std", "count"]).reset_index()
-    cells["cell"] = [f"{m:.3f} ± {s:.3f} ({n})" for m, s, n in zip(cells["mean"], cells["std"], cells["count"])]
+    cells["cell"] = [f"{_mean_with_std(m, s, n)} ({n})" for m, s, n in zip(cells["mean"], cells["std"], cells["count"])]
     return cells
+
+
+def _mean_with_std(mean: float, std: float, n: int) -> str:
+    """"mean ± std", or the mean alone where one seed has no spread (pandas' std of one value is
+    NaN, which a reader would take for a failed run)."""
+    return f"{mean:.3f} ± {std:.3f}" if n > 1 else f"{mean:.3f}"
 
 
 def _wide(cells: pd.DataFrame, row: str, name: str, order: list[str] | None = None) -> str:
@@ -147,10 +153,13 @@ def _wide(cells: pd.DataFrame, row: str, name: str, order: list[str] | None = No
     wide = cells.assign(column=cells.regime.map(batch_column)).pivot(index=row, columns="column", values="cell")
     rows = present_order(wide.index) if order is None else [r for r in order if r in wide.index]
     wide = wide.loc[rows, _columns(cells.regime)].fillna("–")
-    return wide.rename_axis(name).reset_index().rename_axis(None, axis=1).to_markdown(index=False)
+    # cells are formatted strings: a one-seed difference "+0.0251" must not be re-read as a number
+    return wide.rename_axis(name).reset_index().rename_axis(None, axis=1).to_markdown(index=False, disable_numparse=True)
 
 
 def _difference(mean: float, low: float, high: float) -> str:
+    if pd.isna(low):  # one seed: a difference, but no interval
+        return f"{mean:+.4f}"
     mark = BETTER if low > 0 else WORSE if high < 0 else ""
     return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]{mark}"
 
@@ -184,7 +193,7 @@ def interval_cells(metrics: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.
     present = set(with_variants(metrics).variant)
     pairs = tuple((v, DEFAULT_ESTIMATOR) for v in variants) + tuple(q for q in QUESTIONS if set(q) <= present)
     rows = paired_comparisons(metrics, confidence, pairs)
-    return rows[rows.metric == "accuracy"].reset_index(drop=True)
+    return rows[(rows.metric == "accuracy") & (rows.seeds > 1)].reset_index(drop=True)  # one seed: no interval
 
 
 def multiplicity(metrics: pd.DataFrame) -> list[str]:
@@ -193,6 +202,8 @@ def multiplicity(metrics: pd.DataFrame) -> list[str]:
     from scipy import stats
 
     cells = interval_cells(metrics)
+    if cells.empty:
+        return ["intervals on this page: none (one seed per cell)"]
     excluding = sum(interval_sign(lo, hi) != 0 for lo, hi in zip(cells.ci_low, cells.ci_high))
     seeds = sorted(cells.seeds.unique())
     quantiles = ", ".join(f"t = {stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1):.2f} for n = {n} ({n - 1} degrees of freedom)"
@@ -209,6 +220,8 @@ def marks(metrics: pd.DataFrame) -> list[str]:
     it still excludes zero with every interval of the page adjusted together (Bonferroni), else
     *isolated* (quoted, never read as an effect)."""
     cells = interval_cells(metrics)
+    if cells.empty:
+        return []
     adjusted = interval_cells(metrics, 1 - (1 - CONFIDENCE) / len(cells))
     cells = cells.assign(sign=[interval_sign(lo, hi) for lo, hi in zip(cells.ci_low, cells.ci_high)],
                          adjusted=[interval_sign(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)],
@@ -234,7 +247,8 @@ def half_widths(metrics: pd.DataFrame, columns=("B = 32", "B = 100", "B = 1000")
     if cells.empty:
         return []
     half = (cells.ci_high - cells.ci_low) / 2
-    return [f"half-width of the intervals against {DEFAULT_ESTIMATOR}, {', '.join(columns)}, every row but "
+    present = [c for c in _columns(cells.regime) if c in columns]  # name only the batch sizes the study has
+    return [f"half-width of the intervals against {DEFAULT_ESTIMATOR}, {', '.join(present)}, every row but "
             f"{', '.join(skip)}: {half.quantile(0.1):.4f}–{half.quantile(0.9):.4f} (10th–90th percentile of "
             f"{len(half)}), median {half.median():.4f}"]
 

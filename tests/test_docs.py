@@ -161,11 +161,33 @@ def test_estimator_tables_pair_each_estimator_with_the_default_ema_by_seed():
         column = header.index({"mini-b100": "B = 100", "mini-b8": "B = 8", "full-heldout": "full"}[regime])
         assert _row(paired, variant)[column] == cell
     assert _row(paired, "precise")[1].endswith("▲")
+    # of the middle batch sizes (32, 100, 1000) only B = 100 is in this study: the line names it alone
+    assert estimator_tables.half_widths(metrics)[0].startswith(
+        "half-width of the intervals against static-0.1, B = 100, every row but cma: ")
 
     accuracy = estimator_tables.accuracy_table(metrics)
     values = metrics[(metrics.regime == "full-heldout") & (metrics.estimator == "dmbn")].accuracy
     assert _row(accuracy, "dmbn")[3] == f"{values.mean():.3f} ± {values.std(ddof=1):.3f} (3)"
     assert [r.split("|")[1].strip() for r in accuracy.splitlines()[2:]] == ["static-0.1", "dmbn", "precise"]
+
+
+def test_estimator_tables_print_one_seed_as_its_value_with_no_spread_and_no_interval():
+    """A study published one seed at a time (small_batch_s1): each cell is that seed's number;
+    no "± nan", no "[nan, nan]", no interval counted, and the difference keeps its sign."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    import estimator_tables
+
+    accuracy = {"static-0.1": 0.634, "precise": 0.860}
+    metrics = pd.DataFrame([{"dataset": "d", "regime": "mini-b8", "arch": "mlp", "seed": 1, "estimator": estimator,
+                             "accuracy": value, "sensitivity": 0.5, "specificity": 0.5, "f1": 0.5}
+                            for estimator, value in accuracy.items()])
+    assert _row(estimator_tables.accuracy_table(metrics), "precise")[1] == "0.860 (1)"
+    assert _row(estimator_tables.paired_table(metrics), "precise")[1] == "+0.2260"  # 0.860 − 0.634 by hand
+    assert estimator_tables.multiplicity(metrics) == ["intervals on this page: none (one seed per cell)"]
+    assert estimator_tables.marks(metrics) == [] and estimator_tables.half_widths(metrics) == []
+    training = pd.DataFrame({"dataset": "d", "arch": "mlp", "epoch": 40, "train_loss": 0.4, "regime": "mini-b8",
+                             "seed": [1], "train_accuracy": [0.856]})
+    assert _row(estimator_tables.training_table(training), "mlp")[1] == "0.856 (1)"
 
 
 def test_estimator_tables_show_each_batch_sizes_last_epoch_train_accuracy():
