@@ -457,8 +457,52 @@ def test_the_separate_protocol_lines_recompute_by_hand():
     differences = [np.mean([0.0, -0.19, -0.03]), np.mean([0.0, 0.03, -0.19])]
     assert f"paired by replicate: {np.mean(differences):+.4f} [" in lines[2]
     assert lines[3].endswith("the thesis's 0.160 between neighbouring β: one network per β 2 of 2, the bank 0 of 2")
+    # falls beyond the bank's largest (0.01): seed 1 0.90 → 0.70, seed 2 0.82 → 0.60; thesis 0.86 → 0.70
+    assert lines[4].endswith("(0.0100), rows rounded to the thesis's 3 decimals: one network per β median 1 per "
+                             "replicate (range 1–1), the thesis's rows 1 of 2; replicates with as many as the thesis: 2 of 2")
     # medians: separate 0.85, 0.76, 0.725; bank 0.85, 0.84, 0.835; thesis 0.86, 0.70, 0.80
-    assert lines[4].endswith("below the median of one network per β: 1 of 3; below the bank's median: 2 of 3")
+    assert lines[5].endswith("below the median of one network per β: 1 of 3; below the bank's median: 2 of 3")
+
+
+def test_a_fall_the_thesis_could_not_print_is_not_counted():
+    """Falls are counted on rows rounded to the thesis's 3 decimals: 0.8504 → 0.8501 falls by
+    0.0003, more than the bank's 0.0001, but both print as 0.850."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from reproduction_tables import separate_protocol
+
+    separate = {1: [0.8504, 0.8501, 0.8600], 2: [0.8504, 0.8400, 0.8600]}  # seed 2: a fall of 0.0104, printed 0.010
+    bank = {1: [0.8500, 0.8499, 0.8600], 2: [0.8500, 0.8500, 0.8600]}      # largest fall 0.0001
+    side = pd.DataFrame([{"dataset": "fashion-mnist", "regime": "full", "arch": "mlp", "seed": seed, "beta": beta,
+                          "separate": separate[seed][i], "bank": bank[seed][i]}
+                         for seed in (1, 2) for i, beta in enumerate((0.1, 0.2, 0.3))])
+    paper = pd.DataFrame({"dataset": "FashionMNIST", "regime": "full", "variant": ["static-0.1", "static-0.2", "static-0.3"],
+                          "accuracy": [0.86, 0.85, 0.84]})  # two falls
+    line = [entry for entry in separate_protocol(side.assign(study="sep"), paper) if "rounded" in entry][0]
+    assert line.endswith("one network per β median 0.5 per replicate (range 0–1), the thesis's rows 2 of 2; "
+                         "replicates with as many as the thesis: 0 of 2")
+
+
+def test_the_separate_protocol_table_sets_each_beta_beside_the_bank_and_the_thesis():
+    """One row per β: the thesis's run, mean ± std (n) of each protocol, and the paired interval,
+    recomputed with numpy and scipy."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from reproduction_tables import separate_beside_bank
+
+    separate = {1: [0.90, 0.70], 2: [0.80, 0.82], 3: [0.85, 0.75]}
+    bank = {1: [0.88, 0.89], 2: [0.81, 0.80], 3: [0.84, 0.86]}
+    side = pd.DataFrame([{"dataset": "fashion-mnist", "regime": "full", "arch": "mlp", "seed": seed, "beta": beta,
+                          "separate": separate[seed][i], "bank": bank[seed][i]}
+                         for seed in (1, 2, 3) for i, beta in enumerate((0.1, 0.2))])
+    paper = pd.DataFrame({"dataset": "FashionMNIST", "regime": "full", "variant": ["static-0.1"], "accuracy": [0.802]})
+    table = separate_beside_bank(side, paper)
+    assert table.startswith("**FashionMNIST — ")
+    a, b = np.array([0.70, 0.82, 0.75]), np.array([0.89, 0.80, 0.86])
+    d = a - b
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert _row(table, "0.2") == ["0.2", "–", f"{a.mean():.3f} ± {a.std(ddof=1):.3f} (3)",
+                                  f"{b.mean():.3f} ± {b.std(ddof=1):.3f} (3)",
+                                  f"{d.mean():+.4f} [{d.mean() - half:+.4f}, {d.mean() + half:+.4f}]"]
+    assert _row(table, "0.1")[1] == "0.802"
 
 
 def test_the_separate_protocol_section_reads_the_published_comparison():
@@ -480,10 +524,12 @@ def test_the_separate_protocol_section_reads_the_published_comparison():
         folder.rmdir()
         folder.parent.rmdir()
     section = out.split("### The thesis's protocol, run: one network per β, study `_test_separate`")[1]
+    section, quoted = section.split("### Numbers quoted in the findings")
     # largest falls by hand: seed 1 → 0.01, seed 2 → 0.02 (one network per β); the bank 0.001 each
     line = ("`_test_separate`, digits, full batch, 2 replicates: largest fall between neighbouring β per "
             "replicate, one network per β median 0.0150 (max 0.0200), the bank's one network median 0.0010 (max 0.0010)")
-    assert line in section and line in out.split("### Numbers quoted in the findings")[1]
+    assert line in section and line not in quoted  # printed once, in its own section
+    assert _row(section, "0.1")[1] == "–"  # the thesis has no digits rows
     assert refused.returncode != 0 and "separate.csv breaks its schema" in refused.stderr
 
 
