@@ -544,8 +544,8 @@ def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
         beyond = _falls_beyond(separate.round(THESIS_DECIMALS), bank_max)
         theirs_beyond = int(_falls_beyond(static.to_frame().T, bank_max).iloc[0])
         lines.append(f"{where}: falls between neighbouring β larger than the bank's largest in any replicate "
-                     f"({bank_max:.4f}), rows rounded to the thesis's {THESIS_DECIMALS} decimals: one network per β median {beyond.median():g} per replicate (range "
-                     f"{beyond.min()}–{beyond.max()}), the thesis's rows {theirs_beyond} of {len(static) - 1}; "
+                     f"({bank_max:.4f}), rows rounded to the thesis's {THESIS_DECIMALS} decimals: one network per β median {beyond.median():g} of {len(static) - 1} "
+                     f"steps per replicate (range {beyond.min()}–{beyond.max()}), the thesis's rows {theirs_beyond} of {len(static) - 1}; "
                      f"replicates with as many as the thesis: {int((beyond >= theirs_beyond).sum())} of {n}")
         shared = static.index.intersection(separate.columns)
         below_separate = int((static[shared] < separate[shared].median()).sum())
@@ -583,55 +583,89 @@ def _falls_beyond(rows: pd.DataFrame, threshold: float) -> pd.Series:
     return ((-rows.diff(axis=1)) > threshold).sum(axis=1)
 
 
-def interval_count(metrics: pd.DataFrame, rounding: pd.DataFrame | None) -> int:
-    """How many intervals of a difference the page's tables show (paired and rounding)."""
-    paired_rows = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
-    shown = paired_rows.metric.isin(["accuracy", "f1"]).sum() + len(network_pairs(metrics, CONFIDENCE))
-    if rounding is not None:
-        shown += ((rounding.metric == "accuracy") & rounding.estimator.isin(NOISE_ESTIMATORS)).sum()
-    return int(shown)
+def separate_intervals(side: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """Every interval the thesis's-protocol section shows, as ``paired_comparisons`` rows: one
+    network per β − the bank at each β, their mean over β, and the largest fall's difference."""
+    rows = []
+    for (dataset, regime), at in side.groupby(["dataset", "regime"], sort=False):
+        separate = at.pivot_table(index="seed", columns="beta", values="separate").sort_index(axis=1)
+        bank = at.pivot_table(index="seed", columns="beta", values="bank").reindex_like(separate)
+        differences = {f"one network per β − bank, β = {beta:g}": (separate[beta] - bank[beta]).to_numpy()
+                       for beta in separate.columns}
+        differences["one network per β − bank, mean over β"] = (separate - bank).mean(axis=1).to_numpy()
+        differences["largest fall, one network per β − bank"] = (_largest_falls(separate) - _largest_falls(bank)).to_numpy()
+        for comparison, values in differences.items():
+            low, high = t_interval(values, confidence)
+            rows.append({"dataset": dataset, "regime": regime, "comparison": comparison, "metric": "accuracy",
+                         "mean_difference": values.mean(), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
 
 
-def multiplicity(metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None) -> list[str]:
-    """How many intervals the page reports, how many exclude zero, and how many would by chance."""
-    total = interval_count(metrics, rounding)
-    paired_rows = paired_comparisons(metrics, CONFIDENCE, PAGE_PAIRS)
-    paired_rows = pd.concat([paired_rows[paired_rows.metric.isin(["accuracy", "f1"])],
-                             network_pairs(metrics, CONFIDENCE)])
-    excluding = sum(interval_sign(lo, hi) != 0 for lo, hi in zip(paired_rows.ci_low, paired_rows.ci_high))
+def page_intervals(metrics: pd.DataFrame, confidence: float, rounding: pd.DataFrame | None = None,
+                   held: pd.DataFrame | None = None, separate: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every interval of a difference the page shows, at ``confidence``: the page's pairs
+    (accuracy and F1), BN − BN-BFN, rounding (at 95 % as its study computed them), the held-out
+    study's pairs and the thesis's protocol. ``study`` names which table each comes from."""
+    def pairs(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = paired_comparisons(frame, confidence, PAGE_PAIRS)
+        return rows[rows.metric.isin(["accuracy", "f1"])]
+
+    parts = [pairs(metrics).assign(study="main"), network_pairs(metrics, confidence).assign(study="main")]
     if rounding is not None:
         shown = rounding[(rounding.metric == "accuracy") & rounding.estimator.isin(NOISE_ESTIMATORS)]
-        excluding += sum(interval_sign(lo, hi) != 0 for lo, hi in zip(shown.ci_low, shown.ci_high))
+        parts.append(shown[["ci_low", "ci_high"]].assign(study="rounding", metric="rounding"))
+    if held is not None:
+        parts.append(pairs(held).assign(study="heldout"))
+    if separate is not None:
+        parts.append(separate_intervals(separate, confidence).assign(study="separate"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def multiplicity(metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None,
+                 held: pd.DataFrame | None = None, separate: pd.DataFrame | None = None) -> list[str]:
+    """How many intervals the page reports, how many exclude zero, and how many would by chance."""
+    rows = page_intervals(metrics, CONFIDENCE, rounding, held, separate)
+    total = len(rows)
+    excluding = sum(interval_sign(lo, hi) != 0 for lo, hi in zip(rows.ci_low, rows.ci_high))
+    shown = ["paired: accuracy and F1", "rounding" if rounding is not None else "",
+             "held out at more seeds" if held is not None else "", "the thesis's protocol" if separate is not None else ""]
     summary = with_variants(metrics).groupby(["dataset", "regime", "variant"]).accuracy.agg(["mean", "std", "count"])
     named = paper.assign(dataset=paper.dataset.map({v: k for k, v in paper_names().items()}))
     named = named.set_index(["dataset", "regime", "variant"]).accuracy
     both = summary.join(named.rename("thesis"), how="inner")
     low, high = prediction_interval(both["mean"], both["std"], both["count"], CONFIDENCE)
     outside = int(((both.thesis < low) | (both.thesis > high)).sum())
-    return [f"intervals of a difference on this page (paired: accuracy and F1; rounding): {total}, "
+    return [f"intervals of a difference on this page ({'; '.join(filter(None, shown))}): {total}, "
             f"{excluding} of {total} exclude zero; at 95 % with no difference anywhere, "
             f"about 1 in 20, i.e. {total / 20:.1f} of {total}, would by chance",
             f"thesis numbers set against our 95 % prediction interval: {len(both)}, {outside} of {len(both)} outside; "
             f"about {len(both) / 20:.1f} would be by chance if the thesis's runs were drawn like ours"]
 
 
-def marks(metrics: pd.DataFrame, rounding: pd.DataFrame | None) -> list[str]:
-    """Every accuracy interval of a page pair (and of BN − BN-BFN) that excludes zero, under the page's one rule: it
-    is *repeated* when the same comparison in the same regime excludes zero in the same direction
-    on the other data set, *survives adjustment* when it still excludes zero with every interval
-    of the page adjusted together (Bonferroni), else *isolated* (quoted, never read as an effect)."""
-    total = interval_count(metrics, rounding)
-    rows, adjusted = (pd.concat([paired_comparisons(metrics, level, PAGE_PAIRS), network_pairs(metrics, level)],
-                                ignore_index=True) for level in (CONFIDENCE, 1 - (1 - CONFIDENCE) / total))
+def marks(metrics: pd.DataFrame, rounding: pd.DataFrame | None, held: pd.DataFrame | None = None,
+          separate: pd.DataFrame | None = None) -> list[str]:
+    """Every accuracy interval of a difference that excludes zero, under the page's one rule: it
+    is *repeated* when the same comparison of the same table in the same regime excludes zero in
+    the same direction on the other data set (the held-out study at more seeds and the main study
+    count as one table: the first has one data set), *survives adjustment* when it still excludes zero
+    with every interval of the page adjusted together (Bonferroni), else *isolated* (quoted, never
+    read as an effect). Rounding's intervals measure noise, not an effect, and get no label."""
+    total = len(page_intervals(metrics, CONFIDENCE, rounding, held, separate))
+    rows, adjusted = (page_intervals(metrics, level, None, held, separate)
+                      for level in (CONFIDENCE, 1 - (1 - CONFIDENCE) / total))
     rows = rows.assign(sign=[interval_sign(lo, hi) for lo, hi in zip(rows.ci_low, rows.ci_high)],
                        adjusted=[interval_sign(lo, hi) for lo, hi in zip(adjusted.ci_low, adjusted.ci_high)])
     rows = rows[rows.metric == "accuracy"]
     lines = []
     for _, r in rows[rows.sign != 0].iterrows():
-        others = rows[(rows.comparison == r.comparison) & (rows.regime == r.regime) & (rows.dataset != r.dataset)]
+        # the held-out study (one data set, more seeds) and the main study repeat each other
+        tables = {"main", "heldout"} if r.study in ("main", "heldout") else {r.study}
+        others = rows[rows.study.isin(tables) & (rows.comparison == r.comparison) & (rows.regime == r.regime)
+                      & (rows.dataset != r.dataset)]
         verdict = mark_verdict(r.sign, others.sign, r.adjusted)
         mark = "▲" if r.sign > 0 else "▼"
-        lines.append(f"mark, {_name(r.dataset)}, {regime_label(r.regime)}, {r.comparison.replace(' - ', ' − ')}: "
+        table = {"main": "", "heldout": "held out at more seeds, ", "separate": "the thesis's protocol, "}[r.study]
+        lines.append(f"mark, {table}{_name(r.dataset)}, {regime_label(r.regime)}, {r.comparison.replace(' - ', ' − ')}: "
                      f"{r.mean_difference:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}] {mark} {verdict}")
     return lines
 
@@ -676,7 +710,8 @@ def shared_machine(studies: list[str]) -> list[str]:
 
 
 def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, rounding: pd.DataFrame | None,
-                   studies: list[str], held: pd.DataFrame | None = None) -> str:
+                   studies: list[str], held: pd.DataFrame | None = None,
+                   separate: pd.DataFrame | None = None) -> str:
     """The section "Numbers quoted in the findings": every line labelled with what it counts."""
     lines = estimator_spread(metrics) + like_for_like_networks(metrics) + per_seed_accuracy(metrics)
     lines += static_means_by_beta(metrics) + heldout_over_thesis_regime(metrics)
@@ -684,7 +719,8 @@ def quoted_numbers(study: Path, metrics: pd.DataFrame, paper: pd.DataFrame, roun
         lines += beta_star_shares(pd.read_csv(study / "summaries" / "beta_star.csv"))
         lines += esm_counts(pd.read_csv(study / "summaries" / "esm_last_epoch.csv"))
     lines += thesis_against_ours(metrics, paper) + thesis_largest_fall(metrics, paper) + separate_networks(metrics, paper)
-    lines += multiplicity(metrics, paper, rounding) + marks(metrics, rounding) + shared_machine(studies)
+    lines += multiplicity(metrics, paper, rounding, held, separate) + marks(metrics, rounding, held, separate)
+    lines += shared_machine(studies)
     if held is not None:
         lines += same_seeds(held, metrics) + heldout_at_more_seeds(held, metrics)
     return "\n".join(f"* {line}" for line in lines)  # the separate protocol's lines are in its own section
@@ -731,7 +767,7 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(f"* {line}" for line in separate_protocol(separate, pd.read_csv(PAPER))))
     print("\n### Numbers quoted in the findings\n")
     print(quoted_numbers(study, metrics, pd.read_csv(PAPER), rounding, list(filter(None, (args.study, args.rounding))),
-                         held))
+                         held, separate))
 
 
 if __name__ == "__main__":

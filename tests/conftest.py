@@ -19,6 +19,23 @@ from dmbn.data import RunData
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def generator_commands(page: str) -> list[list[str]]:
+    """The generator commands a page names in its splice markers (``docs/splice.py``), each as
+    [script under docs/, *arguments]: the page is the one place that says which studies it reads."""
+    import shlex
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs"))
+    from splice import BLOCK
+
+    commands = []
+    for block in BLOCK.finditer((ROOT / "docs" / page).read_text()):
+        python, script, *args = shlex.split(block["command"])
+        assert python == "python" and script.startswith("docs/"), block["command"]
+        commands.append([script.removeprefix("docs/"), *args])
+    return commands
+
+
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 from dmbn.readback import ReadbackError
 
-from conftest import ROOT
+from conftest import ROOT, generator_commands
 
 RESULTS = ROOT / "docs" / "results"
 PUBLISHED = RESULTS / "mlp"
@@ -25,8 +25,13 @@ def generate(*args: str) -> str:
 
 @pytest.mark.skipif(not PUBLISHED.exists(), reason="no published mlp study")
 def test_reproduction_page_shows_the_published_tables():
+    """The page's tables block is what the command in its marker prints now, and that command
+    reads the reproduction study with its rounding, held-out and separate-protocol studies."""
     page = (ROOT / "docs" / "REPRODUCTION.md").read_text()
-    assert generate(PUBLISHED.name, "--rounding", ROUNDING, "--heldout", "heldout_seeds").strip() in page
+    (command,) = generator_commands("REPRODUCTION.md")
+    assert command[:6] == ["reproduction_tables.py", PUBLISHED.name, "--rounding", ROUNDING, "--heldout", "heldout_seeds"]
+    assert command[6] == "--separate" and all(study.startswith("separate_") for study in command[7:])
+    assert generate(*command[1:]).strip() in page
 
 
 @pytest.mark.skipif(not PUBLISHED.exists(), reason="no published mlp study")
@@ -458,8 +463,8 @@ def test_the_separate_protocol_lines_recompute_by_hand():
     assert f"paired by replicate: {np.mean(differences):+.4f} [" in lines[2]
     assert lines[3].endswith("the thesis's 0.160 between neighbouring β: one network per β 2 of 2, the bank 0 of 2")
     # falls beyond the bank's largest (0.01): seed 1 0.90 → 0.70, seed 2 0.82 → 0.60; thesis 0.86 → 0.70
-    assert lines[4].endswith("(0.0100), rows rounded to the thesis's 3 decimals: one network per β median 1 per "
-                             "replicate (range 1–1), the thesis's rows 1 of 2; replicates with as many as the thesis: 2 of 2")
+    assert lines[4].endswith("(0.0100), rows rounded to the thesis's 3 decimals: one network per β median 1 of 2 "
+                             "steps per replicate (range 1–1), the thesis's rows 1 of 2; replicates with as many as the thesis: 2 of 2")
     # medians: separate 0.85, 0.76, 0.725; bank 0.85, 0.84, 0.835; thesis 0.86, 0.70, 0.80
     assert lines[5].endswith("below the median of one network per β: 1 of 3; below the bank's median: 2 of 3")
 
@@ -478,7 +483,7 @@ def test_a_fall_the_thesis_could_not_print_is_not_counted():
     paper = pd.DataFrame({"dataset": "FashionMNIST", "regime": "full", "variant": ["static-0.1", "static-0.2", "static-0.3"],
                           "accuracy": [0.86, 0.85, 0.84]})  # two falls
     line = [entry for entry in separate_protocol(side.assign(study="sep"), paper) if "rounded" in entry][0]
-    assert line.endswith("one network per β median 0.5 per replicate (range 0–1), the thesis's rows 2 of 2; "
+    assert line.endswith("one network per β median 0.5 of 2 steps per replicate (range 0–1), the thesis's rows 2 of 2; "
                          "replicates with as many as the thesis: 0 of 2")
 
 
@@ -602,3 +607,42 @@ def test_a_study_whose_every_run_shared_the_machine_says_so_instead_of_an_empty_
                         lambda: {"ours": cards((0, 20), (35, 45)), "other": cards((10, 30))})
     assert estimator_tables.cost("ours")[-1].startswith("median run that shared the machine with no other study: "
                                                         "B = 16: 600 s")
+
+
+def test_the_reproduction_pages_interval_count_takes_in_the_held_out_and_protocol_tables():
+    """The multiplicity line counts every interval the page shows, and a held-out mark at more
+    seeds is repeated by the main study's other data set (the rule's "other data set")."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from reproduction_tables import marks, page_intervals, separate_intervals
+
+    def runs(dataset: str, gain: dict[int, float], seeds=(1, 2, 3)) -> list[dict]:
+        rows = []
+        for seed in seeds:
+            for estimator in ("static-0.1", "dmbn", "static-0.9", "precise"):
+                accuracy = 0.8 + 0.01 * seed + (gain[seed] if estimator == "dmbn" else 0.0)
+                rows.append({"dataset": dataset, "regime": "full-heldout", "arch": "mlp", "seed": seed,
+                             "estimator": estimator, "accuracy": accuracy, "sensitivity": 0.5, "specificity": 0.5,
+                             "f1": accuracy})
+        return rows
+
+    metrics = pd.DataFrame(runs("mnist", {1: 0.010, 2: 0.011, 3: 0.012}) + runs("fashion-mnist", {1: 0.0, 2: 0.0, 3: 0.0}))
+    held = pd.DataFrame(runs("fashion-mnist", {1: 0.020, 2: 0.021, 3: 0.019, 4: 0.020}, seeds=(1, 2, 3, 4)))
+    side = pd.DataFrame([{"dataset": "fashion-mnist", "regime": "full", "arch": "mlp", "seed": seed, "beta": beta,
+                          "separate": 0.8 + 0.01 * seed - 0.001 * beta, "bank": 0.8 + 0.01 * seed} for seed in (1, 2, 3)
+                         for beta in (0.1, 0.2, 0.3)])
+    # 3 βs + their mean + the largest fall: 5 intervals; the mean over β of −0.001 β is −0.0002 in every replicate
+    protocol = separate_intervals(side, 0.95)
+    assert len(protocol) == 5
+    mean_row = protocol[protocol.comparison == "one network per β − bank, mean over β"].iloc[0]
+    assert np.isclose(mean_row.mean_difference, -0.0002) and np.isclose(mean_row.ci_low, -0.0002)
+    # the page's pairs give 4 comparisons × 2 metrics per data set: 16 + 8 held out + 5 protocol
+    assert len(page_intervals(metrics, 0.95, None, held, side)) == 16 + 8 + 5
+    lines = marks(metrics, None, held, side)
+    held_line = [line for line in lines if line.startswith("mark, held out at more seeds, FashionMNIST")
+                 and "dmbn − static-0.1" in line]
+    assert len(held_line) == 1 and held_line[0].endswith("▲ repeated")
+    # MNIST's mark is repeated by the held-out study too (the main study's FashionMNIST gain is zero: no interval)
+    mnist = [line for line in lines if line.startswith("mark, MNIST") and "dmbn − static-0.1" in line]
+    assert len(mnist) == 1 and mnist[0].endswith("▲ repeated")
+    # without the held-out study nothing repeats MNIST's mark, and it is not strong enough to survive adjustment
+    assert not [line for line in marks(metrics, None) if "dmbn − static-0.1" in line and line.endswith("repeated")]

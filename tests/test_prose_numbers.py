@@ -40,15 +40,14 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, generator_commands
 
 DOCS = ROOT / "docs"
 # page -> (its generator commands, where its findings start, where they end): the sections read
 # are the findings and the paragraphs whose numbers describe the study's own files (cost,
 # statistics). A page quoting two studies has a command for each; a number must be printed by one.
 PAGES = {
-    "REPRODUCTION.md": ([["reproduction_tables.py", "mlp", "--rounding", "mlp_threads", "--heldout", "heldout_seeds"]],
-                        "## What we find", "## The tables"),
+    "REPRODUCTION.md": (generator_commands("REPRODUCTION.md"), "## What we find", "## The tables"),
     # finding 2's separating rows ran in the shift study (its clean test set)
     "ESTIMATORS.md": ([["estimator_tables.py", "batch_sweep"], ["estimator_tables.py", "shift"]],
                       "**Statistics.**", "**Figures**"),
