@@ -64,15 +64,21 @@ def _columns(regimes) -> list[str]:
 
 
 def training_table(training: pd.DataFrame) -> str:
-    """Train accuracy (train mode, running over the last epoch) at each batch size, one row per
-    architecture: mean ± std, min–max (n seeds) — an estimator can only be as good as the weights
-    it is given. The members of a run (the separate protocol's βs) share its trajectory, so a seed
-    counts once."""
-    per_seed = training.groupby(["arch", "regime", "seed"]).train_accuracy.mean().reset_index()
-    cells = per_seed.groupby(["arch", "regime"]).train_accuracy.agg(["mean", "std", "min", "max", "count"]).reset_index()
-    cells["cell"] = [f"{_mean_with_std(c['mean'], c['std'], c['count'])}, {c['min']:.3f}–{c['max']:.3f} ({c['count']:.0f})"
-                     if c["count"] > 1 else _mean_with_std(c["mean"], c["std"], 1) + " (1)" for _, c in cells.iterrows()]
-    return _wide(cells, "arch", "train accuracy (last epoch)")
+    """Train accuracy and train loss (train mode, running over the last epoch) at each batch size,
+    two rows per architecture: mean ± std, min–max (n seeds) — an estimator can only be as good as
+    the weights it is given, and the loss says whether training had converged. The members of a
+    run (the separate protocol's βs) share its trajectory, so a seed counts once."""
+    per_seed = training.groupby(["arch", "regime", "seed"])[["train_accuracy", "train_loss"]].mean().reset_index()
+    parts = []
+    for column, what in (("train_accuracy", "train accuracy"), ("train_loss", "train loss")):
+        cells = per_seed.groupby(["arch", "regime"])[column].agg(["mean", "std", "min", "max", "count"]).reset_index()
+        cells["cell"] = [f"{_mean_with_std(c['mean'], c['std'], c['count'])}, {c['min']:.3f}–{c['max']:.3f} "
+                         f"({c['count']:.0f})" if c["count"] > 1 else f"{c['mean']:.3f} (1)" for _, c in cells.iterrows()]
+        parts.append(cells.assign(arch=cells.arch + ", " + what))
+    cells = pd.concat(parts, ignore_index=True)
+    order = [f"{arch}, {what}" for arch in present_order(per_seed.arch.unique())
+             for what in ("train accuracy", "train loss")]
+    return _wide(cells, "arch", "last epoch (train mode)", order=order)
 
 
 def family(arch: str) -> str:

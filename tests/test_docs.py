@@ -192,14 +192,16 @@ def test_estimator_tables_print_one_seed_as_its_value_with_no_spread_and_no_inte
     assert estimator_tables.marks(metrics) == [] and estimator_tables.half_widths(metrics) == []
     training = pd.DataFrame({"dataset": "d", "arch": "mlp", "epoch": 40, "train_loss": 0.4, "regime": "mini-b8",
                              "seed": [1], "train_accuracy": [0.856]})
-    assert _row(estimator_tables.training_table(training), "mlp")[1] == "0.856 (1)"
+    assert _row(estimator_tables.training_table(training), "mlp, train accuracy")[1] == "0.856 (1)"
+    assert _row(estimator_tables.training_table(training), "mlp, train loss")[1] == "0.400 (1)"
 
 
 def test_estimator_tables_show_each_batch_sizes_last_epoch_train_accuracy():
     sys.path.insert(0, str(ROOT / "docs"))
     import estimator_tables
 
-    training = pd.DataFrame({"dataset": "d", "arch": "mlp", "epoch": 20, "train_loss": 0.1,
+    training = pd.DataFrame({"dataset": "d", "arch": "mlp", "epoch": 20,
+                             "train_loss": [0.3, 0.2, 0.1, 1.0, 0.9, 0.8],
                              "regime": ["mini-b8"] * 3 + ["full-heldout"] * 3, "seed": [1, 2, 3] * 2,
                              "train_accuracy": [0.91, 0.95, 0.99, 0.5, 0.6, 0.85]})
     # the separate protocol: two members per seed share one trajectory, so each seed counts once
@@ -208,8 +210,10 @@ def test_estimator_tables_show_each_batch_sizes_last_epoch_train_accuracy():
     header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
     assert header[1:] == ["B = 8", "full"]
     # B = 8: mean 0.95, std 0.04; full: mean 0.65, sample std sqrt(((.15)^2 + (.05)^2 + (.2)^2) / 2) = 0.1803
-    assert _row(table, "mlp")[1:] == ["0.950 ± 0.040, 0.910–0.990 (3)",
-                                                             "0.650 ± 0.180, 0.500–0.850 (3)"]
+    assert _row(table, "mlp, train accuracy")[1:] == ["0.950 ± 0.040, 0.910–0.990 (3)",
+                                                      "0.650 ± 0.180, 0.500–0.850 (3)"]
+    # the loss: means 0.2 and 0.9, sample std 0.1 each
+    assert _row(table, "mlp, train loss")[1:] == ["0.200 ± 0.100, 0.100–0.300 (3)", "0.900 ± 0.100, 0.800–1.000 (3)"]
 
 
 def test_estimator_tables_answer_the_reviewers_questions_by_seed():
@@ -312,10 +316,17 @@ def test_estimator_tables_read_a_study_published_in_parts_as_one(tmp_path, monke
 
 
 @pytest.mark.skipif(not (RESULTS / "batch_sweep").exists(), reason="batch_sweep not published yet")
-def test_estimators_page_shows_the_published_sweep_tables():
-    out = subprocess.run([sys.executable, str(ROOT / "docs" / "estimator_tables.py"), "batch_sweep"],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.strip() in (ROOT / "docs" / "ESTIMATORS.md").read_text()
+def test_estimators_page_shows_the_published_sweep_and_small_batch_tables():
+    """Each generated block of the page is what the command in its marker prints now: the sweep's
+    tables, then the small-batch study's parts read as one."""
+    commands = generator_commands("ESTIMATORS.md")
+    assert commands[0] == ["estimator_tables.py", "batch_sweep"]
+    assert [study.rsplit("_s", 1)[0] for study in commands[1][1:]] == ["small_batch"] * (len(commands[1]) - 1)
+    page = (ROOT / "docs" / "ESTIMATORS.md").read_text()
+    for script, *args in commands:
+        out = subprocess.run([sys.executable, str(ROOT / "docs" / script), *args],
+                             capture_output=True, text=True, check=True).stdout
+        assert out.strip() in page, args
 
 
 HELDOUT = RESULTS / "heldout_seeds"
