@@ -59,14 +59,8 @@ PAGES = {
                  "shift"]], "## Findings", "## The numbers"),
 }
 # Quoted measurements whose source is a file the project does not publish; the page says so.
-EXEMPT = {
-    "ESTIMATORS.md": (
-        # one run's statistics.pt (seed 2), which docs/results does not hold; issue #27 item 1
-        # adds per-run rows that will replace this check with published numbers
-        "0.85–0.93 in BN layers 5, 10 and 20 at B = 8, 0.91–0.96 at B = 16 and 0.98–1.00 at B = 100 and 1000",
-        "the moment EMA's: 0.88–0.89, 0.94, 0.99–1.00",
-    ),
-}
+EXEMPT: dict[str, tuple[str, ...]] = {}  # none left: ESTIMATORS' one-run ratios gave way to published rows
+
 
 SIGNED = r"[+\-]?"
 NUMBER = r"[+\-]?\d+(?:\.\d+)?"
