@@ -559,16 +559,17 @@ def separate_beside_bank(side: pd.DataFrame, paper: pd.DataFrame) -> str:
     """The thesis's protocol per β, side by side with the bank's rows: the thesis's single run,
     one network per β and the bank (mean ± std over replicates, n), and one network per β − the
     bank, paired by replicate (95 % CI) — the seed spread of each β, not a median over them."""
+    intervals = separate_intervals(side, CONFIDENCE).set_index(["dataset", "regime", "comparison"])
     parts = []
     for (dataset, regime), rows in side.groupby(["dataset", "regime"], sort=False):
         thesis = _thesis_static(paper, dataset, regime)
         table = []
         for beta, at in rows.groupby("beta"):
-            low, high = t_interval((at.separate - at.bank).to_numpy(), CONFIDENCE)
+            d = intervals.loc[(dataset, regime, _per_beta(beta))]
             table.append({"β": f"{beta:g}", "thesis": f"{thesis[beta]:.3f}" if beta in thesis.index else "–",
                           "one network per β": f"{_mean_std(at.separate)} ({len(at)})",
                           "bank": f"{_mean_std(at.bank)} ({len(at)})",
-                          "one network per β − bank": f"{(at.separate - at.bank).mean():+.4f} [{low:+.4f}, {high:+.4f}]"})
+                          "one network per β − bank": f"{d.mean_difference:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]"})
         parts.append(f"**{paper_names().get(dataset, dataset)} — {regime_label(regime)}**\n\n"
                      + pd.DataFrame(table).to_markdown(index=False, disable_numparse=True))
     return "\n\n".join(parts)
@@ -583,6 +584,10 @@ def _falls_beyond(rows: pd.DataFrame, threshold: float) -> pd.Series:
     return ((-rows.diff(axis=1)) > threshold).sum(axis=1)
 
 
+def _per_beta(beta: float) -> str:
+    return f"one network per β − bank, β = {beta:g}"
+
+
 def separate_intervals(side: pd.DataFrame, confidence: float) -> pd.DataFrame:
     """Every interval the thesis's-protocol section shows, as ``paired_comparisons`` rows: one
     network per β − the bank at each β, their mean over β, and the largest fall's difference."""
@@ -590,8 +595,7 @@ def separate_intervals(side: pd.DataFrame, confidence: float) -> pd.DataFrame:
     for (dataset, regime), at in side.groupby(["dataset", "regime"], sort=False):
         separate = at.pivot_table(index="seed", columns="beta", values="separate").sort_index(axis=1)
         bank = at.pivot_table(index="seed", columns="beta", values="bank").reindex_like(separate)
-        differences = {f"one network per β − bank, β = {beta:g}": (separate[beta] - bank[beta]).to_numpy()
-                       for beta in separate.columns}
+        differences = {_per_beta(beta): (separate[beta] - bank[beta]).to_numpy() for beta in separate.columns}
         differences["one network per β − bank, mean over β"] = (separate - bank).mean(axis=1).to_numpy()
         differences["largest fall, one network per β − bank"] = (_largest_falls(separate) - _largest_falls(bank)).to_numpy()
         for comparison, values in differences.items():
