@@ -63,22 +63,33 @@ def _columns(regimes) -> list[str]:
     return list(dict.fromkeys(batch_column(r) for r in ordered))
 
 
-def training_table(training: pd.DataFrame) -> str:
-    """Train accuracy and train loss (train mode, running over the last epoch) at each batch size,
-    two rows per architecture: mean ± std, min–max (n seeds) — an estimator can only be as good as
-    the weights it is given, and the loss says whether training had converged. The members of a
-    run (the separate protocol's βs) share its trajectory, so a seed counts once."""
-    per_seed = training.groupby(["arch", "regime", "seed"])[["train_accuracy", "train_loss"]].mean().reset_index()
+CRITERION = "esm_accuracy_recalibrated"  # the lr sweep's criterion (docs/lr_sweep.py): the ESM set, never the test set
+TRAINING_ROWS = (("train_accuracy", "train accuracy"), ("train_loss", "train loss"),
+                 (CRITERION, "ESM-set accuracy, recalibrated"))
+
+
+def training_table(training: pd.DataFrame, curves: pd.DataFrame | None = None) -> str:
+    """How well the networks trained at each batch size, rows per architecture: train accuracy and
+    train loss (train mode, running over the last epoch), and where a study publishes its
+    training curves the ESM-set accuracy with recalibrated statistics at the last epoch (the lr
+    sweep's criterion: train mode's loss at a small batch carries its batch statistics' noise);
+    mean ± std, min–max (n seeds). An estimator can only be as good as the weights it is given.
+    The members of a run (the separate protocol's βs) share its trajectory, so a seed counts once."""
+    keys = ["arch", "regime", "seed"]
+    per_seed = training.groupby(keys)[["train_accuracy", "train_loss"]].mean().reset_index()
+    if curves is not None and CRITERION in curves:
+        last = curves[curves.epoch == curves.groupby(keys + ["member"]).epoch.transform("max")]
+        per_seed = per_seed.merge(last.groupby(keys)[CRITERION].mean().reset_index(), on=keys, how="left")
     parts = []
-    for column, what in (("train_accuracy", "train accuracy"), ("train_loss", "train loss")):
+    for column, what in (row for row in TRAINING_ROWS if row[0] in per_seed):
         cells = per_seed.groupby(["arch", "regime"])[column].agg(["mean", "std", "min", "max", "count"]).reset_index()
+        cells = cells[cells["count"] > 0]
         cells["cell"] = [f"{_mean_with_std(c['mean'], c['std'], c['count'])}, {c['min']:.3f}–{c['max']:.3f} "
                          f"({c['count']:.0f})" if c["count"] > 1 else f"{c['mean']:.3f} (1)" for _, c in cells.iterrows()]
         parts.append(cells.assign(arch=cells.arch + ", " + what))
     cells = pd.concat(parts, ignore_index=True)
-    order = [f"{arch}, {what}" for arch in present_order(per_seed.arch.unique())
-             for what in ("train accuracy", "train loss")]
-    return _wide(cells, "arch", "last epoch (train mode)", order=order)
+    order = [f"{arch}, {what}" for arch in present_order(per_seed.arch.unique()) for _, what in TRAINING_ROWS]
+    return _wide(cells, "arch", "last epoch", order=order)
 
 
 def family(arch: str) -> str:
@@ -414,8 +425,8 @@ def main(argv: list[str] | None = None) -> None:
     metrics = joint(studies, "metrics.csv")
     if metrics is None:
         raise SystemExit(f"no metrics.csv in {', '.join(map(str, studies))}")
-    training, beta_star, esm, spread = (_summary(studies, n) for n in ("training_last_epoch", "beta_star",
-                                                                        "esm_last_epoch", "precise_spread"))
+    training, curves, beta_star, esm, spread = (_summary(studies, n) for n in (
+        "training_last_epoch", "training_curves", "beta_star", "esm_last_epoch", "precise_spread"))
     for (dataset, arch), runs in metrics.groupby(["dataset", metrics.arch.map(family)], sort=False):
         def of(frame: pd.DataFrame, archs=(arch,)) -> pd.DataFrame:
             return frame[(frame.dataset == dataset) & frame.arch.isin(archs)]
@@ -423,7 +434,7 @@ def main(argv: list[str] | None = None) -> None:
         if training is not None:
             archs = [a for a in training.arch.unique() if family(a) == arch]
             _section(f"{dataset}, {arch}: how well the network trained at each batch size",
-                     training_table(of(training, archs)))
+                     training_table(of(training, archs), None if curves is None else of(curves, archs)))
         _section(f"{dataset}, {arch}: test accuracy against batch size (mean ± std, n seeds)",
                  accuracy_table(runs))
         _section(f"{dataset}, {arch}: minus the default EMA, paired by seed (95 % CI; "

@@ -214,6 +214,14 @@ def test_estimator_tables_show_each_batch_sizes_last_epoch_train_accuracy():
                                                       "0.650 ± 0.180, 0.500–0.850 (3)"]
     # the loss: means 0.2 and 0.9, sample std 0.1 each
     assert _row(table, "mlp, train loss")[1:] == ["0.200 ± 0.100, 0.100–0.300 (3)", "0.900 ± 0.100, 0.800–1.000 (3)"]
+    assert "ESM-set accuracy" not in table  # no curves published (batch_sweep): no criterion row
+
+    # with curves: the last epoch's ESM-set accuracy with recalibrated statistics, the earlier epoch ignored
+    curves = pd.DataFrame({"dataset": "d", "arch": "mlp", "regime": "mini-b8", "member": "bank",
+                           "seed": [1, 1, 2, 2, 3, 3], "epoch": [1, 2] * 3,
+                           "esm_accuracy_recalibrated": [0.1, 0.80, 0.1, 0.84, 0.1, 0.88]})
+    row = _row(estimator_tables.training_table(training, curves), "mlp, ESM-set accuracy, recalibrated")
+    assert row[1:] == ["0.840 ± 0.040, 0.800–0.880 (3)", "–"]  # full batch has no curves here
 
 
 def test_estimator_tables_answer_the_reviewers_questions_by_seed():
