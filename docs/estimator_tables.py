@@ -280,7 +280,11 @@ def bessel_factors(metrics: pd.DataFrame) -> list[str]:
 
 def seeds_above(metrics: pd.DataFrame) -> list[str]:
     """Per ``SEPARATING`` pair and batch size, in how many seeds a's test accuracy is above b's
-    (a sign test's count, beside the paired interval, which 3 seeds make wide)."""
+    (a sign test's count, beside the paired interval, which few seeds make wide), and over every
+    network of the study (each seed at each batch size is its own training): the count and the
+    one-sided sign test against 1/2 (no difference: either row above with probability 1/2)."""
+    from scipy.stats import binomtest
+
     lines = []
     for a, b in SEPARATING:
         if not {a, b} <= set(metrics.estimator):
@@ -290,7 +294,10 @@ def seeds_above(metrics: pd.DataFrame) -> list[str]:
         regimes = sorted(set(wide.index.get_level_values("regime")), key=regime_rank, reverse=True)
         counts = [f"{batch_column(r)}: {int((wide.loc[r, a] > wide.loc[r, b]).sum())} of {len(wide.loc[r])}"
                   for r in regimes]
-        lines.append(f"seeds in which {a} is above {b}: " + ", ".join(counts))
+        above, networks = int((wide[a] > wide[b]).sum()), len(wide)
+        p = binomtest(above, networks, 0.5, alternative="greater").pvalue
+        lines.append(f"seeds in which {a} is above {b}: " + ", ".join(counts)
+                     + f"; every network (seed × batch size): {above} of {networks}, one-sided sign test p = {p:.2g}")
     return lines
 
 

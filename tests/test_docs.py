@@ -432,9 +432,11 @@ def test_the_separating_rows_are_counted_seed_by_seed_per_batch_size():
                              "estimator": estimator, "accuracy": values[seed - 1]}
                             for (regime, estimator), values in accuracy.items() for seed in (1, 2, 3)
                             if values[seed - 1] is not None])
-    # B = 16: 0.85 > 0.80, 0.87 > 0.70, 0.78 < 0.79 -> 2 of 3; B = 100: seed 3 lacks static-0.1 -> 1 of 2
+    # B = 16: 0.85 > 0.80, 0.87 > 0.70, 0.78 < 0.79 -> 2 of 3; B = 100: seed 3 lacks static-0.1 -> 1 of 2;
+    # every network: 3 of 5, P(X ≥ 3 | 5, 1/2) = (10 + 5 + 1) / 32 = 0.5
     assert estimator_tables.seeds_above(metrics) == [
-        "seeds in which static-biased-0.1 is above static-0.1: B = 16: 2 of 3, B = 100: 1 of 2"]
+        "seeds in which static-biased-0.1 is above static-0.1: B = 16: 2 of 3, B = 100: 1 of 2; "
+        "every network (seed × batch size): 3 of 5, one-sided sign test p = 0.5"]
 
 
 def test_the_overlap_lines_name_only_studies_that_ran_within_the_pages_studies_span(monkeypatch):
