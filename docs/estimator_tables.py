@@ -29,6 +29,7 @@ from dmbn.names import (BATCH_FREE_ARCHS, DEFAULT_ESTIMATOR, FULL_BATCH_REGIMES,
                         family_batch_size, is_estimator_name, regime_rank)
 from dmbn.tables import interval_sign, mark_verdict, paired_comparisons, present_order, with_variants  # noqa: E402
 from dmbn.readback import read_parts  # noqa: E402
+from lr_sweep import CRITERION  # noqa: E402  (the lr sweep's criterion: the ESM set, never the test set)
 
 CONFIDENCE = 0.95
 # The reviewer's questions (issue #14), each a paired difference a − b: does choosing β* need
@@ -63,7 +64,6 @@ def _columns(regimes) -> list[str]:
     return list(dict.fromkeys(batch_column(r) for r in ordered))
 
 
-CRITERION = "esm_accuracy_recalibrated"  # the lr sweep's criterion (docs/lr_sweep.py): the ESM set, never the test set
 TRAINING_ROWS = (("train_accuracy", "train accuracy"), ("train_loss", "train loss"),
                  (CRITERION, "ESM-set accuracy, recalibrated"))
 
@@ -84,8 +84,9 @@ def training_table(training: pd.DataFrame, curves: pd.DataFrame | None = None) -
     for column, what in (row for row in TRAINING_ROWS if row[0] in per_seed):
         cells = per_seed.groupby(["arch", "regime"])[column].agg(["mean", "std", "min", "max", "count"]).reset_index()
         cells = cells[cells["count"] > 0]
-        cells["cell"] = [f"{_mean_with_std(c['mean'], c['std'], c['count'])}, {c['min']:.3f}–{c['max']:.3f} "
-                         f"({c['count']:.0f})" if c["count"] > 1 else f"{c['mean']:.3f} (1)" for _, c in cells.iterrows()]
+        cells["cell"] = [_mean_with_std(c["mean"], c["std"], c["count"])
+                         + (f", {c['min']:.3f}–{c['max']:.3f}" if c["count"] > 1 else "") + f" ({c['count']:.0f})"
+                         for _, c in cells.iterrows()]
         parts.append(cells.assign(arch=cells.arch + ", " + what))
     cells = pd.concat(parts, ignore_index=True)
     order = [f"{arch}, {what}" for arch in present_order(per_seed.arch.unique()) for _, what in TRAINING_ROWS]
