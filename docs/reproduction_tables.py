@@ -528,9 +528,9 @@ def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
         lines.append(f"{where}: one β's std over replicates, median over β: one network per β "
                      f"{separate.std().median():.4f}, the bank {bank.std().median():.4f}")
         per_replicate = (separate - bank).mean(axis=1).to_numpy()
-        low, high = t_interval(per_replicate, CONFIDENCE)
+        loss_low, loss_high = t_interval(per_replicate, CONFIDENCE)
         lines.append(f"{where}: one network per β − the bank's static rows, mean over β, paired by replicate: "
-                     f"{per_replicate.mean():+.4f} [{low:+.4f}, {high:+.4f}]")
+                     f"{per_replicate.mean():+.4f} [{loss_low:+.4f}, {loss_high:+.4f}]")
         static = _thesis_static(paper, dataset, regime)
         if static.empty:
             continue
@@ -552,6 +552,12 @@ def separate_protocol(side: pd.DataFrame, paper: pd.DataFrame) -> list[str]:
         below_bank = int((static[shared] < bank[shared].median()).sum())
         lines.append(f"{where}: thesis's static rows below the median of one network per β: {below_separate} of "
                      f"{len(shared)}; below the bank's median: {below_bank} of {len(shared)}")
+        # what the protocol would have to cost on average to explain the thesis's rows: their mean
+        # distance from the bank's means, against the interval of one network per β − the bank
+        shortfall = (static[shared] - bank[shared].mean()).mean()
+        place = "below" if shortfall < loss_low else "above" if shortfall > loss_high else "inside"
+        lines.append(f"{where}: thesis's static rows − the bank's mean, mean over β: {shortfall:+.4f}, {place} the "
+                     f"interval of one network per β − the bank ([{loss_low:+.4f}, {loss_high:+.4f}])")
     return lines
 
 

@@ -488,6 +488,31 @@ def test_the_separate_protocol_lines_recompute_by_hand():
                              "steps per replicate (range 1–1), the thesis's rows 1 of 2; replicates with as many as the thesis: 2 of 2")
     # medians: separate 0.85, 0.76, 0.725; bank 0.85, 0.84, 0.835; thesis 0.86, 0.70, 0.80
     assert lines[5].endswith("below the median of one network per β: 1 of 3; below the bank's median: 2 of 3")
+    # thesis − the bank's means: 0.86 − 0.85, 0.70 − 0.84, 0.80 − 0.835, averaged
+    shortfall = np.mean([0.86 - 0.85, 0.70 - 0.84, 0.80 - 0.835])
+    low, high = np.mean(differences) + np.array([-1, 1]) * stats.t.ppf(0.975, 1) * stats.sem(differences)
+    assert lines[6].startswith(f"`sep`, FashionMNIST, full batch: thesis's static rows − the bank's mean, mean over β: {shortfall:+.4f}, ")
+    assert low < shortfall < high  # by hand: -0.055 inside [-0.190, +0.064]
+    assert lines[6].endswith(f"inside the interval of one network per β − the bank ([{low:+.4f}, {high:+.4f}])")
+
+
+def test_a_thesis_far_below_what_the_protocol_costs_is_placed_below_its_interval():
+    """One network per β within ±0.001 of the bank, the thesis 0.05 below the bank's means: the
+    protocol's cost cannot explain it."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from reproduction_tables import separate_protocol
+
+    bank = {1: [0.85, 0.86, 0.87], 2: [0.84, 0.85, 0.86], 3: [0.86, 0.87, 0.88]}
+    offset = {1: 0.001, 2: -0.001, 3: 0.0}
+    side = pd.DataFrame([{"dataset": "mnist", "regime": "full", "arch": "mlp", "seed": seed, "beta": beta,
+                          "separate": bank[seed][i] + offset[seed], "bank": bank[seed][i]}
+                         for seed in (1, 2, 3) for i, beta in enumerate((0.1, 0.2, 0.3))])
+    paper = pd.DataFrame({"dataset": "MNIST", "regime": "full", "variant": ["static-0.1", "static-0.2", "static-0.3"],
+                          "accuracy": [0.80, 0.81, 0.82]})  # the bank's means 0.85, 0.86, 0.87: 0.05 below each
+    line = separate_protocol(side.assign(study="sep"), paper)[-1]
+    half = stats.t.ppf(0.975, 2) * stats.sem([0.001, -0.001, 0.0])
+    assert line == ("`sep`, MNIST, full batch: thesis's static rows − the bank's mean, mean over β: -0.0500, below the "
+                    f"interval of one network per β − the bank ([{-half:+.4f}, {half:+.4f}])")
 
 
 def test_a_fall_the_thesis_could_not_print_is_not_counted():
